@@ -1,0 +1,140 @@
+// The normalised configuration every other package consumes. Keys are camelCase,
+// durations are milliseconds, paths are absolute, regexes are compiled. The YAML
+// (snake_case) shape lives in schema.ts; load.ts turns one into the other.
+
+export type SameSite = 'Strict' | 'Lax' | 'None'
+export type FallbackMode = 'maintenance' | 'route_to_available'
+export type IdleAction = 'suspend' | 'stop'
+export type StartMode = 'lazy' | 'eager'
+
+export interface ListenAddress {
+  host: string
+  port: number
+}
+
+export interface IdleConfig {
+  action: IdleAction
+  timeoutMs: number
+  apiSocket: string
+}
+
+export interface ServerConfig {
+  listen: ListenAddress
+  /** Absolute path of the static files folder. */
+  publicDir: string
+  /** Absolute path of the configured maintenance page, or null (server falls back to <publicDir>/503.html, then a built-in page). */
+  maintenancePage: string | null
+  /** Path answered 200 by Navigator itself, or null. */
+  healthCheck: string | null
+  idle: IdleConfig | null
+  shutdownTimeoutMs: number
+}
+
+export interface RewriteRule {
+  pattern: RegExp
+  rewrite: string
+}
+
+export type ReplayTarget =
+  | { kind: 'region', regions: string[] }
+  | { kind: 'app', app: string }
+  | { kind: 'machine', machine: string }
+
+export interface ReplayRule {
+  /** Compiled from `path`, matched on the original request path. */
+  path: RegExp
+  target: ReplayTarget
+  status: number
+  /** Upper-case method names, or null for every method. */
+  methods: string[] | null
+}
+
+export interface StickySessionsConfig {
+  enabled: boolean
+  cookieName: string
+  cookieMaxAgeMs: number
+  cookieSecure: boolean
+  cookieHttpOnly: boolean
+  cookieSameSite: SameSite
+  cookiePath: string
+  paths: string[]
+  fallbackMode: FallbackMode
+  /** Signing secrets; the first signs, all verify. Empty = unsigned cookie. */
+  secrets: string[]
+  replayTimeoutMs: number
+  replayCache: boolean
+  /** machine id -> base URL (http://host:port) for static discovery and the direct proxy. */
+  peers: Record<string, string>
+}
+
+export interface RoutesConfig {
+  rewrites: RewriteRule[]
+  fly: {
+    replay: ReplayRule[]
+    stickySessions: StickySessionsConfig
+  }
+}
+
+/**
+ * Tenant `command`, `args` and `env` values keep their `${name}` references:
+ * the supervisor resolves them at spawn time from the tenant's `var`, then PORT,
+ * then the environment. The loader has already checked that every name resolves.
+ */
+export interface TenantConfig {
+  name: string
+  /** URL prefix, normalised without a trailing slash (except "/"). */
+  path: string
+  /** Absolute working directory (relative ones resolve against the config file's folder). */
+  workingDir: string
+  var: Record<string, string>
+  start: StartMode
+  env: Record<string, string>
+  /** Tenant-level override of applications.command / args, when given. */
+  command: string | null
+  args: string[] | null
+}
+
+export interface StandaloneServerConfig {
+  name: string
+  /** Pattern with the sticky path rules ("/cable", "/app/*", "*\/admin"). */
+  matchPath: string
+  command: string
+  args: string[]
+  workingDir: string
+  port: number
+  /** Fully substituted from the environment at load time. */
+  env: Record<string, string>
+}
+
+export interface ApplicationsConfig {
+  /** Raw values (with ${var} references) applied to every tenant. */
+  env: Record<string, string>
+  command: string
+  args: string[]
+  startPort: number
+  startupTimeoutMs: number
+  /** 0 = never stop an idle tenant. */
+  idleTimeoutMs: number
+  healthCheck: string
+  tenants: TenantConfig[]
+  standaloneServers: StandaloneServerConfig[]
+}
+
+export interface NavigatorConfig {
+  /** Absolute path of the file this came from, or null when parsed from a string. */
+  file: string | null
+  /** Folder relative paths resolve against. */
+  dir: string
+  server: ServerConfig
+  routes: RoutesConfig
+  applications: ApplicationsConfig
+}
+
+export interface ConfigProblem {
+  file: string
+  line: number
+  column: number
+  /** Dotted key path, e.g. "routes.fly.sticky_sessions.cookie_samesite" or "applications.tenants.0.path". */
+  path: string
+  message: string
+}
