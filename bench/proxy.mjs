@@ -1,0 +1,332 @@
+#!/usr/bin/env node
+// The hot-path benchmark of issue 6: every contender on loopback in front of the same
+// kind of upstream, the proxy under test pinned to one core, wrk and the upstreams
+// to the other, rounds interleaved (A B C ... A B C ...) after a warm-up.
+//
+//   node bench/proxy.mjs [--rounds 5] [--duration 5] [--connections 50] [--only a,b,...]
+//
+// Prints a markdown table (medians over the rounds) and writes bench/results/proxy-<time>.json.
+import { mkdtempSync, writeFileSync, mkdirSync, existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { execFileSync } from 'node:child_process'
+import {
+  ROOT, NAVIGATOR_BIN, PROXY_CORE, LOAD_CORE, freePort, waitForPort, spawnPinned, stopProcess,
+  processTree, cpuSeconds, memoryKiB, runWrk, median, machineDescription
+} from './lib.mjs'
+
+const { values: flags } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '5' },
+    duration: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '50' },
+    only: { type: 'string' }
+  }
+})
+const rounds = Number(flags.rounds)
+const duration = Number(flags.duration)
+const connections = Number(flags.connections)
+const work = mkdtempSync(join(tmpdir(), 'navigator-bench-'))
+const COOKIE = '_navigator_machine'
+
+function has (command) {
+  try { execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }); return true } catch { return false }
+}
+
+async function startUpstream (name) {
+  const port = await freePort()
+  const child = spawnPinned(LOAD_CORE, process.execPath, [join(ROOT, 'bench/upstream.mjs'), String(port), name])
+  await waitForPort(port)
+  return { port, child }
+}
+
+async function startNavigator ({ sticky, machineId, peers }) {
+  const port = await freePort()
+  const dir = mkdtempSync(join(work, 'nav-'))
+  const peerLines = Object.entries(peers ?? {}).map(([id, url]) => `        ${id}: ${url}`).join('\n')
+  const yaml = `server:
+  listen: ${port}
+routes:
+  fly:
+    sticky_sessions:
+      enabled: ${sticky}
+${peerLines ? `      peers:\n${peerLines}\n` : ''}applications:
+  command: taskset
+  args: ["-c", "${LOAD_CORE}", "${process.execPath}", "${join(ROOT, 'bench/upstream.mjs')}", "\${PORT}", "${machineId}"]
+  health_check: /up
+  tenants:
+    - name: app
+      path: /
+      start: eager
+`
+  writeFileSync(join(dir, 'navigator.yml'), yaml)
+  const child = spawnPinned(PROXY_CORE, process.execPath, [NAVIGATOR_BIN, join(dir, 'navigator.yml')], {
+    env: { FLY_MACHINE_ID: machineId, FLY_APP_NAME: 'bench', FLY_REGION: 'lcl', LOG_LEVEL: 'warn' }
+  })
+  await waitForPort(port)
+  // The first request starts nothing (eager tenant) but makes sure the tenant is ready.
+  for (let i = 0; i < 100; i++) {
+    const res = await fetch(`http://127.0.0.1:${port}/`).catch(() => null)
+    if (res?.ok) break
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return { port, child }
+}
+
+async function startHaproxy (m1, m2) {
+  const port = await freePort()
+  const file = join(work, 'haproxy.cfg')
+  writeFileSync(file, `global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:${port}
+  default_backend machines
+backend machines
+  cookie ${COOKIE} insert indirect nocache
+  server m1 127.0.0.1:${m1} cookie m1
+  server m2 127.0.0.1:${m2} cookie m2
+`)
+  const child = spawnPinned(PROXY_CORE, 'haproxy', ['-db', '-f', file])
+  await waitForPort(port)
+  return { port, child }
+}
+
+async function startNginx (m1, m2) {
+  const port = await freePort()
+  const dir = mkdtempSync(join(work, 'nginx-'))
+  writeFileSync(join(dir, 'nginx.conf'), `worker_processes 1;
+master_process off;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log stderr error;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  upstream m1 { server 127.0.0.1:${m1}; keepalive 128; }
+  upstream m2 { server 127.0.0.1:${m2}; keepalive 128; }
+  map $cookie_${COOKIE} $machine { m2 m2; default m1; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://$machine;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`)
+  const child = spawnPinned(PROXY_CORE, 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')])
+  await waitForPort(port)
+  return { port, child }
+}
+
+async function startCaddy (m1, m2) {
+  const port = await freePort()
+  const dir = mkdtempSync(join(work, 'caddy-'))
+  writeFileSync(join(dir, 'Caddyfile'), `{
+  admin off
+  auto_https off
+}
+http://127.0.0.1:${port} {
+  log {
+    output discard
+  }
+  reverse_proxy 127.0.0.1:${m1} 127.0.0.1:${m2} {
+    lb_policy cookie ${COOKIE}
+  }
+}
+`)
+  const child = spawnPinned(PROXY_CORE, 'caddy', ['run', '--adapter', 'caddyfile', '--config', join(dir, 'Caddyfile')], {
+    env: { GOMAXPROCS: '1', XDG_DATA_HOME: dir, XDG_CONFIG_HOME: dir, HOME: dir }
+  })
+  await waitForPort(port)
+  // Caddy's cookie is an HMAC of the upstream address: take the one it hands out.
+  const res = await fetch(`http://127.0.0.1:${port}/`)
+  const cookie = (res.headers.get('set-cookie') ?? '').split(';')[0]
+  return { port, child, cookie }
+}
+
+async function startNode (script, ...args) {
+  const port = await freePort()
+  const child = spawnPinned(PROXY_CORE, process.execPath, [join(ROOT, script), String(port), ...args.map(String)])
+  await waitForPort(port)
+  return { port, child }
+}
+
+const upstreams = { m1: await startUpstream('m1'), m2: await startUpstream('m2') }
+const m1 = upstreams.m1.port
+const m2 = upstreams.m2.port
+
+/** Each contender: a name, how to start it, the request wrk sends, and which pid is the proxy. */
+const contenders = [
+  {
+    name: 'navigator-sticky',
+    label: 'Navigator, sticky sessions (cookie for this Machine)',
+    start: async () => {
+      const second = await freePort()
+      return startNavigator({ sticky: true, machineId: 'm1', peers: { m1: 'http://127.0.0.1:1', m2: `http://127.0.0.1:${second}` } })
+    },
+    headers: () => [`Cookie: ${COOKIE}=m1`]
+  },
+  {
+    name: 'navigator-replay',
+    label: 'Navigator answering replays (cookie for another Machine)',
+    shares: 'navigator-sticky',
+    headers: () => [`Cookie: ${COOKIE}=m2`]
+  },
+  {
+    name: 'navigator-plain',
+    label: 'Navigator, sticky sessions off',
+    start: () => startNavigator({ sticky: false, machineId: 'm1' }),
+    headers: () => [`Cookie: ${COOKIE}=m1`]
+  },
+  {
+    name: 'fastify-reply-from',
+    label: 'minimal Fastify + @fastify/reply-from cookie proxy',
+    start: () => startNode('bench/contenders/fastify-reply-from.mjs', m1, m2),
+    headers: () => [`Cookie: ${COOKIE}=m1`]
+  },
+  {
+    name: 'fastify-bare',
+    label: 'bare Fastify route giving the replay answer (no proxying)',
+    start: () => startNode('bench/contenders/fastify-bare.mjs'),
+    headers: () => [`Cookie: ${COOKIE}=m2`]
+  },
+  {
+    name: 'haproxy',
+    label: 'HAProxy, cookie insert indirect nocache, 1 thread',
+    requires: 'haproxy',
+    start: () => startHaproxy(m1, m2),
+    headers: () => [`Cookie: ${COOKIE}=m1`]
+  },
+  {
+    name: 'nginx',
+    label: 'nginx, proxy_pass with upstream keepalive, 1 worker',
+    requires: 'nginx',
+    start: () => startNginx(m1, m2),
+    headers: () => [`Cookie: ${COOKIE}=m1`]
+  },
+  {
+    name: 'caddy',
+    label: 'Caddy, lb_policy cookie, GOMAXPROCS=1',
+    requires: 'caddy',
+    start: () => startCaddy(m1, m2),
+    headers: (instance) => [`Cookie: ${instance.cookie}`]
+  },
+  {
+    name: 'upstream-direct',
+    label: 'the upstream directly (no proxy)',
+    start: async () => ({ port: m1, child: upstreams.m1.child, shared: true }),
+    headers: () => []
+  }
+]
+
+const only = flags.only ? new Set(flags.only.split(',')) : null
+const selected = contenders.filter((c) => (!only || only.has(c.name)) && (!c.requires || has(c.requires)))
+for (const c of contenders) {
+  if (c.requires && !has(c.requires)) console.error(`skipping ${c.name}: ${c.requires} is not installed`)
+}
+
+const instances = new Map()
+for (const contender of selected) {
+  const owner = contender.shares ?? contender.name
+  if (!instances.has(owner)) {
+    const source = contenders.find((c) => c.name === owner)
+    instances.set(owner, await source.start())
+  }
+}
+
+const results = Object.fromEntries(selected.map((c) => [c.name, []]))
+
+async function measure (contender, seconds) {
+  const instance = instances.get(contender.shares ?? contender.name)
+  const pids = processTree(instance.child.pid).filter((pid) => pid !== instance.child.pid || true)
+  // The proxy's own CPU: its process tree minus the upstreams it supervises (pinned elsewhere).
+  const proxyPids = contender.name === 'upstream-direct' ? pids : proxyOnly(pids)
+  const before = cpuSeconds(proxyPids)
+  const run = await runWrk(`http://127.0.0.1:${instance.port}/app/page`, {
+    duration: seconds, connections, headers: contender.headers(instance)
+  })
+  const cpu = cpuSeconds(proxyPids) - before
+  const rssKiB = Math.max(...proxyPids.map((pid) => memoryKiB(pid, 'VmHWM')))
+  return { ...run, raw: undefined, cpuUsPerRequest: (cpu * 1e6) / run.requests, peakRssMiB: rssKiB / 1024 }
+}
+
+/** Drops the supervised upstream (a `taskset ... upstream.mjs` child) from a Navigator process tree. */
+function proxyOnly (pids) {
+  const [root, ...rest] = pids
+  const upstreamPids = new Set()
+  for (const pid of rest) {
+    try {
+      const cmd = execFileSync('cat', [`/proc/${pid}/cmdline`]).toString()
+      if (cmd.includes('upstream.mjs')) upstreamPids.add(pid)
+    } catch {}
+  }
+  return [root, ...rest.filter((pid) => !upstreamPids.has(pid))]
+}
+
+console.error(`warm-up: ${flags.warmup} s each`)
+for (const contender of selected) await measure(contender, Number(flags.warmup))
+for (let round = 1; round <= rounds; round++) {
+  for (const contender of selected) {
+    const figures = await measure(contender, duration)
+    results[contender.name].push(figures)
+    console.error(`round ${round} ${contender.name}: ${figures.rps.toFixed(0)} req/s, ${figures.cpuUsPerRequest.toFixed(1)} µs CPU/req, p50 ${figures.p50} ms, p99 ${figures.p99} ms, errors ${figures.errors}, non-2xx/3xx ${figures.non2xx3xx}`)
+  }
+}
+
+const summary = selected.map((c) => {
+  const runs = results[c.name]
+  return {
+    name: c.name,
+    label: c.label,
+    rps: median(runs.map((r) => r.rps)),
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    cpuUsPerRequest: median(runs.map((r) => r.cpuUsPerRequest)),
+    peakRssMiB: Math.max(...runs.map((r) => r.peakRssMiB)),
+    errors: runs.reduce((a, r) => a + r.errors + r.non2xx3xx, 0)
+  }
+})
+
+const by = Object.fromEntries(summary.map((s) => [s.name, s]))
+const base = by['navigator-sticky'] ?? summary[0]
+const lines = []
+lines.push(`Machine: ${machineDescription()}; proxy pinned to core ${PROXY_CORE}, wrk and upstreams to core ${LOAD_CORE}.`)
+lines.push(`Command: node bench/proxy.mjs --rounds ${rounds} --duration ${duration} --connections ${connections}; medians of ${rounds} interleaved rounds.`)
+lines.push('')
+lines.push('| contender | req/s | p50 ms | p99 ms | CPU µs/req | peak RSS MiB | req/s vs Navigator sticky | CPU vs Navigator sticky | errors |')
+lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+for (const s of summary) {
+  lines.push(`| ${s.label} | ${s.rps.toFixed(0)} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${s.cpuUsPerRequest.toFixed(1)} | ${s.peakRssMiB.toFixed(1)} | ${(s.rps / base.rps).toFixed(2)} | ${(s.cpuUsPerRequest / base.cpuUsPerRequest).toFixed(2)} | ${s.errors} |`)
+}
+lines.push('')
+const ratio = (a, b, field) => (by[a] && by[b] ? (by[a][field] / by[b][field]).toFixed(3) : 'n/a')
+lines.push(`- sticky on / sticky off, req/s: ${ratio('navigator-sticky', 'navigator-plain', 'rps')} (target >= 0.97)`)
+lines.push(`- replay answers / bare Fastify route, req/s: ${ratio('navigator-replay', 'fastify-bare', 'rps')} (target >= 0.8)`)
+lines.push(`- Navigator sticky / Fastify + reply-from, CPU per request: ${ratio('navigator-sticky', 'fastify-reply-from', 'cpuUsPerRequest')}`)
+const report = lines.join('\n')
+console.log(report)
+
+if (!existsSync(join(ROOT, 'bench/results'))) mkdirSync(join(ROOT, 'bench/results'))
+writeFileSync(join(ROOT, `bench/results/proxy-${Date.now()}.json`), JSON.stringify({ machine: machineDescription(), flags, summary, results }, null, 2))
+
+for (const instance of instances.values()) if (!instance.shared) await stopProcess(instance.child)
+await stopProcess(upstreams.m1.child)
+await stopProcess(upstreams.m2.child)
+process.exit(0)
