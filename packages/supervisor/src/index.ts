@@ -1,1 +1,26 @@
-export {}
+export {
+  Supervisor,
+  DEFAULT_HOST,
+  DEFAULT_STOP_GRACE_MS,
+  type SupervisorOptions,
+  type SpawnEvent,
+  type ReadyEvent,
+  type ExitEvent,
+  type RestartEvent,
+  type IdleStopEvent,
+  type OutputEvent
+} from './supervisor.js'
+export { MachineIdle, DEFAULT_API_SOCKET, MACHINES_API_TIMEOUT_MS, type MachineIdleOptions } from './machine-idle.js'
+export {
+  RESTART_BACKOFF_INITIAL_MS,
+  RESTART_BACKOFF_MAX_MS,
+  RESTART_BACKOFF_RESET_MS,
+  type RestartBackoff,
+  type StandaloneState,
+  type StandaloneStatus
+} from './standalone.js'
+export type { TenantState, TenantStatus } from './tenant.js'
+export { READINESS_INTERVAL_MS } from './readiness.js'
+export { tenantLaunch, type Launch } from './tenant-launch.js'
+export { StartupTimeoutError, UnknownTenantError, SpawnFailedError, StoppedError, InvalidOptionError } from './errors.js'
+export type { SupervisorLogger } from './logger.js'

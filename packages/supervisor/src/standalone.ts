@@ -1,0 +1,199 @@
+import type { StandaloneServerConfig } from '@navigator/config'
+import type { SupervisorContext } from './context.js'
+import { outputHandler } from './context.js'
+import { ProcessGroup, type GroupExit } from './process-group.js'
+import { pollUntilReady, probeTcp } from './readiness.js'
+
+export type StandaloneState = 'starting' | 'running' | 'backoff' | 'stopped'
+
+export interface StandaloneStatus {
+  state: StandaloneState
+  port: number
+  pid: number | null
+  restarts: number
+}
+
+/** First restart delay after a crash. */
+export const RESTART_BACKOFF_INITIAL_MS = 100
+/** The delay doubles after each crash up to this. */
+export const RESTART_BACKOFF_MAX_MS = 30_000
+/** A server that stayed up this long starts again from the initial delay when it next crashes. */
+export const RESTART_BACKOFF_RESET_MS = 60_000
+
+export interface RestartBackoff {
+  initialMs: number
+  maxMs: number
+  resetAfterMs: number
+}
+
+/** The environment of a standalone server: Navigator's, then PORT (its fixed port), then its own `env`. */
+export function standaloneEnv (config: StandaloneServerConfig, environment: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { ...environment, PORT: String(config.port), ...config.env }
+}
+
+/** Everything that changes how a standalone server is launched; equal signatures let a reload keep it running. */
+export function standaloneSignature (config: StandaloneServerConfig): string {
+  return JSON.stringify([config.command, config.args, config.workingDir, config.port, config.env])
+}
+
+/**
+ * A standalone server (an Action Cable server, say): started at boot on its fixed port, ready once
+ * the port accepts TCP connections, restarted with exponential backoff whenever it exits.
+ */
+export class StandaloneServer {
+  state: StandaloneState = 'stopped'
+  restarts = 0
+  private group: ProcessGroup | null = null
+  private nextDelayMs: number
+  private upSince: number | null = null
+  private restartTimer: NodeJS.Timeout | null = null
+  private readiness: AbortController | null = null
+  private inFlight = 0
+  private webSockets = 0
+  private stopRequested = false
+  private spawning: Promise<void> | null = null
+
+  constructor (
+    private readonly context: SupervisorContext,
+    public config: StandaloneServerConfig,
+    private readonly backoff: RestartBackoff
+  ) {
+    this.nextDelayMs = backoff.initialMs
+  }
+
+  get name (): string {
+    return this.config.name
+  }
+
+  get openWebSockets (): number {
+    return this.webSockets
+  }
+
+  get requestsInFlight (): number {
+    return this.inFlight
+  }
+
+  status (): StandaloneStatus {
+    return { state: this.state, port: this.config.port, pid: this.group?.pid ?? null, restarts: this.restarts }
+  }
+
+  /** Spawns the server; resolves once it is spawned (or its spawn failed and a restart is scheduled), not when it is ready. */
+  async start (): Promise<void> {
+    this.stopRequested = false
+    if (this.state !== 'stopped') return
+    await this.spawnTracked()
+  }
+
+  trackRequest (): () => void {
+    this.inFlight++
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      this.inFlight--
+    }
+  }
+
+  trackWebSocket (): () => void {
+    this.webSockets++
+    let closed = false
+    return () => {
+      if (closed) return
+      closed = true
+      this.webSockets--
+    }
+  }
+
+  async stop (): Promise<void> {
+    this.stopRequested = true
+    if (this.restartTimer !== null) {
+      clearTimeout(this.restartTimer)
+      this.restartTimer = null
+    }
+    this.readiness?.abort()
+    if (this.spawning !== null) await this.spawning
+    const group = this.group
+    if (group !== null) await group.terminate(this.context.stopGraceMs)
+    if (this.group === group) this.group = null
+    this.state = 'stopped'
+  }
+
+  private spawnTracked (): Promise<void> {
+    const spawning = this.spawn()
+    this.spawning = spawning
+    const clear = (): void => {
+      if (this.spawning === spawning) this.spawning = null
+    }
+    spawning.then(clear, clear)
+    return spawning
+  }
+
+  private async spawn (): Promise<void> {
+    const { host, env, events, logger } = this.context
+    const config = this.config
+    this.state = 'starting'
+    this.upSince = Date.now()
+    let group: ProcessGroup
+    try {
+      group = await ProcessGroup.spawn({
+        command: config.command,
+        args: config.args,
+        cwd: config.workingDir,
+        env: standaloneEnv(config, env),
+        onLine: outputHandler(this.context, config.name)
+      })
+    } catch (err) {
+      logger.error({ process: config.name, err }, 'standalone server could not be spawned')
+      this.scheduleRestart()
+      return
+    }
+    if (this.stopRequested) {
+      await group.terminate(this.context.stopGraceMs)
+      return
+    }
+    this.group = group
+    void group.exited.then((exit) => this.onExit(group, exit))
+    events.emit('spawn', { name: config.name, kind: 'standalone', pid: group.pid, port: config.port })
+    logger.info({ process: config.name, pid: group.pid, port: config.port }, 'standalone server starting')
+
+    const readiness = new AbortController()
+    this.readiness = readiness
+    void group.exited.then(() => readiness.abort())
+    pollUntilReady(() => probeTcp(host, config.port), readiness.signal).then(() => {
+      if (this.group !== group || this.stopRequested) return
+      this.state = 'running'
+      this.upSince = Date.now()
+      events.emit('ready', { name: config.name, port: config.port })
+      logger.info({ process: config.name, port: config.port }, 'standalone server ready')
+    }, () => {})
+  }
+
+  private onExit (group: ProcessGroup, exit: GroupExit): void {
+    const expected = group.terminating
+    this.context.events.emit('exit', { name: this.name, code: exit.code, signal: exit.signal, expected })
+    if (expected || this.group !== group) return
+    this.context.logger.warn({ process: this.name, code: exit.code, signal: exit.signal }, 'standalone server exited unexpectedly')
+    group.killRemaining()
+    this.group = null
+    this.scheduleRestart()
+  }
+
+  private scheduleRestart (): void {
+    if (this.stopRequested) {
+      this.state = 'stopped'
+      return
+    }
+    const healthyFor = this.upSince === null ? 0 : Date.now() - this.upSince
+    if (this.state === 'running' && healthyFor >= this.backoff.resetAfterMs) this.nextDelayMs = this.backoff.initialMs
+    const delayMs = this.nextDelayMs
+    this.nextDelayMs = Math.min(delayMs * 2, this.backoff.maxMs)
+    this.state = 'backoff'
+    this.context.events.emit('restart', { name: this.name, delayMs })
+    this.context.logger.info({ process: this.name, delayMs }, 'standalone server restarting after backoff')
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null
+      this.restarts++
+      void this.spawnTracked()
+    }, delayMs)
+  }
+}

@@ -1,0 +1,227 @@
+import { EventEmitter } from 'node:events'
+import type { ApplicationsConfig } from '@navigator/config'
+import type { SupervisorContext } from './context.js'
+import { InvalidOptionError, StoppedError, UnknownTenantError } from './errors.js'
+import type { SupervisorLogger } from './logger.js'
+import { PortAllocator } from './ports.js'
+import {
+  RESTART_BACKOFF_INITIAL_MS,
+  RESTART_BACKOFF_MAX_MS,
+  RESTART_BACKOFF_RESET_MS,
+  StandaloneServer,
+  standaloneSignature,
+  type RestartBackoff,
+  type StandaloneStatus
+} from './standalone.js'
+import { Tenant, type TenantStatus } from './tenant.js'
+import { tenantSignature } from './tenant-launch.js'
+
+/** Children listen on, and are probed at, this host unless told otherwise. */
+export const DEFAULT_HOST = '127.0.0.1'
+/** Time between SIGTERM and SIGKILL when stopping a process group. */
+export const DEFAULT_STOP_GRACE_MS = 5000
+
+export interface SupervisorOptions {
+  applications: ApplicationsConfig
+  logger: SupervisorLogger
+  /** Navigator's environment handed to children; default `process.env`. */
+  env?: NodeJS.ProcessEnv
+  host?: string
+  stopGraceMs?: number
+  /** Standalone server restart backoff; defaults to 100 ms doubling to 30 s, reset after 60 s up. */
+  restartBackoff?: Partial<RestartBackoff>
+}
+
+export interface SpawnEvent { name: string, kind: 'tenant' | 'standalone', pid: number, port: number }
+export interface ReadyEvent { name: string, port: number }
+export interface ExitEvent { name: string, code: number | null, signal: NodeJS.Signals | null, expected: boolean }
+export interface RestartEvent { name: string, delayMs: number }
+export interface IdleStopEvent { name: string }
+export interface OutputEvent { name: string, stream: 'stdout' | 'stderr', line: string }
+
+/**
+ * Starts, watches, restarts and stops the child processes of SPEC section 6: tenants (lazy or eager,
+ * one port each from `startPort`) and standalone servers (fixed ports, restarted with backoff).
+ *
+ * Events: 'spawn' SpawnEvent, 'ready' ReadyEvent, 'exit' ExitEvent, 'restart' RestartEvent (standalone
+ * servers), 'idle-stop' IdleStopEvent (tenants), 'output' OutputEvent.
+ */
+export class Supervisor extends EventEmitter {
+  private readonly context: SupervisorContext
+  private readonly backoff: RestartBackoff
+  private readonly tenants = new Map<string, Tenant>()
+  private readonly standalone = new Map<string, StandaloneServer>()
+  private closed = false
+
+  constructor (options: SupervisorOptions) {
+    super()
+    if (options === null || typeof options !== 'object') throw new InvalidOptionError('options must be an object')
+    if (options.applications === null || typeof options.applications !== 'object') throw new InvalidOptionError('applications must be the normalised ApplicationsConfig')
+    if (options.logger === null || typeof options.logger?.child !== 'function') throw new InvalidOptionError('logger must be a pino-like logger with info, warn, error, debug and child')
+    const stopGraceMs = options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS
+    if (!Number.isFinite(stopGraceMs) || stopGraceMs < 0) throw new InvalidOptionError(`stopGraceMs must be a non-negative number, got ${String(options.stopGraceMs)}`)
+    const host = options.host ?? DEFAULT_HOST
+    this.backoff = {
+      initialMs: options.restartBackoff?.initialMs ?? RESTART_BACKOFF_INITIAL_MS,
+      maxMs: options.restartBackoff?.maxMs ?? RESTART_BACKOFF_MAX_MS,
+      resetAfterMs: options.restartBackoff?.resetAfterMs ?? RESTART_BACKOFF_RESET_MS
+    }
+    this.context = {
+      events: this,
+      logger: options.logger,
+      ports: new PortAllocator(host),
+      host,
+      env: options.env ?? process.env,
+      stopGraceMs,
+      applications: options.applications
+    }
+    this.load(options.applications)
+  }
+
+  /**
+   * Spawns every standalone server and starts every eager tenant. Resolves once the standalone
+   * servers are spawned; it does not wait for anything to be ready (requests wait through
+   * ensureTenant). An eager tenant that fails to start is logged and retried on its first request.
+   */
+  async start (): Promise<void> {
+    this.closed = false
+    await Promise.all([...this.standalone.values()].map((server) => server.start()))
+    for (const tenant of this.tenants.values()) {
+      if (tenant.config.start === 'eager') this.startEager(tenant)
+    }
+  }
+
+  /**
+   * Resolves with the tenant's port once it answers its health check, starting it when needed.
+   * Concurrent callers share one start. Rejects with NAV_SUPERVISOR_UNKNOWN_TENANT,
+   * NAV_SUPERVISOR_STARTUP_TIMEOUT, NAV_SUPERVISOR_SPAWN_FAILED or NAV_SUPERVISOR_STOPPED.
+   */
+  ensureTenant (name: string): Promise<{ port: number }> {
+    const tenant = this.tenants.get(name)
+    if (tenant === undefined) return Promise.reject(new UnknownTenantError(name))
+    if (this.closed) return Promise.reject(new StoppedError(name))
+    return tenant.ensure()
+  }
+
+  tenantStatus (name: string): TenantStatus {
+    const tenant = this.tenants.get(name)
+    if (tenant === undefined) throw new UnknownTenantError(name)
+    return tenant.status()
+  }
+
+  standaloneStatus (name: string): StandaloneStatus {
+    const server = this.standalone.get(name)
+    if (server === undefined) throw new UnknownTenantError(name)
+    return server.status()
+  }
+
+  /** Counts a request to a tenant or standalone server as in flight until the returned function is called. */
+  trackRequest (name: string): () => void {
+    return this.process(name).trackRequest()
+  }
+
+  /** Counts an open WebSocket to a tenant or standalone server until the returned function is called. */
+  trackWebSocket (name: string): () => void {
+    return this.process(name).trackWebSocket()
+  }
+
+  /** Open WebSockets of one tenant or standalone server, or of all of them. */
+  openWebSockets (name?: string): number {
+    if (name !== undefined) return this.process(name).openWebSockets
+    let total = 0
+    for (const tenant of this.tenants.values()) total += tenant.openWebSockets
+    for (const server of this.standalone.values()) total += server.openWebSockets
+    return total
+  }
+
+  /**
+   * Applies a reloaded configuration: new processes start (standalone servers, eager tenants),
+   * removed ones stop, changed ones (command, args, env, var, working directory, health check,
+   * port) are stopped and started again, unchanged ones keep running untouched.
+   */
+  async update (applications: ApplicationsConfig): Promise<void> {
+    const previous = this.context.applications
+    const stopping: Promise<void>[] = []
+    const restartTenants: Tenant[] = []
+    const restartServers: StandaloneServer[] = []
+    const nextTenants = new Map(applications.tenants.map((tenant) => [tenant.name, tenant]))
+    const nextServers = new Map(applications.standaloneServers.map((server) => [server.name, server]))
+
+    for (const [name, tenant] of this.tenants) {
+      const next = nextTenants.get(name)
+      if (next === undefined) {
+        this.tenants.delete(name)
+        stopping.push(tenant.stop())
+      } else if (tenantSignature(previous, tenant.config) !== tenantSignature(applications, next)) {
+        tenant.config = next
+        stopping.push(tenant.stop())
+        restartTenants.push(tenant)
+      } else {
+        tenant.config = next
+      }
+    }
+    for (const [name, server] of this.standalone) {
+      const next = nextServers.get(name)
+      if (next === undefined) {
+        this.standalone.delete(name)
+        stopping.push(server.stop())
+      } else if (standaloneSignature(server.config) !== standaloneSignature(next)) {
+        server.config = next
+        stopping.push(server.stop().then(() => { restartServers.push(server) }))
+      } else {
+        server.config = next
+      }
+    }
+    this.context.applications = applications
+    this.context.ports.setFixedPorts(applications.standaloneServers.map((server) => server.port))
+    const added = this.load(applications)
+    for (const tenant of this.tenants.values()) tenant.refresh()
+    await Promise.all(stopping)
+    if (this.closed) return
+    await Promise.all([...restartServers, ...added.servers].map((server) => server.start()))
+    for (const tenant of [...restartTenants, ...added.tenants]) {
+      if (tenant.config.start === 'eager') this.startEager(tenant)
+    }
+  }
+
+  /** Stops every process: SIGTERM to each process group, SIGKILL after stopGraceMs. */
+  async stop (): Promise<void> {
+    this.closed = true
+    await Promise.all([
+      ...[...this.tenants.values()].map((tenant) => tenant.stop()),
+      ...[...this.standalone.values()].map((server) => server.stop())
+    ])
+  }
+
+  /** Creates the tenants and standalone servers not known yet; returns them. */
+  private load (applications: ApplicationsConfig): { tenants: Tenant[], servers: StandaloneServer[] } {
+    this.context.ports.setFixedPorts(applications.standaloneServers.map((server) => server.port))
+    const tenants: Tenant[] = []
+    const servers: StandaloneServer[] = []
+    for (const config of applications.tenants) {
+      if (this.tenants.has(config.name)) continue
+      const tenant = new Tenant(this.context, config)
+      this.tenants.set(config.name, tenant)
+      tenants.push(tenant)
+    }
+    for (const config of applications.standaloneServers) {
+      if (this.standalone.has(config.name)) continue
+      const server = new StandaloneServer(this.context, config, this.backoff)
+      this.standalone.set(config.name, server)
+      servers.push(server)
+    }
+    return { tenants, servers }
+  }
+
+  private startEager (tenant: Tenant): void {
+    tenant.ensure().catch((err: Error) => {
+      this.context.logger.error({ process: tenant.name, err }, 'eager tenant did not start; it is retried on its first request')
+    })
+  }
+
+  private process (name: string): Tenant | StandaloneServer {
+    const found = this.tenants.get(name) ?? this.standalone.get(name)
+    if (found === undefined) throw new UnknownTenantError(name)
+    return found
+  }
+}

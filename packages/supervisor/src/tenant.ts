@@ -1,0 +1,226 @@
+import type { TenantConfig } from '@navigator/config'
+import type { SupervisorContext } from './context.js'
+import { outputHandler } from './context.js'
+import { SpawnFailedError, StartupTimeoutError, StoppedError } from './errors.js'
+import { ProcessGroup, type GroupExit } from './process-group.js'
+import { pollUntilReady, probeHttp } from './readiness.js'
+import { tenantLaunch } from './tenant-launch.js'
+
+export type TenantState = 'stopped' | 'starting' | 'ready' | 'stopping'
+
+export interface TenantStatus {
+  state: TenantState
+  port: number | null
+  pid: number | null
+}
+
+type StartOutcome = 'ready' | 'exited' | 'timeout'
+
+/**
+ * One tenant's lifecycle: stopped -> starting -> ready -> stopping -> stopped. Concurrent callers of
+ * ensure() share one start; an unexpected exit returns the tenant to stopped, and the next ensure()
+ * starts it again. Tenants never wait on each other.
+ */
+export class Tenant {
+  state: TenantState = 'stopped'
+  port: number | null = null
+  private group: ProcessGroup | null = null
+  private starting: Promise<{ port: number }> | null = null
+  private stopping: Promise<void> | null = null
+  /** Bumped by stop(): a start that sees another value was cancelled. */
+  private generation = 0
+  private inFlight = 0
+  private webSockets = 0
+  private idleTimer: NodeJS.Timeout | null = null
+
+  constructor (private readonly context: SupervisorContext, public config: TenantConfig) {}
+
+  get name (): string {
+    return this.config.name
+  }
+
+  status (): TenantStatus {
+    return { state: this.state, port: this.port, pid: this.group?.pid ?? null }
+  }
+
+  get openWebSockets (): number {
+    return this.webSockets
+  }
+
+  ensure (): Promise<{ port: number }> {
+    if (this.state === 'ready' && this.port !== null) return Promise.resolve({ port: this.port })
+    if (this.starting !== null) return this.starting
+    if (this.stopping !== null) return this.stopping.then(() => this.ensure())
+    const starting = this.start()
+    this.starting = starting
+    const clear = (): void => {
+      if (this.starting === starting) this.starting = null
+    }
+    starting.then(clear, clear)
+    return starting
+  }
+
+  trackRequest (): () => void {
+    this.inFlight++
+    this.clearIdleTimer()
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      this.inFlight--
+      this.armIdleTimer()
+    }
+  }
+
+  trackWebSocket (): () => void {
+    this.webSockets++
+    this.clearIdleTimer()
+    let closed = false
+    return () => {
+      if (closed) return
+      closed = true
+      this.webSockets--
+      this.armIdleTimer()
+    }
+  }
+
+  /** Re-reads timeouts after a configuration reload. */
+  refresh (): void {
+    this.clearIdleTimer()
+    this.armIdleTimer()
+  }
+
+  async stop (): Promise<void> {
+    this.generation++
+    this.clearIdleTimer()
+    const starting = this.starting
+    if (this.group !== null) await this.stopGroup(this.group)
+    if (starting !== null) await starting.catch(() => {})
+    if (this.stopping !== null) await this.stopping
+  }
+
+  private async start (): Promise<{ port: number }> {
+    const generation = this.generation
+    const { applications, ports, host, env, events, logger } = this.context
+    const timeoutMs = applications.startupTimeoutMs
+    const deadline = Date.now() + timeoutMs
+    this.state = 'starting'
+
+    let port: number
+    try {
+      port = await ports.allocate(applications.startPort, this.name)
+    } catch (err) {
+      this.state = 'stopped'
+      throw err
+    }
+    if (generation !== this.generation) {
+      ports.release(port)
+      this.state = 'stopped'
+      throw new StoppedError(this.name)
+    }
+
+    let group: ProcessGroup
+    try {
+      const launch = tenantLaunch(applications, this.config, port, env)
+      group = await ProcessGroup.spawn({ ...launch, onLine: outputHandler(this.context, this.name) })
+    } catch (err) {
+      ports.release(port)
+      this.state = 'stopped'
+      const reason = err instanceof Error ? err.message : String(err)
+      logger.error({ process: this.name, err }, 'tenant could not be spawned')
+      throw new SpawnFailedError(this.name, reason)
+    }
+    this.group = group
+    this.port = port
+    void group.exited.then((exit) => this.onExit(group, exit))
+    events.emit('spawn', { name: this.name, kind: 'tenant', pid: group.pid, port })
+    logger.info({ process: this.name, pid: group.pid, port }, 'tenant starting')
+
+    if (generation !== this.generation) {
+      await this.stopGroup(group)
+      throw new StoppedError(this.name)
+    }
+
+    const outcome = await this.waitForReadiness(group, port, deadline)
+    if (generation !== this.generation) throw new StoppedError(this.name)
+    if (outcome === 'exited') {
+      const exit = group.exitInfo
+      throw new SpawnFailedError(this.name, `exited during start-up (code ${exit?.code ?? 'null'}, signal ${exit?.signal ?? 'null'})`)
+    }
+    if (outcome === 'timeout') {
+      logger.error({ process: this.name, timeoutMs }, 'tenant not ready within the startup timeout; stopping it')
+      await this.stopGroup(group)
+      throw new StartupTimeoutError(this.name, timeoutMs)
+    }
+    this.state = 'ready'
+    events.emit('ready', { name: this.name, port })
+    logger.info({ process: this.name, port }, 'tenant ready')
+    this.armIdleTimer()
+    return { port }
+  }
+
+  private async waitForReadiness (group: ProcessGroup, port: number, deadline: number): Promise<StartOutcome> {
+    const { host, applications } = this.context
+    const path = applications.healthCheck
+    const abort = new AbortController()
+    let timer: NodeJS.Timeout | undefined
+    try {
+      return await Promise.race<StartOutcome>([
+        pollUntilReady(() => probeHttp(host, port, path), abort.signal).then(() => 'ready'),
+        group.exited.then(() => 'exited'),
+        new Promise((resolve) => { timer = setTimeout(resolve, Math.max(0, deadline - Date.now()), 'timeout') })
+      ])
+    } finally {
+      clearTimeout(timer)
+      abort.abort()
+    }
+  }
+
+  private stopGroup (group: ProcessGroup): Promise<void> {
+    if (this.stopping !== null) return this.stopping
+    this.state = 'stopping'
+    this.clearIdleTimer()
+    const stopping = group.terminate(this.context.stopGraceMs).then(() => {
+      this.stopping = null
+      if (this.group === group) this.markStopped()
+    })
+    this.stopping = stopping
+    return stopping
+  }
+
+  private onExit (group: ProcessGroup, exit: GroupExit): void {
+    const expected = group.terminating
+    this.context.events.emit('exit', { name: this.name, code: exit.code, signal: exit.signal, expected })
+    if (expected || this.group !== group) return
+    this.context.logger.warn({ process: this.name, code: exit.code, signal: exit.signal }, 'tenant exited unexpectedly; it restarts on its next request')
+    group.killRemaining()
+    this.markStopped()
+  }
+
+  private markStopped (): void {
+    this.clearIdleTimer()
+    if (this.port !== null) this.context.ports.release(this.port)
+    this.group = null
+    this.port = null
+    this.state = 'stopped'
+  }
+
+  private armIdleTimer (): void {
+    const idleMs = this.context.applications.idleTimeoutMs
+    if (idleMs <= 0 || this.state !== 'ready' || this.inFlight > 0 || this.webSockets > 0 || this.idleTimer !== null) return
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null
+      if (this.state !== 'ready' || this.inFlight > 0 || this.webSockets > 0) return
+      this.context.logger.info({ process: this.name, idleMs }, 'tenant idle; stopping it')
+      this.context.events.emit('idle-stop', { name: this.name })
+      void this.stop()
+    }, idleMs)
+    this.idleTimer.unref()
+  }
+
+  private clearIdleTimer (): void {
+    if (this.idleTimer === null) return
+    clearTimeout(this.idleTimer)
+    this.idleTimer = null
+  }
+}
