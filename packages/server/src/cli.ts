@@ -1,2 +1,147 @@
-#!/usr/bin/env node
-export {}
+import { readFileSync } from 'node:fs'
+import { ConfigError, configJsonSchema, loadConfig } from '@navigator/config'
+import type { NavigatorConfig } from '@navigator/config'
+import { buildServer } from './server.js'
+import type { NavigatorServer } from './server.js'
+
+/** Config file used when none is given on the command line. */
+export const DEFAULT_CONFIG_FILE = 'config/navigator.yml'
+/** Exit status for an invalid configuration (or invalid usage). */
+export const EXIT_CONFIG_ERROR = 2
+
+const HELP = `Usage: navigator [config] [options]
+       navigator schema
+
+Runs Navigator with the YAML configuration in [config] (default ${DEFAULT_CONFIG_FILE}).
+
+Commands:
+  schema         print the JSON Schema of the configuration format
+
+Options:
+  --check        validate the configuration, print every problem, exit 0 (valid) or 2 (invalid)
+  --version      print the version
+  --help         print this help
+
+Environment:
+  LOG_LEVEL      trace, debug, info, warn or error (default info)
+  FLY_MACHINE_ID, FLY_APP_NAME, FLY_REGION   this Machine's identity (set by Fly.io)
+
+Signals:
+  SIGHUP         reload the configuration (an invalid one is logged and the old one kept)
+  SIGTERM/SIGINT drain in-flight requests up to server.shutdown_timeout, then stop
+`
+
+function version (): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
+
+/** Every problem of a failed load, one line each (file:line:column: path: message). */
+export function problemLines (err: unknown): string[] {
+  if (err instanceof ConfigError) return err.message.split('\n').filter((line) => line !== '')
+  return [(err as Error).message ?? String(err)]
+}
+
+interface Arguments {
+  command: 'run' | 'check' | 'schema' | 'version' | 'help'
+  file: string
+}
+
+function parseArguments (argv: string[]): Arguments | string {
+  let command: Arguments['command'] = 'run'
+  let file: string | null = null
+  for (const arg of argv) {
+    if (arg === '--help' || arg === '-h') command = 'help'
+    else if (arg === '--version' || arg === '-v') command = 'version'
+    else if (arg === '--check') command = command === 'run' ? 'check' : command
+    else if (arg === 'schema' && file === null && command === 'run') command = 'schema'
+    else if (arg.startsWith('-')) return `unknown option ${arg}`
+    else if (file === null) file = arg
+    else return `unexpected argument ${arg}`
+  }
+  return { command, file: file ?? DEFAULT_CONFIG_FILE }
+}
+
+async function run (file: string): Promise<void> {
+  let config: NavigatorConfig
+  try {
+    config = await loadConfig(file)
+  } catch (err) {
+    for (const line of problemLines(err)) process.stderr.write(line + '\n')
+    process.exit(EXIT_CONFIG_ERROR)
+  }
+
+  let navigator: NavigatorServer
+  try {
+    navigator = await buildServer(config)
+    await navigator.listen()
+  } catch (err) {
+    process.stderr.write(`navigator: ${(err as Error).message}\n`)
+    process.exit(1)
+  }
+  const log = navigator.log
+
+  let reloading: Promise<void> = Promise.resolve()
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(async () => {
+      log.info({ file }, 'reloading configuration')
+      let next: NavigatorConfig
+      try {
+        next = await loadConfig(file)
+      } catch (err) {
+        for (const line of problemLines(err)) log.error(line)
+        log.error('configuration not reloaded: the previous one stays in effect')
+        return
+      }
+      await navigator.reload(next)
+    }).catch((err: Error) => { log.error({ err }, 'reload failed: the previous configuration stays in effect') })
+  })
+
+  let stopping = false
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting without waiting')
+      process.exit(1)
+    }
+    stopping = true
+    log.info({ signal }, 'signal received')
+    navigator.close().then(() => { process.exit(0) }, (err: Error) => {
+      log.error({ err }, 'shutdown failed')
+      process.exit(1)
+    })
+  }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+}
+
+export async function main (argv: string[]): Promise<void> {
+  const args = parseArguments(argv)
+  if (typeof args === 'string') {
+    process.stderr.write(`navigator: ${args}\n\n${HELP}`)
+    process.exit(EXIT_CONFIG_ERROR)
+  }
+  switch (args.command) {
+    case 'help':
+      process.stdout.write(HELP)
+      return
+    case 'version':
+      process.stdout.write(version() + '\n')
+      return
+    case 'schema':
+      process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n')
+      return
+    case 'check':
+      try {
+        await loadConfig(args.file)
+      } catch (err) {
+        for (const line of problemLines(err)) process.stderr.write(line + '\n')
+        process.exit(EXIT_CONFIG_ERROR)
+      }
+      process.stdout.write(`${args.file}: ok\n`)
+      return
+    case 'run':
+      await run(args.file)
+  }
+}
+
+await main(process.argv.slice(2))

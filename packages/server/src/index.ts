@@ -1,1 +1,10 @@
-export {}
+export { buildServer, identityFrom, DEFAULT_LOG_LEVEL, KEEP_ALIVE_TIMEOUT_MS } from './server.js'
+export type { BuildServerOptions, NavigatorServer } from './server.js'
+export { registerPipeline } from './pipeline.js'
+export type { PipelineOptions, ProcessManager, Identity } from './pipeline.js'
+export { createMaintenanceResponder, loadMaintenancePage, BUILT_IN_MAINTENANCE_PAGE, MAINTENANCE_RETRY_AFTER_SECONDS } from './maintenance.js'
+export type { MaintenanceResponder } from './maintenance.js'
+export { createStaticFileFinder, INDEX_FILE } from './static-files.js'
+export { createUpstreamRouter } from './upstreams.js'
+export type { Upstream } from './upstreams.js'
+export { WebSocketRelay, isUpgrade, CLOSE_GOING_AWAY, UPSTREAM_HANDSHAKE_TIMEOUT_MS } from './websocket.js'

@@ -1,0 +1,245 @@
+import fastifyStatic from '@fastify/static'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
+import type { NavigatorConfig } from '@navigator/config'
+import { flyReplayRules } from '@navigator/fly-replay'
+import type { UpstreamProxy } from '@navigator/fly-replay'
+import { stickySessions } from '@navigator/sticky-sessions'
+import type { MaintenanceResponder } from './maintenance.js'
+import { createStaticFileFinder } from './static-files.js'
+import { createUpstreamRouter } from './upstreams.js'
+import type { Upstream } from './upstreams.js'
+import { isUpgrade } from './websocket.js'
+import type { WebSocketRelay } from './websocket.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The path (without query string) after `routes.rewrites`; what steps 3, 6 and 7 route on. */
+    forwardedPath: string | null
+  }
+}
+
+/** What the pipeline needs from the supervisor (the `Supervisor` of @navigator/supervisor). */
+export interface ProcessManager {
+  ensureTenant (name: string): Promise<{ port: number }>
+  standaloneStatus (name: string): unknown
+  trackRequest (name: string): () => void
+  trackWebSocket (name: string): () => void
+}
+
+export interface Identity {
+  machineId: string | null
+  appName: string | null
+  region: string | null
+}
+
+export interface PipelineOptions {
+  config: NavigatorConfig
+  processes: ProcessManager
+  proxy: UpstreamProxy
+  maintenance: MaintenanceResponder
+  webSockets: WebSocketRelay
+  identity: Identity
+  /** The port this Navigator listens on; peers are reached on it for the direct proxy. */
+  port: number
+}
+
+const UPSTREAM_HOST = '127.0.0.1'
+
+// Every method Fastify routes, so the catch-all sees every request (PROPFIND, PURGE and friends included).
+const ALL_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS', 'PROPFIND', 'PROPPATCH', 'MKCOL',
+  'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'TRACE', 'SEARCH', 'REPORT', 'MKCALENDAR'] as HTTPMethods[]
+
+/**
+ * The request pipeline of SPEC section 3, in order. Fastify runs onRequest
+ * hooks in registration order and the route handler last, so the order of the
+ * statements below is the order a request goes through:
+ *
+ *   1. health check          ┐
+ *   2. rewrites              ├ one early onRequest hook (answersLocally)
+ *   3. static files          ┘
+ *   4. routes.fly.replay     the flyReplayRules plugin's onRequest hook (original path)
+ *   5. sticky sessions       the stickySessions plugin's onRequest hook (original path)
+ *   6. standalone servers    ┐
+ *   7. tenants               ├ the catch-all route (toUpstream), on the forwarded path
+ *   8. 404                   ┘
+ */
+export async function registerPipeline (fastify: FastifyInstance, options: PipelineOptions): Promise<void> {
+  const { config, identity, proxy, maintenance, port } = options
+
+  fastify.decorateRequest('forwardedPath', null)
+  await fastify.register(fastifyStatic, {
+    root: config.server.publicDir,
+    serve: false,
+    preCompressed: true,
+    index: false,
+    list: false,
+    suppressWarning: true
+  })
+
+  // Steps 1 to 3.
+  fastify.addHook('onRequest', answersLocally(config, maintenance))
+
+  // Step 4.
+  await fastify.register(flyReplayRules, {
+    rules: config.routes.fly.replay,
+    machineId: identity.machineId,
+    appName: identity.appName,
+    region: identity.region,
+    proxy,
+    port,
+    maintenance
+  } as never)
+
+  // Step 5.
+  const sticky = config.routes.fly.stickySessions
+  if (sticky.enabled) {
+    await fastify.register(stickySessions, {
+      cookieName: sticky.cookieName,
+      cookieMaxAge: sticky.cookieMaxAgeMs,
+      cookieSecure: sticky.cookieSecure,
+      cookieHttpOnly: sticky.cookieHttpOnly,
+      cookieSameSite: sticky.cookieSameSite,
+      cookiePath: sticky.cookiePath,
+      paths: sticky.paths,
+      fallbackMode: sticky.fallbackMode,
+      secret: sticky.secrets,
+      replayTimeout: sticky.replayTimeoutMs,
+      replayCache: sticky.replayCache,
+      peers: sticky.peers,
+      machineId: identity.machineId,
+      appName: identity.appName,
+      region: identity.region,
+      port,
+      proxy,
+      maintenance
+    } as never)
+  }
+
+  // Steps 6 to 8. Bodies are never parsed: the proxy streams them upstream, so
+  // Fastify's body limit and 415 answers never apply.
+  fastify.removeAllContentTypeParsers()
+  fastify.addContentTypeParser('*', passBodyThrough)
+  fastify.route({ method: ALL_METHODS, url: '/*', handler: toUpstream(options) })
+  fastify.setNotFoundHandler(notFound)
+}
+
+function passBodyThrough (request: FastifyRequest, payload: unknown, done: (err: Error | null, body?: unknown) => void): void {
+  done(null)
+}
+
+function notFound (request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return reply.code(404).type('text/plain; charset=utf-8').send('Not Found\n')
+}
+
+function pathOf (url: string): string {
+  const query = url.indexOf('?')
+  return query === -1 ? url : url.slice(0, query)
+}
+
+function queryOf (url: string): string {
+  const query = url.indexOf('?')
+  return query === -1 ? '' : url.slice(query)
+}
+
+/** Steps 1 to 3: the answers Navigator gives by itself, and the forwarded path. */
+function answersLocally (config: NavigatorConfig, maintenance: MaintenanceResponder) {
+  const healthCheck = config.server.healthCheck
+  const rewrites = config.routes.rewrites
+  const publicDir = config.server.publicDir
+  const findStaticFile = createStaticFileFinder(publicDir)
+  void maintenance
+
+  return function onRequest (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
+    const path = pathOf(request.url)
+
+    // 1. Health check.
+    if (healthCheck !== null && path === healthCheck) {
+      reply.code(200).type('text/plain; charset=utf-8').send('OK\n')
+      return
+    }
+
+    // 2. Rewrites: the first matching rule computes the forwarded path.
+    let forwardedPath = path
+    for (const rule of rewrites) {
+      if (rule.pattern.test(path)) {
+        forwardedPath = path.replace(rule.pattern, rule.rewrite)
+        break
+      }
+    }
+    request.forwardedPath = forwardedPath
+
+    // 3. Static files, for GET and HEAD only; an upgrade is never a file.
+    const method = request.raw.method
+    if ((method !== 'GET' && method !== 'HEAD') || isUpgrade(request.raw)) {
+      done()
+      return
+    }
+    findStaticFile(forwardedPath).then((file) => {
+      if (file === null) {
+        done()
+        return
+      }
+      // Not calling done(): the file is the answer and the pipeline stops here.
+      reply.sendFile(file, publicDir)
+    }, done)
+  }
+}
+
+function standaloneIsUp (status: unknown): boolean {
+  if (typeof status === 'string') return status === 'running' || status === 'ready'
+  if (status !== null && typeof status === 'object') {
+    const state = (status as { state?: unknown, status?: unknown }).state ?? (status as { status?: unknown }).status
+    return state === 'running' || state === 'ready'
+  }
+  return status === true
+}
+
+/** Steps 6 to 8: proxy to the standalone server or tenant that owns the forwarded path, else 404. */
+function toUpstream (options: PipelineOptions) {
+  const { processes, proxy, maintenance, webSockets } = options
+  const findUpstream = createUpstreamRouter(options.config.applications)
+
+  return async function proxyToUpstream (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const forwardedPath = request.forwardedPath ?? pathOf(request.url)
+    const upstream: Upstream | null = findUpstream(forwardedPath)
+    if (upstream === null) return notFound(request, reply)
+
+    let name: string
+    let port: number
+    let whenUnreachable: (() => unknown) | undefined
+    if (upstream.kind === 'standalone') {
+      name = upstream.server.name
+      port = upstream.server.port
+      // A standalone server that is down (crashed, backing off) answers with
+      // the maintenance page at once instead of a connection error.
+      if (!standaloneIsUp(processes.standaloneStatus(name))) return maintenance(request, reply)
+      whenUnreachable = () => maintenance(request, reply)
+    } else {
+      name = upstream.tenant.name
+      try {
+        port = (await processes.ensureTenant(name)).port
+      } catch (err) {
+        request.log.warn({ tenant: name, err: (err as Error).message }, 'tenant unavailable')
+        return maintenance(request, reply)
+      }
+    }
+
+    const path = forwardedPath + queryOf(request.url)
+    if (isUpgrade(request.raw)) {
+      await webSockets.relay(request, reply, {
+        host: UPSTREAM_HOST,
+        port,
+        path,
+        release: processes.trackWebSocket(name),
+        onUnreachable: whenUnreachable
+      })
+      return reply
+    }
+
+    const finished = processes.trackRequest(name)
+    reply.raw.once('close', finished)
+    await proxy.forward(request, reply, { origin: `http://${UPSTREAM_HOST}:${port}`, path },
+      whenUnreachable === undefined ? undefined : { onUnreachable: whenUnreachable })
+    return reply
+  }
+}

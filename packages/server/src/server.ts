@@ -1,0 +1,244 @@
+import { createServer } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import Fastify from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import pretty from 'pino-pretty'
+import type { NavigatorConfig } from '@navigator/config'
+import { createUpstreamProxy } from '@navigator/fly-replay'
+import type { UpstreamProxy } from '@navigator/fly-replay'
+import { MachineIdle, Supervisor } from '@navigator/supervisor'
+import { createMaintenanceResponder, loadMaintenancePage } from './maintenance.js'
+import { registerPipeline } from './pipeline.js'
+import type { Identity, ProcessManager } from './pipeline.js'
+import { WebSocketRelay } from './websocket.js'
+
+/** Level used when LOG_LEVEL is not set. */
+export const DEFAULT_LOG_LEVEL = 'info'
+/** Idle keep-alive connections are closed after this long (above the 60 s of common load balancers). */
+export const KEEP_ALIVE_TIMEOUT_MS = 72_000
+
+export interface BuildServerOptions {
+  /** Environment for identity (FLY_MACHINE_ID, FLY_APP_NAME, FLY_REGION), LOG_LEVEL and the children; default process.env. */
+  env?: NodeJS.ProcessEnv
+  /** A pino logger to use instead of building one from LOG_LEVEL. */
+  logger?: FastifyBaseLogger
+}
+
+export interface NavigatorServer {
+  /** The Fastify instance currently answering (a reload replaces it). */
+  readonly fastify: FastifyInstance
+  readonly supervisor: Supervisor
+  /** The one http server; it outlives reloads. */
+  readonly server: Server
+  readonly config: NavigatorConfig
+  readonly log: FastifyBaseLogger
+  /** Starts the supervisor and listens on server.listen; resolves with the address, e.g. http://127.0.0.1:3000. */
+  listen (): Promise<string>
+  /** Swaps in a new config without dropping a request or a WebSocket. */
+  reload (config: NavigatorConfig): Promise<void>
+  /** Stops accepting, drains requests up to shutdown_timeout, closes WebSockets with 1001, stops the children. */
+  close (): Promise<void>
+}
+
+/** One Fastify instance per config generation; the previous one is closed once its last request is done. */
+interface Generation {
+  app: FastifyInstance
+  inFlight: number
+  retired: boolean
+}
+
+export function identityFrom (env: NodeJS.ProcessEnv): Identity {
+  return {
+    machineId: nonEmpty(env.FLY_MACHINE_ID),
+    appName: nonEmpty(env.FLY_APP_NAME),
+    region: nonEmpty(env.FLY_REGION)
+  }
+}
+
+function nonEmpty (value: string | undefined): string | null {
+  return value === undefined || value === '' ? null : value
+}
+
+function loggerOptions (env: NodeJS.ProcessEnv): object {
+  const level = nonEmpty(env.LOG_LEVEL) ?? DEFAULT_LOG_LEVEL
+  // JSON lines for machines, readable lines for a person at a terminal.
+  if (process.stdout.isTTY === true) return { level, stream: pretty({ colorize: true, sync: true }) }
+  return { level }
+}
+
+function connectableAddress (server: Server): string {
+  const address = server.address() as AddressInfo
+  const host = address.address === '::' || address.address === '0.0.0.0' ? '127.0.0.1' : address.address
+  return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`
+}
+
+export async function buildServer (config: NavigatorConfig, options: BuildServerOptions = {}): Promise<NavigatorServer> {
+  const env = options.env ?? process.env
+  const identity = identityFrom(env)
+
+  const first = options.logger === undefined
+    ? Fastify({ logger: loggerOptions(env), disableRequestLogging: true })
+    : Fastify({ loggerInstance: options.logger, disableRequestLogging: true })
+  const log = first.log
+
+  const supervisor = new Supervisor({ applications: config.applications, logger: log, env })
+  const proxy: UpstreamProxy = createUpstreamProxy()
+  const webSockets = new WebSocketRelay({ log })
+  const machineIdle = config.server.idle === null || identity.machineId === null || identity.appName === null
+    ? null
+    : new MachineIdle({ ...config.server.idle, machineId: identity.machineId, appName: identity.appName, logger: log })
+
+  if (identity.machineId === null && config.routes.fly.stickySessions.enabled) {
+    log.warn('FLY_MACHINE_ID is not set: sticky sessions are off')
+  }
+  if (config.server.idle !== null && machineIdle === null) {
+    log.warn('FLY_MACHINE_ID or FLY_APP_NAME is not set: server.idle is off')
+  }
+
+  // Open WebSockets count for both the process (idle tenant stop) and the Machine (idle suspend).
+  const processes: ProcessManager = {
+    ensureTenant: async (name) => await supervisor.ensureTenant(name),
+    standaloneStatus: (name) => supervisor.standaloneStatus(name),
+    trackRequest: (name) => supervisor.trackRequest(name),
+    trackWebSocket (name) {
+      const release = supervisor.trackWebSocket(name)
+      if (machineIdle === null) return release
+      const idle = machineIdle
+      idle.webSocketOpened()
+      return () => {
+        release()
+        idle.webSocketClosed()
+      }
+    }
+  }
+
+  let currentConfig = config
+  let closing = false
+  let inFlight = 0
+  let drained: (() => void) | null = null
+
+  async function prepare (app: FastifyInstance, next: NavigatorConfig): Promise<Generation> {
+    const maintenance = createMaintenanceResponder(loadMaintenancePage(next.server, log))
+    await app.register(registerPipeline, {
+      config: next,
+      processes,
+      proxy,
+      maintenance,
+      webSockets,
+      identity,
+      port: next.server.listen.port
+    })
+    await app.ready()
+    return { app, inFlight: 0, retired: false }
+  }
+
+  let current = await prepare(first, config)
+
+  function finished (generation: Generation): void {
+    generation.inFlight--
+    inFlight--
+    machineIdle?.requestFinished()
+    if (generation.retired && generation.inFlight === 0) void generation.app.close()
+    if (inFlight === 0 && drained !== null) drained()
+  }
+
+  function onRequest (req: IncomingMessage, res: ServerResponse): void {
+    const generation = current
+    generation.inFlight++
+    inFlight++
+    machineIdle?.requestStarted()
+    // While draining, answered connections are closed rather than kept alive.
+    if (closing) res.shouldKeepAlive = false
+    res.once('close', () => { finished(generation) })
+    generation.app.routing(req, res)
+  }
+
+  const server = createServer({ requestTimeout: 0, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, onRequest)
+  server.on('upgrade', (req, socket, head) => {
+    if (closing) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      return
+    }
+    webSockets.route(current.app, req, socket, head)
+  })
+  server.on('clientError', (err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
+    log.debug({ err: err.message }, 'client error')
+  })
+
+  async function listen (): Promise<string> {
+    await supervisor.start()
+    machineIdle?.start()
+    const { host, port } = currentConfig.server.listen
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen({ host, port }, () => {
+        server.removeListener('error', reject)
+        resolve()
+      })
+    })
+    const address = connectableAddress(server)
+    log.info({ address }, 'listening')
+    return address
+  }
+
+  async function reload (next: NavigatorConfig): Promise<void> {
+    const listen = currentConfig.server.listen
+    if (next.server.listen.host !== listen.host || next.server.listen.port !== listen.port) {
+      log.warn('server.listen changed: a restart is needed to listen on the new address')
+    }
+    const app = Fastify({ loggerInstance: log, disableRequestLogging: true })
+    const generation = await prepare(app, next)
+    const previous = current
+    current = generation
+    currentConfig = next
+    previous.retired = true
+    if (previous.inFlight === 0) void previous.app.close()
+    await supervisor.update(next.applications)
+    log.info('configuration reloaded')
+  }
+
+  async function waitForDrain (timeoutMs: number): Promise<void> {
+    if (inFlight === 0) return
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        log.warn({ inFlight }, 'shutdown timeout reached with requests still in flight')
+        resolve()
+      }, timeoutMs)
+      drained = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+    drained = null
+  }
+
+  async function close (): Promise<void> {
+    if (closing) return
+    closing = true
+    log.info({ inFlight, webSockets: webSockets.size }, 'shutting down')
+    const stopped = new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+    server.closeIdleConnections()
+    await waitForDrain(currentConfig.server.shutdownTimeoutMs)
+    await webSockets.closeAll()
+    server.closeAllConnections()
+    await stopped
+    machineIdle?.stop()
+    await supervisor.stop()
+    await proxy.close()
+    await current.app.close()
+    log.info('stopped')
+  }
+
+  return {
+    get fastify () { return current.app },
+    get config () { return currentConfig },
+    supervisor,
+    server,
+    log,
+    listen,
+    reload,
+    close
+  }
+}

@@ -1,0 +1,288 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import { request as httpRequest, ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+
+/** Time allowed for the upstream to answer an upgrade request. */
+export const UPSTREAM_HANDSHAKE_TIMEOUT_MS = 10_000
+/** Time a socket gets to finish its closing handshake at shutdown before it is destroyed. */
+export const CLOSE_GRACE_MS = 1_000
+/** RFC 6455 close code "going away", sent to every client at shutdown. */
+export const CLOSE_GOING_AWAY = 1001
+
+// Server-to-client frames are unmasked: FIN + close opcode, length 2, code 1001.
+const CLIENT_CLOSE_FRAME = Buffer.from([0x88, 0x02, 0x03, 0xe9])
+
+// Headers that describe the hop between Navigator and the client, rebuilt for the upstream hop.
+const HOP_BY_HOP = new Set(['connection', 'upgrade', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'proxy-connection'])
+
+const kUpgrade = Symbol('navigator.upgrade')
+
+interface PendingUpgrade {
+  socket: Duplex
+  head: Buffer
+}
+
+type UpgradeRequest = IncomingMessage & { [kUpgrade]?: PendingUpgrade }
+
+/** True when this request arrived through the http server's 'upgrade' event. */
+export function isUpgrade (raw: IncomingMessage): boolean {
+  return (raw as UpgradeRequest)[kUpgrade] !== undefined
+}
+
+/** Client-to-server frames must be masked (RFC 6455 section 5.3), so the upstream gets a masked close 1001. */
+function upstreamCloseFrame (): Buffer {
+  const mask = randomBytes(4)
+  return Buffer.from([0x88, 0x82, mask[0], mask[1], mask[2], mask[3], 0x03 ^ mask[0], 0xe9 ^ mask[1]])
+}
+
+interface Relay {
+  client: Duplex
+  upstream: Duplex
+  release: () => void
+}
+
+export interface WebSocketRelayOptions {
+  log: FastifyBaseLogger
+}
+
+export interface RelayTarget {
+  /** Upstream host, normally 127.0.0.1. */
+  host: string
+  port: number
+  /** Path and query string sent upstream. */
+  path: string
+  /** Called once when the relay ends; counts the socket for idle decisions until then. */
+  release: () => void
+  /** Answers the client when the upstream cannot be reached; defaults to a 502. */
+  onUnreachable?: () => unknown
+}
+
+/**
+ * A hand-written WebSocket proxy: the upgrade request goes through Fastify's
+ * routing first (so the replay and sticky hooks decide, and may answer with
+ * plain HTTP), then the upstream handshake is made before the client gets any
+ * answer, and after both 101s the two TCP sockets are piped to each other.
+ */
+export class WebSocketRelay {
+  readonly #log: FastifyBaseLogger
+  readonly #relays = new Set<Relay>()
+
+  constructor (options: WebSocketRelayOptions) {
+    this.#log = options.log
+  }
+
+  /** Open proxied WebSockets. */
+  get size (): number {
+    return this.#relays.size
+  }
+
+  /** Hands an upgrade request from the http server to a Fastify instance's routing. */
+  route (app: FastifyInstance, raw: IncomingMessage, socket: Duplex, head: Buffer): void {
+    (raw as UpgradeRequest)[kUpgrade] = { socket, head }
+    socket.on('error', (err) => { this.#log.debug({ err: err.message }, 'websocket client socket error') })
+    const response = new ServerResponse(raw)
+    // Any plain HTTP answer (replay, maintenance, 404, refusal) ends the exchange.
+    response.shouldKeepAlive = false
+    response.assignSocket(socket as never)
+    response.once('finish', () => { socket.end() })
+    app.routing(raw, response)
+  }
+
+  /**
+   * Proxies the upgrade of `request` to the target. Resolves once the client
+   * has an answer: the upstream's 101 (then the sockets are relayed), or the
+   * upstream's refusal, or the unreachable answer.
+   */
+  async relay (request: FastifyRequest, reply: FastifyReply, target: RelayTarget): Promise<void> {
+    const pending = (request.raw as UpgradeRequest)[kUpgrade]
+    if (pending === undefined) throw new Error('relay() called for a request that is not an upgrade')
+    const client = pending.socket
+    const log = request.log
+    let released = false
+    const release = (): void => {
+      if (released) return
+      released = true
+      target.release()
+    }
+
+    await new Promise<void>((resolve) => {
+      let settled = false
+      const settle = (): void => {
+        if (settled) return
+        settled = true
+        client.removeListener('close', onClientGone)
+        resolve()
+      }
+      const upstreamRequest = httpRequest({
+        host: target.host,
+        port: target.port,
+        method: 'GET',
+        path: target.path,
+        headers: upstreamHeaders(request),
+        timeout: UPSTREAM_HANDSHAKE_TIMEOUT_MS,
+        agent: false
+      })
+      const onClientGone = (): void => {
+        upstreamRequest.destroy()
+        release()
+        settle()
+      }
+      client.once('close', onClientGone)
+
+      upstreamRequest.once('timeout', () => {
+        upstreamRequest.destroy()
+        if (settled) return
+        log.warn({ port: target.port }, 'websocket upstream did not answer the upgrade in time')
+        release()
+        reply.code(504).type('text/plain; charset=utf-8').send('Gateway Timeout\n')
+        settle()
+      })
+
+      upstreamRequest.once('error', (err) => {
+        if (settled) return
+        release()
+        if (target.onUnreachable !== undefined) {
+          target.onUnreachable()
+        } else {
+          log.warn({ port: target.port, err: err.message }, 'websocket upstream could not be reached')
+          reply.code(502).type('text/plain; charset=utf-8').send('Bad Gateway\n')
+        }
+        settle()
+      })
+
+      // The upstream refused the upgrade (403, 404, ...): the client gets that answer, never a 101.
+      upstreamRequest.once('response', (response) => {
+        if (settled) { response.resume(); return }
+        reply.hijack()
+        const raw = reply.raw
+        raw.statusCode = response.statusCode ?? 502
+        if (response.statusMessage !== undefined) raw.statusMessage = response.statusMessage
+        copyHeaders(response.headers, raw)
+        appendCookies(reply, raw)
+        response.pipe(raw)
+        response.once('end', () => { release() })
+        response.once('error', () => { client.destroy(); release() })
+        settle()
+      })
+
+      upstreamRequest.once('upgrade', (response, upstream, upstreamHead) => {
+        if (settled) { upstream.destroy(); return }
+        reply.hijack()
+        reply.raw.detachSocket(client as never)
+        client.write(handshakeResponse(response, reply))
+        if (upstreamHead.length > 0) client.write(upstreamHead)
+        if (pending.head.length > 0) upstream.write(pending.head)
+        this.#pipe(client, upstream, release)
+        settle()
+      })
+
+      upstreamRequest.end()
+    })
+  }
+
+  /** At shutdown: a close frame 1001 to both sides of every relay, then both ends closed. */
+  async closeAll (): Promise<void> {
+    const relays = [...this.#relays]
+    if (relays.length === 0) return
+    this.#log.info({ count: relays.length }, 'closing websockets')
+    await Promise.all(relays.map(async (relay) => await closeRelay(relay)))
+  }
+
+  #pipe (client: Duplex, upstream: Duplex, release: () => void): void {
+    const relay: Relay = { client, upstream, release }
+    this.#relays.add(relay)
+    const sockets = [client, upstream] as Array<Duplex & { setNoDelay?: (on: boolean) => void, setTimeout?: (ms: number) => void }>
+    for (const socket of sockets) {
+      socket.setNoDelay?.(true)
+      socket.setTimeout?.(0)
+    }
+    let ended = false
+    const end = (): void => {
+      if (ended) return
+      ended = true
+      this.#relays.delete(relay)
+      client.destroy()
+      upstream.destroy()
+      release()
+    }
+    upstream.on('error', (err) => { this.#log.debug({ err: err.message }, 'websocket upstream socket error') })
+    client.once('close', end)
+    upstream.once('close', end)
+    // pipe() applies backpressure both ways and ends the other side when one side ends.
+    client.pipe(upstream)
+    upstream.pipe(client)
+  }
+}
+
+async function closeRelay (relay: Relay): Promise<void> {
+  const { client, upstream } = relay
+  client.unpipe(upstream)
+  upstream.unpipe(client)
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      client.destroy()
+      upstream.destroy()
+    }, CLOSE_GRACE_MS)
+    timer.unref()
+    let open = 2
+    const closed = (): void => {
+      if (--open === 0) {
+        clearTimeout(timer)
+        resolve()
+      }
+    }
+    if (client.destroyed) closed(); else client.once('close', closed)
+    if (upstream.destroyed) closed(); else upstream.once('close', closed)
+    if (!client.destroyed) client.end(CLIENT_CLOSE_FRAME)
+    if (!upstream.destroyed) upstream.end(upstreamCloseFrame())
+  })
+}
+
+function upstreamHeaders (request: FastifyRequest): OutgoingHttpHeaders {
+  const incoming = request.raw.headers
+  const headers: OutgoingHttpHeaders = {}
+  for (const name in incoming) {
+    if (HOP_BY_HOP.has(name)) continue
+    headers[name] = incoming[name]
+  }
+  headers.connection = 'Upgrade'
+  headers.upgrade = incoming.upgrade ?? 'websocket'
+  const clientAddress = request.raw.socket.remoteAddress ?? ''
+  const forwardedFor = incoming['x-forwarded-for']
+  headers['x-forwarded-for'] = forwardedFor === undefined || forwardedFor === '' ? clientAddress : `${String(forwardedFor)}, ${clientAddress}`
+  headers['x-forwarded-proto'] = request.protocol === 'https' ? 'https' : 'http'
+  if (request.host !== '') headers['x-forwarded-host'] = request.host
+  if (incoming['x-request-id'] === undefined) headers['x-request-id'] = randomUUID()
+  return headers
+}
+
+function copyHeaders (headers: IncomingHttpHeaders, target: ServerResponse): void {
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name)) continue
+    const value = headers[name]
+    if (value !== undefined) target.setHeader(name, value)
+  }
+}
+
+/** Cookies a hook set on the reply (the sticky cookie) join the upstream's own, each as its own header. */
+function appendCookies (reply: FastifyReply, target: ServerResponse): void {
+  const ours = reply.getHeader('set-cookie')
+  if (ours === undefined) return
+  const theirs = target.getHeader('set-cookie')
+  const list = (v: unknown): string[] => v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]
+  target.setHeader('set-cookie', [...list(theirs), ...list(ours)])
+}
+
+/** The upstream's 101 status line and headers, verbatim, plus any cookie a hook set on the reply. */
+function handshakeResponse (response: IncomingMessage, reply: FastifyReply): string {
+  let head = `HTTP/1.1 101 ${response.statusMessage ?? 'Switching Protocols'}\r\n`
+  const raw = response.rawHeaders
+  for (let i = 0; i < raw.length; i += 2) head += `${raw[i]}: ${raw[i + 1]}\r\n`
+  const cookies = reply.getHeader('set-cookie')
+  if (cookies !== undefined) {
+    for (const cookie of Array.isArray(cookies) ? cookies : [cookies]) head += `Set-Cookie: ${String(cookie)}\r\n`
+  }
+  return head + '\r\n'
+}
