@@ -1,0 +1,445 @@
+// Reading a config: YAML (with positions) -> ${NAME} substitution -> TypeBox
+// defaults and schema errors -> semantic checks and normalisation. Every problem
+// of every pass is collected; the ConfigError lists them all.
+
+import { readFile } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { LineCounter, parseDocument } from 'yaml'
+import { parseDuration } from './duration.js'
+import { parseListen } from './listen.js'
+import { pathPatternProblem } from './paths.js'
+import { ConfigError, ProblemCollector, type KeyPath } from './problems.js'
+import { environmentLookup, referencedNames, substitute, tenantLookup, type VariableLookup } from './substitute.js'
+import { applyDefaults, reportSchemaProblems } from './validate.js'
+import {
+  DEFAULT_COOKIE_MAX_AGE, DEFAULT_COOKIE_NAME, DEFAULT_COOKIE_PATH, DEFAULT_IDLE_ACTION, DEFAULT_IDLE_API_SOCKET,
+  DEFAULT_IDLE_TENANT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_PUBLIC_DIR, DEFAULT_REPLAY_STATUS, DEFAULT_REPLAY_TIMEOUT,
+  DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_START_PORT, DEFAULT_STARTUP_TIMEOUT, DEFAULT_TENANT_ARGS, DEFAULT_TENANT_COMMAND,
+  DEFAULT_TENANT_HEALTH_CHECK
+} from './schema.js'
+import type {
+  ApplicationsConfig, FallbackMode, IdleAction, IdleConfig, ListenAddress, NavigatorConfig, ReplayRule, ReplayTarget,
+  RewriteRule, RoutesConfig, SameSite, ServerConfig, StandaloneServerConfig, StartMode, StickySessionsConfig, TenantConfig
+} from './types.js'
+
+export { ConfigError } from './problems.js'
+
+export interface LoadOptions {
+  /** Environment for `${NAME}`; default `process.env`. */
+  env?: NodeJS.ProcessEnv
+}
+
+export interface ParseOptions extends LoadOptions {
+  /** File name used in problems (and resolved into `config.file`); default none (problems say `<string>`). */
+  file?: string
+  /** Folder that relative paths resolve against; default the file's folder, else the current directory. */
+  dir?: string
+}
+
+/** A Machine ID: 1 to 64 characters of a-z, 0-9 and "-". */
+export const MACHINE_ID_PATTERN = /^[a-z0-9-]{1,64}$/
+
+export function isValidMachineId (id: unknown): id is string {
+  return typeof id === 'string' && MACHINE_ID_PATTERN.test(id)
+}
+
+/** Reads, validates and normalises a YAML config file. Throws `ConfigError` listing every problem. */
+export async function loadConfig (file: string, options: LoadOptions = {}): Promise<NavigatorConfig> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+    throw new ConfigError([{ file, line: 1, column: 1, path: '', message: `cannot read the config file (${reason})` }])
+  }
+  return parseConfig(text, { ...options, file })
+}
+
+/** `loadConfig` from a string. */
+export function parseConfig (text: string, options: ParseOptions = {}): NavigatorConfig {
+  const env = options.env ?? process.env
+  const absoluteFile = options.file === undefined ? null : resolve(options.file)
+  const dir = resolve(options.dir ?? (absoluteFile === null ? process.cwd() : dirname(absoluteFile)))
+  const lineCounter = new LineCounter()
+  const document = parseDocument(text, { lineCounter, prettyErrors: false, merge: true, uniqueKeys: true })
+  const problems = new ProblemCollector(options.file ?? '<string>', document, lineCounter)
+
+  if (document.errors.length > 0) {
+    for (const error of document.errors) problems.addAtOffset(error.pos[0], error.message.split('\n')[0])
+    throw new ConfigError(problems.problems)
+  }
+
+  const raw = withoutNulls(document.toJS({ maxAliasCount: 1000 })) ?? {}
+  const substituted = substituteEnvironment(raw, [], environmentLookup(env), problems)
+  const value = applyDefaults(substituted)
+  reportSchemaProblems(value, problems)
+  const config = normalise(value, { dir, env, problems })
+  if (problems.size > 0) throw new ConfigError(problems.problems)
+  return { file: absoluteFile, dir, ...config }
+}
+
+// `key:` with nothing after it means "not set": the default applies.
+function withoutNulls (value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutNulls)
+  if (!isRecord(value)) return value
+  const out: Record<string, unknown> = {}
+  for (const [key, child] of Object.entries(value)) {
+    if (child !== null && child !== undefined) out[key] = withoutNulls(child)
+  }
+  return out
+}
+
+// Tenant command/args/env and applications env/command/args keep their references:
+// they resolve per tenant (var, PORT, environment), checked in checkTenantReferences.
+function keepsReferences (path: KeyPath): boolean {
+  if (path[0] !== 'applications') return false
+  if (path[1] === 'env' || path[1] === 'command' || path[1] === 'args') return true
+  return path[1] === 'tenants' && (path[3] === 'env' || path[3] === 'command' || path[3] === 'args')
+}
+
+function substituteEnvironment (value: unknown, path: KeyPath, lookup: VariableLookup, problems: ProblemCollector): unknown {
+  if (typeof value === 'string') {
+    if (keepsReferences(path)) return value
+    const result = substitute(value, lookup)
+    if (result.missing.length > 0) {
+      problems.add(path, `${result.missing.map((name) => `\${${name}}`).join(', ')} ${result.missing.length === 1 ? 'is' : 'are'} not set in the environment`)
+    }
+    return result.value
+  }
+  if (Array.isArray(value)) return value.map((item, index) => substituteEnvironment(item, [...path, index], lookup, problems))
+  if (isRecord(value)) {
+    const out: Record<string, unknown> = {}
+    for (const [key, child] of Object.entries(value)) out[key] = substituteEnvironment(child, [...path, key], lookup, problems)
+    return out
+  }
+  return value
+}
+
+interface Context {
+  dir: string
+  env: NodeJS.ProcessEnv
+  problems: ProblemCollector
+}
+
+type Normalised = Pick<NavigatorConfig, 'server' | 'routes' | 'applications'>
+
+// The schema pass has reported wrong types already; the helpers below read
+// defensively so that semantic checks still run on everything else.
+function isRecord (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+const record = (value: unknown): Record<string, unknown> => (isRecord(value) ? value : {})
+const list = (value: unknown): unknown[] => (Array.isArray(value) ? value : [])
+const text = (value: unknown, fallback: string): string => (typeof value === 'string' ? value : fallback)
+const flag = (value: unknown, fallback: boolean): boolean => (typeof value === 'boolean' ? value : fallback)
+const integer = (value: unknown, fallback: number): number => (Number.isInteger(value) ? value as number : fallback)
+const strings = (value: unknown): string[] => list(value).filter((item): item is string => typeof item === 'string')
+function stringRecord (value: unknown): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [key, child] of Object.entries(record(value))) if (typeof child === 'string') out[key] = child
+  return out
+}
+
+function durationMs (value: unknown, path: KeyPath, fallback: string, ctx: Context, minimumMs = 0): number {
+  const given = value === 0 ? '0' : value
+  try {
+    const ms = parseDuration(typeof given === 'string' ? given : fallback)
+    if (ms < minimumMs) {
+      ctx.problems.add(path, minimumMs === 1000 ? 'must be at least 1s' : 'must be longer than 0')
+    }
+    return ms
+  } catch (err) {
+    ctx.problems.add(path, (err as Error).message)
+    return parseDuration(fallback)
+  }
+}
+
+function regex (value: unknown, path: KeyPath, ctx: Context): RegExp {
+  try {
+    return new RegExp(text(value, ''))
+  } catch (err) {
+    ctx.problems.add(path, `invalid regular expression: ${(err as Error).message}`)
+    return /(?!)/
+  }
+}
+
+function urlPath (value: unknown, path: KeyPath, ctx: Context): void {
+  if (typeof value === 'string' && !/^\/[^\s?#]*$/.test(value)) {
+    ctx.problems.add(path, 'must be a URL path starting with "/" (no spaces, "?" or "#")')
+  }
+}
+
+function normalise (value: unknown, ctx: Context): Normalised {
+  const root = record(value)
+  return {
+    server: normaliseServer(record(root.server), ctx),
+    routes: normaliseRoutes(record(root.routes), ctx),
+    applications: normaliseApplications(record(root.applications), ctx)
+  }
+}
+
+function normaliseServer (server: Record<string, unknown>, ctx: Context): ServerConfig {
+  let listen: ListenAddress = { host: '::', port: 3000 }
+  try {
+    listen = parseListen(server.listen as number | string)
+  } catch (err) {
+    ctx.problems.add(['server', 'listen'], (err as Error).message)
+  }
+  const publicDir = resolve(ctx.dir, text(record(server.static).public_dir, DEFAULT_PUBLIC_DIR))
+  const maintenancePage = typeof server.maintenance_page === 'string' ? resolve(publicDir, server.maintenance_page) : null
+  urlPath(server.health_check, ['server', 'health_check'], ctx)
+  const healthCheck = typeof server.health_check === 'string' ? server.health_check : null
+  let idle: IdleConfig | null = null
+  if (isRecord(server.idle)) {
+    idle = {
+      action: text(server.idle.action, DEFAULT_IDLE_ACTION) as IdleAction,
+      timeoutMs: durationMs(server.idle.timeout, ['server', 'idle', 'timeout'], DEFAULT_IDLE_TIMEOUT, ctx, Number.MIN_VALUE),
+      apiSocket: text(server.idle.api_socket, DEFAULT_IDLE_API_SOCKET)
+    }
+  }
+  return {
+    listen,
+    publicDir,
+    maintenancePage,
+    healthCheck,
+    idle,
+    shutdownTimeoutMs: durationMs(server.shutdown_timeout, ['server', 'shutdown_timeout'], DEFAULT_SHUTDOWN_TIMEOUT, ctx)
+  }
+}
+
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+const HTTP_METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+const REGION = /^[a-z][a-z0-9]*$/
+const APP_NAME = /^[a-z0-9][a-z0-9-]*$/
+const SAME_SITE: Record<string, SameSite> = { strict: 'Strict', lax: 'Lax', none: 'None' }
+
+function normaliseRoutes (routes: Record<string, unknown>, ctx: Context): RoutesConfig {
+  const rewrites: RewriteRule[] = list(routes.rewrites).map((item, index) => {
+    const rule = record(item)
+    return { pattern: regex(rule.pattern, ['routes', 'rewrites', index, 'pattern'], ctx), rewrite: text(rule.rewrite, '') }
+  })
+  const fly = record(routes.fly)
+  const replay = list(fly.replay).map((item, index) => normaliseReplayRule(record(item), ['routes', 'fly', 'replay', index], ctx))
+  return { rewrites, fly: { replay, stickySessions: normaliseSticky(record(fly.sticky_sessions), ctx) } }
+}
+
+function normaliseReplayRule (rule: Record<string, unknown>, at: KeyPath, ctx: Context): ReplayRule {
+  const targets = (['region', 'app', 'machine'] as const).filter((key) => rule[key] !== undefined)
+  let target: ReplayTarget = { kind: 'app', app: '' }
+  if (targets.length === 0) {
+    ctx.problems.add(at, 'a replay rule needs exactly one target: region, app or machine')
+  } else if (targets.length > 1) {
+    ctx.problems.add([...at, targets[1]], `a replay rule has exactly one target, but this one has ${targets.join(' and ')}`, 'key')
+  }
+  if (targets[0] === 'region') {
+    const given = Array.isArray(rule.region) ? strings(rule.region) : [text(rule.region, '')]
+    const regions = given.flatMap((entry) => entry.split(',')).map((entry) => entry.trim().toLowerCase()).filter((entry) => entry !== '')
+    const bad = regions.filter((region) => !REGION.test(region))
+    if (regions.length === 0 || bad.length > 0) {
+      ctx.problems.add([...at, 'region'], `region codes are letters and digits (such as ord or "sjc,any"); bad: ${bad.map((r) => JSON.stringify(r)).join(', ') || 'none given'}`)
+    }
+    target = { kind: 'region', regions }
+  } else if (targets[0] === 'app') {
+    const app = text(rule.app, '')
+    if (!APP_NAME.test(app)) ctx.problems.add([...at, 'app'], 'a Fly app name is lower-case letters, digits and "-"')
+    target = { kind: 'app', app }
+  } else if (targets[0] === 'machine') {
+    const machine = text(rule.machine, '')
+    if (!isValidMachineId(machine)) ctx.problems.add([...at, 'machine'], 'a Machine ID is 1 to 64 characters of a-z, 0-9 and "-"')
+    target = { kind: 'machine', machine }
+  }
+  let methods: string[] | null = null
+  if (rule.methods !== undefined) {
+    methods = strings(rule.methods).map((method) => method.toUpperCase())
+    list(rule.methods).forEach((method, index) => {
+      if (typeof method === 'string' && !HTTP_METHOD.test(method)) ctx.problems.add([...at, 'methods', index], `${JSON.stringify(method)} is not an HTTP method`)
+    })
+  }
+  return {
+    path: regex(rule.path, [...at, 'path'], ctx),
+    target,
+    status: integer(rule.status, DEFAULT_REPLAY_STATUS),
+    methods
+  }
+}
+
+function normaliseSticky (sticky: Record<string, unknown>, ctx: Context): StickySessionsConfig {
+  const at = ['routes', 'fly', 'sticky_sessions']
+  const cookieName = text(sticky.cookie_name, DEFAULT_COOKIE_NAME)
+  if (typeof sticky.cookie_name === 'string' && !COOKIE_NAME.test(cookieName)) {
+    ctx.problems.add([...at, 'cookie_name'], 'a cookie name may not contain spaces, separators such as ;,=" or control characters')
+  }
+  const cookieSecure = flag(sticky.cookie_secure, false)
+  const cookieSameSite = SAME_SITE[text(sticky.cookie_samesite, 'lax').toLowerCase()] ?? 'Lax'
+  if (cookieSameSite === 'None' && !cookieSecure) {
+    ctx.problems.add([...at, 'cookie_samesite'], 'SameSite=None needs `cookie_secure: true` (browsers drop such cookies without Secure)')
+  }
+  const cookiePath = text(sticky.cookie_path, DEFAULT_COOKIE_PATH)
+  if (!/^\/[^\s;,\x00-\x1f\x7f]*$/.test(cookiePath)) {
+    ctx.problems.add([...at, 'cookie_path'], 'must start with "/" and contain no spaces, ";" or ","')
+  }
+  const paths = strings(sticky.paths)
+  list(sticky.paths).forEach((pattern, index) => {
+    if (typeof pattern !== 'string') return
+    const problem = pathPatternProblem(pattern)
+    if (problem !== null) ctx.problems.add([...at, 'paths', index], problem)
+  })
+  const secrets = typeof sticky.secret === 'string' ? [sticky.secret] : strings(sticky.secret)
+  const peers: Record<string, string> = {}
+  for (const [id, url] of Object.entries(record(sticky.peers))) {
+    if (!isValidMachineId(id)) {
+      ctx.problems.add([...at, 'peers', id], `${JSON.stringify(id)} is not a Machine ID (1 to 64 characters of a-z, 0-9 and "-")`, 'key')
+    }
+    if (typeof url !== 'string') continue
+    const origin = peerOrigin(url)
+    if (origin === null) {
+      ctx.problems.add([...at, 'peers', id], 'must be an http:// or https:// base URL such as http://127.0.0.1:3001 (no path)')
+    } else {
+      peers[id] = origin
+    }
+  }
+  return {
+    enabled: flag(sticky.enabled, false),
+    cookieName,
+    cookieMaxAgeMs: durationMs(sticky.cookie_max_age, [...at, 'cookie_max_age'], DEFAULT_COOKIE_MAX_AGE, ctx, 1000),
+    cookieSecure,
+    cookieHttpOnly: flag(sticky.cookie_httponly, true),
+    cookieSameSite,
+    cookiePath,
+    paths,
+    fallbackMode: text(sticky.fallback_mode, 'maintenance') as FallbackMode,
+    secrets,
+    replayTimeoutMs: durationMs(sticky.replay_timeout, [...at, 'replay_timeout'], DEFAULT_REPLAY_TIMEOUT, ctx, Number.MIN_VALUE),
+    replayCache: flag(sticky.replay_cache, false),
+    peers
+  }
+}
+
+function peerOrigin (value: string): string | null {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return null
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return null
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') return null
+  return url.origin
+}
+
+function normaliseApplications (applications: Record<string, unknown>, ctx: Context): ApplicationsConfig {
+  const at = ['applications']
+  urlPath(applications.health_check, [...at, 'health_check'], ctx)
+  const config: ApplicationsConfig = {
+    env: stringRecord(applications.env),
+    command: text(applications.command, DEFAULT_TENANT_COMMAND),
+    args: applications.args === undefined ? [...DEFAULT_TENANT_ARGS] : strings(applications.args),
+    startPort: integer(applications.start_port, DEFAULT_START_PORT),
+    startupTimeoutMs: durationMs(applications.startup_timeout, [...at, 'startup_timeout'], DEFAULT_STARTUP_TIMEOUT, ctx, Number.MIN_VALUE),
+    idleTimeoutMs: durationMs(applications.idle_timeout, [...at, 'idle_timeout'], DEFAULT_IDLE_TENANT_TIMEOUT, ctx),
+    healthCheck: text(applications.health_check, DEFAULT_TENANT_HEALTH_CHECK),
+    tenants: [],
+    standaloneServers: []
+  }
+
+  const names = new Map<string, number>()
+  const prefixes = new Map<string, number>()
+  list(applications.tenants).forEach((item, index) => {
+    const tenant = record(item)
+    const here = [...at, 'tenants', index]
+    const name = text(tenant.name, '')
+    const earlierName = names.get(name)
+    if (name !== '' && earlierName !== undefined) {
+      ctx.problems.add([...here, 'name'], `duplicate tenant name \`${name}\` (also applications.tenants.${earlierName}.name)`)
+    } else if (name !== '') {
+      names.set(name, index)
+    }
+    const rawPath = text(tenant.path, '')
+    let path = rawPath
+    if (typeof tenant.path === 'string') {
+      if (!/^\/[^\s?#]*$/.test(rawPath)) {
+        ctx.problems.add([...here, 'path'], 'a tenant path must start with "/" (no spaces, "?" or "#")')
+      }
+      path = rawPath.length > 1 ? rawPath.replace(/\/+$/, '') || '/' : rawPath
+      const earlierPath = prefixes.get(path)
+      if (earlierPath !== undefined) {
+        ctx.problems.add([...here, 'path'], `duplicate tenant path \`${path}\` (also applications.tenants.${earlierPath}.path)`)
+      } else {
+        prefixes.set(path, index)
+      }
+    }
+    config.tenants.push({
+      name,
+      path,
+      workingDir: resolve(ctx.dir, text(tenant.working_dir, '.')),
+      var: stringRecord(tenant.var),
+      start: text(tenant.start, 'lazy') as StartMode,
+      env: stringRecord(tenant.env),
+      command: typeof tenant.command === 'string' ? tenant.command : null,
+      args: Array.isArray(tenant.args) ? strings(tenant.args) : null
+    })
+  })
+
+  const standaloneNames = new Map<string, number>()
+  list(applications.standalone_servers).forEach((item, index) => {
+    const server = record(item)
+    const here = [...at, 'standalone_servers', index]
+    const name = text(server.name, '')
+    const earlier = standaloneNames.get(name)
+    if (name !== '' && earlier !== undefined) {
+      ctx.problems.add([...here, 'name'], `duplicate standalone server name \`${name}\` (also applications.standalone_servers.${earlier}.name)`)
+    } else if (name !== '') {
+      standaloneNames.set(name, index)
+    }
+    const matchPath = text(server.match_path, '')
+    if (typeof server.match_path === 'string') {
+      const problem = pathPatternProblem(matchPath)
+      if (problem !== null) ctx.problems.add([...here, 'match_path'], problem)
+    }
+    const standalone: StandaloneServerConfig = {
+      name,
+      matchPath,
+      command: text(server.command, ''),
+      args: strings(server.args),
+      workingDir: resolve(ctx.dir, text(server.working_dir, '.')),
+      port: integer(server.port, 0),
+      env: stringRecord(server.env)
+    }
+    config.standaloneServers.push(standalone)
+  })
+
+  checkTenantReferences(config, ctx)
+  return config
+}
+
+// Every ${name} a tenant's process will see must resolve from its var, PORT or the environment.
+function checkTenantReferences (applications: ApplicationsConfig, ctx: Context): void {
+  const shared = new Map<string, { path: KeyPath, name: string, tenants: string[] }>()
+  const sharedMissing = (path: KeyPath, name: string, tenant: string): void => {
+    const key = `${path.join('.')}\u0000${name}`
+    const entry = shared.get(key) ?? { path, name, tenants: [] }
+    entry.tenants.push(tenant)
+    shared.set(key, entry)
+  }
+  applications.tenants.forEach((tenant, index) => {
+    const lookup = tenantLookup(tenant, 'PORT', ctx.env)
+    const label = tenant.name === '' ? `#${index}` : tenant.name
+    const check = (value: string, path: KeyPath, isShared: boolean): void => {
+      for (const name of referencedNames(value)) {
+        if (lookup(name) !== undefined) continue
+        if (isShared) sharedMissing(path, name, label)
+        else ctx.problems.add(path, `\${${name}} is not in this tenant's var, not PORT and not set in the environment`)
+      }
+    }
+    const here = ['applications', 'tenants', index]
+    for (const [key, value] of Object.entries(applications.env)) check(value, ['applications', 'env', key], true)
+    for (const [key, value] of Object.entries(tenant.env)) check(value, [...here, 'env', key], false)
+    if (tenant.command === null) check(applications.command, ['applications', 'command'], true)
+    else check(tenant.command, [...here, 'command'], false)
+    if (tenant.args === null) applications.args.forEach((arg, i) => check(arg, ['applications', 'args', i], true))
+    else tenant.args.forEach((arg, i) => check(arg, [...here, 'args', i], false))
+  })
+  for (const { path, name, tenants } of shared.values()) {
+    ctx.problems.add(path, `\${${name}} is not defined for tenant${tenants.length === 1 ? '' : 's'} ${tenants.join(', ')} (not in var, not PORT, not set in the environment)`)
+  }
+}

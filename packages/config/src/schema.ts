@@ -1,0 +1,197 @@
+// The TypeBox schema of the YAML file (snake_case, as users write it). Every node
+// carries a description and, when optional, its default: reference.ts renders the
+// documentation from them and json-schema.ts exports them for editors.
+// Rules a schema cannot express well (one replay target, unique tenants, regexes,
+// ${NAME} resolution, ...) live in load.ts.
+
+import { Type, type Static, type TSchema } from 'typebox'
+import { DURATION_PATTERN } from './duration.js'
+
+/** Extra annotation read by the error reporter: the message for a value that matches none of a union. */
+export interface ErrorMessageAnnotation {
+  errorMessage?: string
+}
+
+export const DEFAULT_PUBLIC_DIR = 'public'
+export const DEFAULT_SHUTDOWN_TIMEOUT = '30s'
+export const DEFAULT_IDLE_ACTION = 'suspend'
+export const DEFAULT_IDLE_TIMEOUT = '20m'
+export const DEFAULT_IDLE_API_SOCKET = '/.fly/api'
+export const DEFAULT_COOKIE_NAME = '_navigator_machine'
+export const DEFAULT_COOKIE_MAX_AGE = '24h'
+export const DEFAULT_COOKIE_SAMESITE = 'Lax'
+export const DEFAULT_COOKIE_PATH = '/'
+export const DEFAULT_FALLBACK_MODE = 'maintenance'
+export const DEFAULT_REPLAY_TIMEOUT = '10s'
+export const DEFAULT_REPLAY_STATUS = 307
+export const DEFAULT_TENANT_COMMAND = 'bin/rails'
+export const DEFAULT_TENANT_ARGS: readonly string[] = ['server', '-b', '127.0.0.1', '-p', '${PORT}']
+export const DEFAULT_START_PORT = 4000
+export const DEFAULT_STARTUP_TIMEOUT = '60s'
+export const DEFAULT_IDLE_TENANT_TIMEOUT = '10m'
+export const DEFAULT_TENANT_HEALTH_CHECK = '/up'
+export const DEFAULT_TENANT_START = 'lazy'
+
+const DURATION_MESSAGE = 'must be a Go duration such as 500ms, 30m, 2h or 1h30m'
+
+function duration (description: string, defaultValue?: string): TSchema {
+  return Type.Union([Type.String({ pattern: DURATION_PATTERN }), Type.Literal(0)], {
+    description: `${description} (Go duration)`,
+    errorMessage: DURATION_MESSAGE,
+    ...(defaultValue === undefined ? {} : { default: defaultValue })
+  })
+}
+
+function oneOf (values: readonly string[], description: string, defaultValue: string): TSchema {
+  return Type.Union(values.map((value) => Type.Literal(value)), {
+    description,
+    default: defaultValue,
+    errorMessage: `must be one of ${values.join(', ')}`
+  })
+}
+
+const stringMap = (description: string): TSchema =>
+  Type.Record(Type.String(), Type.String(), { description, default: {} })
+
+const stringList = (description: string, defaultValue?: readonly string[]): TSchema =>
+  Type.Array(Type.String(), {
+    description,
+    ...(defaultValue === undefined ? {} : { default: [...defaultValue] })
+  })
+
+const port = (description: string, defaultValue?: number): TSchema =>
+  Type.Integer({
+    minimum: 1,
+    maximum: 65535,
+    description,
+    ...(defaultValue === undefined ? {} : { default: defaultValue })
+  })
+
+const strict = { additionalProperties: false } as const
+
+export const IdleSchema = Type.Object({
+  action: Type.Optional(oneOf(['suspend', 'stop'], 'What to ask the Machines API to do with this Machine when it is idle.', DEFAULT_IDLE_ACTION)),
+  timeout: Type.Optional(duration('How long the Machine must have no request in flight and no open WebSocket before it is suspended or stopped', DEFAULT_IDLE_TIMEOUT)),
+  api_socket: Type.Optional(Type.String({ minLength: 1, description: "Unix socket of Fly's Machines API.", default: DEFAULT_IDLE_API_SOCKET }))
+}, { ...strict, description: 'Suspend or stop this Fly Machine when it has been idle; absent = never.' })
+
+export const StaticSchema = Type.Object({
+  public_dir: Type.Optional(Type.String({ minLength: 1, description: "Folder of static files, relative to the config file's folder.", default: DEFAULT_PUBLIC_DIR }))
+}, { ...strict, description: 'Static files served before any routing.', default: {} })
+
+export const ServerSchema = Type.Object({
+  listen: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.String()], {
+    description: 'Port (3000), ":port", "host:port" or "[ipv6]:port". A bare port listens on "::" (IPv6 and IPv4).',
+    default: 3000,
+    errorMessage: 'must be a port number or a "host:port" string'
+  })),
+  static: Type.Optional(StaticSchema),
+  maintenance_page: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+    description: 'HTML file answered with 503 when an app is unavailable; relative to public_dir. Absent: <public_dir>/503.html if it exists, else a built-in page.',
+    default: null,
+    errorMessage: 'must be a file path'
+  })),
+  health_check: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+    description: 'Path that Navigator itself answers with 200 (for Fly health checks); absent = none.',
+    default: null,
+    errorMessage: 'must be a path such as /up'
+  })),
+  idle: Type.Optional(IdleSchema),
+  shutdown_timeout: Type.Optional(duration('How long in-flight requests may drain on SIGTERM', DEFAULT_SHUTDOWN_TIMEOUT))
+}, { ...strict, description: 'The listening server.', default: {} })
+
+export const RewriteSchema = Type.Object({
+  pattern: Type.String({ minLength: 1, description: 'JavaScript regular expression matched on the request path.' }),
+  rewrite: Type.String({ description: 'Replacement path; $1, $2 ... refer to the groups of pattern.' })
+}, { ...strict, description: 'A path rewrite; the first matching rule wins.' })
+
+export const ReplayRuleSchema = Type.Object({
+  path: Type.String({ minLength: 1, description: 'JavaScript regular expression matched on the original request path.' }),
+  region: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], {
+    description: 'Target region(s) in order of preference: a code, a comma-separated string or a list. Exactly one of region, app, machine.',
+    errorMessage: 'must be a region code, a comma-separated string of codes, or a list of codes'
+  })),
+  app: Type.Optional(Type.String({ minLength: 1, description: 'Target Fly app. Exactly one of region, app, machine.' })),
+  machine: Type.Optional(Type.String({ minLength: 1, description: 'Target Machine ID. Exactly one of region, app, machine.' })),
+  status: Type.Optional(Type.Integer({ minimum: 300, maximum: 499, description: 'HTTP status of the replay response (300 to 499).', default: DEFAULT_REPLAY_STATUS })),
+  methods: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'HTTP methods the rule applies to (any case); absent = every method.' }))
+}, { ...strict, description: 'A Fly-Replay rule; the first rule whose path (and method) matches answers with fly-replay.' })
+
+export const StickySessionsSchema = Type.Object({
+  enabled: Type.Optional(Type.Boolean({ description: 'Turn sticky sessions on.', default: false })),
+  cookie_name: Type.Optional(Type.String({ minLength: 1, description: 'Name of the cookie that holds the Machine ID.', default: DEFAULT_COOKIE_NAME })),
+  cookie_max_age: Type.Optional(duration('Lifetime of the cookie; it slides while the user is active', DEFAULT_COOKIE_MAX_AGE)),
+  cookie_secure: Type.Optional(Type.Boolean({ description: 'Send the Secure attribute (HTTPS only).', default: false })),
+  cookie_httponly: Type.Optional(Type.Boolean({ description: 'Send the HttpOnly attribute.', default: true })),
+  cookie_samesite: Type.Optional(Type.String({
+    pattern: '^(?:[Ss][Tt][Rr][Ii][Cc][Tt]|[Ll][Aa][Xx]|[Nn][Oo][Nn][Ee])$',
+    description: 'SameSite attribute: Strict, Lax or None, in any case. None requires cookie_secure: true.',
+    default: DEFAULT_COOKIE_SAMESITE,
+    errorMessage: 'must be Strict, Lax or None'
+  })),
+  cookie_path: Type.Optional(Type.String({ minLength: 1, description: 'Path attribute of the cookie.', default: DEFAULT_COOKIE_PATH })),
+  paths: Type.Optional(stringList('Sticky paths: "/cable" exact, "/app/*" the prefix and below, "*/admin" a suffix. Empty = every path.', [])),
+  fallback_mode: Type.Optional(oneOf(['maintenance', 'route_to_available'], 'What to do when the Machine in the cookie is unavailable: serve the maintenance page, or serve here and re-pin the cookie.', DEFAULT_FALLBACK_MODE)),
+  secret: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], {
+    description: 'Signs the cookie (HMAC-SHA256). A list rotates keys: the first signs, all verify. Absent = unsigned.',
+    errorMessage: 'must be a non-empty string or a list of non-empty strings'
+  })),
+  replay_timeout: Type.Optional(duration('How long Fly may try to reach the target Machine before handing the request back', DEFAULT_REPLAY_TIMEOUT)),
+  replay_cache: Type.Optional(Type.Boolean({ description: "Replies carry only instance=<id>, so that Fly's session replay cache can cache them (no timeout or fallback).", default: false })),
+  peers: Type.Optional(Type.Record(Type.String(), Type.String(), {
+    description: 'Machine ID to base URL (http://host:port): static discovery and direct-proxy addresses, for tests and non-Fly clusters.',
+    default: {}
+  }))
+}, { ...strict, description: 'Cookie-based sticky sessions across Fly Machines.', default: {} })
+
+export const FlySchema = Type.Object({
+  replay: Type.Optional(Type.Array(ReplayRuleSchema, { description: 'Fly-Replay rules, tried in order.', default: [] })),
+  sticky_sessions: Type.Optional(StickySessionsSchema)
+}, { ...strict, description: 'Fly.io routing.', default: {} })
+
+export const RoutesSchema = Type.Object({
+  rewrites: Type.Optional(Type.Array(RewriteSchema, { description: 'Path rewrites, tried in order.', default: [] })),
+  fly: Type.Optional(FlySchema)
+}, { ...strict, description: 'Routing rules.', default: {} })
+
+export const TenantSchema = Type.Object({
+  name: Type.String({ minLength: 1, description: 'Unique tenant name, used in logs.' }),
+  path: Type.String({ minLength: 1, description: 'Unique URL prefix served by this tenant, starting with "/".' }),
+  working_dir: Type.Optional(Type.String({ minLength: 1, description: "Working directory of the process, relative to the config file's folder. Default: that folder." })),
+  var: Type.Optional(stringMap('Variables for ${name} in this tenant\'s command, args and env, and in applications.env.')),
+  start: Type.Optional(oneOf(['lazy', 'eager'], 'lazy: start on the first request; eager: start at boot.', DEFAULT_TENANT_START)),
+  env: Type.Optional(stringMap('Environment of this tenant, on top of applications.env; may use ${name}.')),
+  command: Type.Optional(Type.String({ minLength: 1, description: 'Overrides applications.command for this tenant; may use ${name}.' })),
+  args: Type.Optional(stringList('Overrides applications.args for this tenant; may use ${name}.'))
+}, { ...strict, description: 'A tenant: one app process behind a URL prefix.' })
+
+export const StandaloneServerSchema = Type.Object({
+  name: Type.String({ minLength: 1, description: 'Unique name, used in logs.' }),
+  match_path: Type.String({ minLength: 1, description: 'Requests whose path matches go to this server; same pattern rules as sticky paths.' }),
+  command: Type.String({ minLength: 1, description: 'Program to run.' }),
+  args: Type.Optional(stringList('Arguments of the program.', [])),
+  working_dir: Type.Optional(Type.String({ minLength: 1, description: "Working directory, relative to the config file's folder. Default: that folder." })),
+  port: port('Port the server listens on (127.0.0.1).'),
+  env: Type.Optional(stringMap('Extra environment of the process.'))
+}, { ...strict, description: 'A server started at boot and kept running (for example Action Cable).' })
+
+export const ApplicationsSchema = Type.Object({
+  env: Type.Optional(stringMap('Environment of every tenant; ${name} resolves from each tenant\'s var, PORT, then the environment.')),
+  command: Type.Optional(Type.String({ minLength: 1, description: 'Default tenant command.', default: DEFAULT_TENANT_COMMAND })),
+  args: Type.Optional(stringList('Default tenant arguments.', DEFAULT_TENANT_ARGS)),
+  start_port: Type.Optional(port('First port tried for tenant processes.', DEFAULT_START_PORT)),
+  startup_timeout: Type.Optional(duration('How long a starting tenant may take before waiting requests get the maintenance page', DEFAULT_STARTUP_TIMEOUT)),
+  idle_timeout: Type.Optional(duration('Stop a tenant without requests or WebSockets for this long; 0 = never', DEFAULT_IDLE_TENANT_TIMEOUT)),
+  health_check: Type.Optional(Type.String({ minLength: 1, description: 'Readiness probe path of tenants (any HTTP status means ready).', default: DEFAULT_TENANT_HEALTH_CHECK })),
+  tenants: Type.Optional(Type.Array(TenantSchema, { description: 'The tenants.', default: [] })),
+  standalone_servers: Type.Optional(Type.Array(StandaloneServerSchema, { description: 'Servers started at boot.', default: [] }))
+}, { ...strict, description: 'The processes behind Navigator.', default: {} })
+
+export const ConfigSchema = Type.Object({
+  server: Type.Optional(ServerSchema),
+  routes: Type.Optional(RoutesSchema),
+  applications: Type.Optional(ApplicationsSchema)
+}, { ...strict, title: 'Navigator configuration', description: 'The Navigator for Node YAML configuration file.' })
+
+/** The YAML document after defaults, as the schema describes it. */
+export type ConfigDocument = Static<typeof ConfigSchema>
