@@ -241,16 +241,16 @@ export class FlyEdge extends EventEmitter {
     return this.#registry.add(spec)
   }
 
-  startMachine (id: string): Promise<void> {
-    return this.#transition(this.#known(id), 'started')
+  async startMachine (id: string): Promise<void> {
+    await this.#transition(this.#known(id), 'started')
   }
 
-  stopMachine (id: string): Promise<void> {
-    return this.#transition(this.#known(id), 'stopped')
+  async stopMachine (id: string): Promise<void> {
+    await this.#transition(this.#known(id), 'stopped')
   }
 
-  suspendMachine (id: string): Promise<void> {
-    return this.#transition(this.#known(id), 'suspended')
+  async suspendMachine (id: string): Promise<void> {
+    await this.#transition(this.#known(id), 'suspended')
   }
 
   #known (id: string): Machine {
