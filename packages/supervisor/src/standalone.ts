@@ -113,9 +113,14 @@ export class StandaloneServer {
     this.readiness?.abort()
     if (this.spawning !== null) await this.spawning
     const group = this.group
-    if (group !== null) await group.terminate(this.context.stopGraceMs)
+    if (group === null) {
+      this.state = 'stopped'
+      return
+    }
+    const exit = await group.terminate(this.context.stopGraceMs)
     if (this.group === group) this.group = null
     this.state = 'stopped'
+    this.emitExit(exit, true)
   }
 
   private spawnTracked (): Promise<void> {
@@ -144,7 +149,7 @@ export class StandaloneServer {
       })
     } catch (err) {
       logger.error({ process: config.name, err }, 'standalone server could not be spawned')
-      this.scheduleRestart()
+      this.scheduleRestart(false)
       return
     }
     if (this.stopRequested) {
@@ -168,23 +173,29 @@ export class StandaloneServer {
     }, () => {})
   }
 
+  /** An exit we did not ask for; a requested one is reported by stop() once the whole group is gone. */
   private onExit (group: ProcessGroup, exit: GroupExit): void {
-    const expected = group.terminating
-    this.context.events.emit('exit', { name: this.name, code: exit.code, signal: exit.signal, expected })
-    if (expected || this.group !== group) return
+    if (group.terminating || this.group !== group) return
     this.context.logger.warn({ process: this.name, code: exit.code, signal: exit.signal }, 'standalone server exited unexpectedly')
     group.killRemaining()
     this.group = null
-    this.scheduleRestart()
+    const wasRunning = this.state === 'running'
+    this.state = 'backoff'
+    this.emitExit(exit, false)
+    this.scheduleRestart(wasRunning)
   }
 
-  private scheduleRestart (): void {
+  private emitExit (exit: GroupExit, expected: boolean): void {
+    this.context.events.emit('exit', { name: this.name, code: exit.code, signal: exit.signal, expected })
+  }
+
+  private scheduleRestart (wasRunning: boolean): void {
     if (this.stopRequested) {
       this.state = 'stopped'
       return
     }
     const healthyFor = this.upSince === null ? 0 : Date.now() - this.upSince
-    if (this.state === 'running' && healthyFor >= this.backoff.resetAfterMs) this.nextDelayMs = this.backoff.initialMs
+    if (wasRunning && healthyFor >= this.backoff.resetAfterMs) this.nextDelayMs = this.backoff.initialMs
     const delayMs = this.nextDelayMs
     this.nextDelayMs = Math.min(delayMs * 2, this.backoff.maxMs)
     this.state = 'backoff'

@@ -180,21 +180,26 @@ export class Tenant {
     if (this.stopping !== null) return this.stopping
     this.state = 'stopping'
     this.clearIdleTimer()
-    const stopping = group.terminate(this.context.stopGraceMs).then(() => {
+    const stopping = group.terminate(this.context.stopGraceMs).then((exit) => {
       this.stopping = null
       if (this.group === group) this.markStopped()
+      this.emitExit(exit, true)
     })
     this.stopping = stopping
     return stopping
   }
 
+  /** An exit we did not ask for; a requested one is reported by stopGroup once the whole group is gone. */
   private onExit (group: ProcessGroup, exit: GroupExit): void {
-    const expected = group.terminating
-    this.context.events.emit('exit', { name: this.name, code: exit.code, signal: exit.signal, expected })
-    if (expected || this.group !== group) return
+    if (group.terminating || this.group !== group) return
     this.context.logger.warn({ process: this.name, code: exit.code, signal: exit.signal }, 'tenant exited unexpectedly; it restarts on its next request')
     group.killRemaining()
     this.markStopped()
+    this.emitExit(exit, false)
+  }
+
+  private emitExit (exit: GroupExit, expected: boolean): void {
+    this.context.events.emit('exit', { name: this.name, code: exit.code, signal: exit.signal, expected })
   }
 
   private markStopped (): void {
