@@ -1,0 +1,67 @@
+import { Readable } from 'node:stream'
+import { test } from 'tap'
+import { MAX_REPLAY_BODY_BYTES } from '../src/replay.js'
+import { replayWith, request, sha256, spec, startEdge, startTestMachine } from './fixtures.js'
+
+test('a body just under 1 MiB is buffered and replayed intact', async (t) => {
+  const m1 = await startTestMachine(t, 'm1', replayWith('instance=m2'))
+  const m2 = await startTestMachine(t, 'm2')
+  const edge = await startEdge(t, { app: 'demo', machines: [spec(m1), spec(m2)] })
+  const body = Buffer.alloc(MAX_REPLAY_BODY_BYTES - 1, 7)
+  let seen = (await request(edge.url, { method: 'POST', body })).json()
+  if (seen.machine === 'm2' && seen.headers['fly-replay-src'] === undefined) {
+    seen = (await request(edge.url, { method: 'POST', body })).json()
+  }
+  t.equal(seen.machine, 'm2')
+  t.ok(seen.headers['fly-replay-src'])
+  t.equal(seen.bodyLength, body.length)
+  t.equal(seen.bodySha256, sha256(body))
+})
+
+test('a body of 1 MiB or more is streamed to the first Machine and its replay answer is refused with a 502', async (t) => {
+  const m1 = await startTestMachine(t, 'm1', replayWith('instance=m2'))
+  const edge = await startEdge(t, { app: 'demo', machines: [spec(m1)] })
+  const body = Buffer.alloc(2 * MAX_REPLAY_BODY_BYTES, 1)
+  const reply = await request(edge.url, { method: 'POST', body })
+  t.equal(reply.status, 502)
+  t.equal(reply.headers['fly-edge-error'], 'NAV_FLY_EDGE_REPLAY_BODY_TOO_LARGE')
+  t.match(reply.body, /over 1 MiB/)
+  t.equal(m1.received[0].bodySha256, sha256(body), 'the first Machine received the whole body, streamed')
+})
+
+test('a large body is streamed through to a Machine that serves it', async (t) => {
+  const m1 = await startTestMachine(t, 'm1')
+  const edge = await startEdge(t, { app: 'demo', machines: [spec(m1)] })
+  const body = Buffer.alloc(3 * MAX_REPLAY_BODY_BYTES, 2)
+  const seen = (await request(edge.url, { method: 'PUT', body })).json()
+  t.equal(seen.bodyLength, body.length)
+  t.equal(seen.bodySha256, sha256(body))
+})
+
+test('a chunked body of unknown length is not replayable', async (t) => {
+  const m1 = await startTestMachine(t, 'm1', replayWith('instance=m2'))
+  const m2 = await startTestMachine(t, 'm2')
+  const edge = await startEdge(t, { app: 'demo', machines: [spec(m1), spec(m2)] })
+  await edge.stopMachine('m2')
+  const reply = await request(edge.url, {
+    method: 'POST',
+    headers: { 'transfer-encoding': 'chunked' },
+    body: Readable.from([Buffer.from('small '), Buffer.from('chunks')])
+  })
+  t.equal(reply.status, 502)
+  t.equal(reply.headers['fly-edge-error'], 'NAV_FLY_EDGE_REPLAY_BODY_TOO_LARGE')
+  t.equal(m1.received[0].bodyLength, 12)
+  t.equal(m2.received.length, 0)
+})
+
+test('a chunked body reaches a Machine that serves it', async (t) => {
+  const m1 = await startTestMachine(t, 'm1')
+  const edge = await startEdge(t, { app: 'demo', machines: [spec(m1)] })
+  const seen = (await request(edge.url, {
+    method: 'POST',
+    headers: { 'transfer-encoding': 'chunked' },
+    body: Readable.from([Buffer.from('small '), Buffer.from('chunks')])
+  })).json()
+  t.equal(seen.bodyLength, 12)
+  t.equal(seen.headers['transfer-encoding'], 'chunked')
+})
