@@ -158,7 +158,7 @@ function regex (value: unknown, path: KeyPath, ctx: Context): RegExp {
   try {
     return new RegExp(text(value, ''))
   } catch (err) {
-    ctx.problems.add(path, `invalid regular expression: ${(err as Error).message}`)
+    ctx.problems.add(path, (err as Error).message)
     return /(?!)/
   }
 }
