@@ -1,0 +1,3 @@
+class Message < ApplicationRecord
+  validates :body, presence: true, length: { maximum: 200 }
+end
