@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events'
+import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
@@ -101,4 +102,29 @@ export function pidExists (pid: number): boolean {
     if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false
     throw err
   }
+}
+
+/**
+ * True while `pid` is a running process. A zombie is not running: where PID 1 does not reap
+ * orphans (as in some containers), a killed grandchild whose parent died too stays a zombie.
+ */
+export function pidRunning (pid: number): boolean {
+  if (!pidExists(pid)) return false
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]
+    return state !== 'Z' && state !== 'X'
+  } catch {
+    return !pidExists(pid) ? false : process.platform !== 'linux'
+  }
+}
+
+/** Polls `condition` every 20 ms; resolves true as soon as it holds, false after `timeoutMs`. */
+export async function eventually (condition: () => boolean, timeoutMs = 2000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() >= deadline) return false
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  return true
 }
