@@ -1,0 +1,226 @@
+import { randomUUID } from 'node:crypto'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Readable } from 'node:stream'
+import { Pool } from 'undici'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { InvalidOptionError, UpstreamTimeoutError, UpstreamUnreachableError } from './errors.js'
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
+export const DEFAULT_HEADERS_TIMEOUT_MS = 60_000
+export const DEFAULT_BODY_TIMEOUT_MS = 300_000
+
+export interface UpstreamProxyOptions {
+  /** Time allowed to open the TCP connection; failing counts as unreachable (502 or onUnreachable). */
+  connectTimeoutMs?: number
+  /** Time allowed between sending the request and receiving the response headers; exceeding it answers 504. */
+  headersTimeoutMs?: number
+  /** Time allowed between two chunks of the response body. */
+  bodyTimeoutMs?: number
+  /** Maximum connections per upstream origin; undefined = unlimited. */
+  connections?: number
+}
+
+export interface UpstreamTarget {
+  /** `http://host:port`, without a path. */
+  origin: string
+  /** Path and query to request; defaults to the incoming request's URL. */
+  path?: string
+}
+
+export interface ForwardOptions {
+  /**
+   * Called instead of answering 502 when the upstream could not be reached and no byte of the request body was
+   * consumed, so the caller can still answer the request another way (sticky fallback, maintenance page).
+   */
+  onUnreachable?: (err: Error) => unknown
+}
+
+export interface UpstreamProxy {
+  forward (request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options?: ForwardOptions): Promise<void>
+  close (): Promise<void>
+}
+
+// Hop-by-hop headers (RFC 9110 section 7.6.1) describe one connection and must not be forwarded; `expect` is
+// answered by Node's server already, and undici refuses it.
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect'
+])
+
+function isHopByHop (name: string): boolean {
+  return HOP_BY_HOP.has(name) || name.startsWith('proxy-')
+}
+
+function connectionTokens (value: string | string[] | undefined): Set<string> | null {
+  if (value === undefined) return null
+  const text = Array.isArray(value) ? value.join(',') : value
+  const tokens = new Set<string>()
+  for (const token of text.split(',')) {
+    const name = token.trim().toLowerCase()
+    if (name !== '' && name !== 'close' && name !== 'keep-alive') tokens.add(name)
+  }
+  return tokens.size === 0 ? null : tokens
+}
+
+function checkTimeout (name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isFinite(value) || value <= 0) throw new InvalidOptionError(name, 'must be a positive number of milliseconds')
+  return value
+}
+
+function hasBody (headers: IncomingHttpHeaders): boolean {
+  if (headers['transfer-encoding'] !== undefined) return true
+  const length = headers['content-length']
+  return length !== undefined && length !== '0'
+}
+
+function bodyStream (request: FastifyRequest): Readable {
+  // A route with a pass-through content-type parser hands the (possibly decoded) payload stream over as the body.
+  const body = request.body as { pipe?: unknown } | undefined
+  if (body !== null && typeof body === 'object' && typeof body.pipe === 'function') return body as unknown as Readable
+  return request.raw
+}
+
+/**
+ * Hands the request body to undici as an async iterable instead of the stream itself: undici destroys a stream body
+ * when the connection fails, which would take the client's socket down with it and leave the onUnreachable fallback
+ * nothing to answer on. The iterable touches the stream only once undici starts sending, which is also how we know
+ * whether any body byte left.
+ */
+class BodyRelay {
+  started = false
+  constructor (private readonly source: Readable) {}
+
+  async * [Symbol.asyncIterator] (): AsyncGenerator<Buffer> {
+    this.started = true
+    for await (const chunk of this.source) yield chunk as Buffer
+  }
+}
+
+function upstreamHeaders (request: FastifyRequest): Record<string, string | string[]> {
+  const incoming = request.raw.headers
+  const dropped = connectionTokens(incoming.connection)
+  const headers: Record<string, string | string[]> = {}
+  for (const name in incoming) {
+    if (isHopByHop(name) || (dropped !== null && dropped.has(name))) continue
+    const value = incoming[name]
+    if (value !== undefined) headers[name] = value
+  }
+  const clientAddress = request.raw.socket.remoteAddress ?? ''
+  const forwardedFor = incoming['x-forwarded-for']
+  headers['x-forwarded-for'] = forwardedFor === undefined || forwardedFor === ''
+    ? clientAddress
+    : `${Array.isArray(forwardedFor) ? forwardedFor.join(', ') : forwardedFor}, ${clientAddress}`
+  // request.protocol and request.host follow Fastify's trustProxy setting: forwarded values from a trusted edge
+  // (Fly's proxy sets X-Forwarded-Proto) are kept, a direct client cannot spoof them.
+  headers['x-forwarded-proto'] = request.protocol
+  if (request.host !== '') headers['x-forwarded-host'] = request.host
+  if (incoming['x-request-id'] === undefined) headers['x-request-id'] = randomUUID()
+  return headers
+}
+
+function errorCode (err: unknown): string | undefined {
+  return (err as { code?: string } | null)?.code
+}
+
+export function createUpstreamProxy (options: UpstreamProxyOptions = {}): UpstreamProxy {
+  const connectTimeout = checkTimeout('connectTimeoutMs', options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS)
+  const headersTimeout = checkTimeout('headersTimeoutMs', options.headersTimeoutMs, DEFAULT_HEADERS_TIMEOUT_MS)
+  const bodyTimeout = checkTimeout('bodyTimeoutMs', options.bodyTimeoutMs, DEFAULT_BODY_TIMEOUT_MS)
+  const connections = options.connections
+  if (connections !== undefined && (!Number.isInteger(connections) || connections < 1)) {
+    throw new InvalidOptionError('connections', 'must be a positive integer')
+  }
+
+  const pools = new Map<string, Pool>()
+  let closed = false
+
+  function poolFor (origin: string): Pool {
+    let pool = pools.get(origin)
+    if (pool === undefined) {
+      pool = new Pool(origin, { connectTimeout, headersTimeout, bodyTimeout, connections: connections ?? null })
+      pools.set(origin, pool)
+    }
+    return pool
+  }
+
+  async function forward (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    target: UpstreamTarget,
+    forwardOptions?: ForwardOptions
+  ): Promise<void> {
+    const raw = request.raw
+    const res = reply.raw
+    const body = hasBody(raw.headers) ? new BodyRelay(bodyStream(request)) : null
+    const abort = new AbortController()
+    const onClientGone = (): void => {
+      if (!res.writableFinished) abort.abort()
+    }
+    res.once('close', onClientGone)
+
+    let response
+    try {
+      if (closed) throw new UpstreamUnreachableError()
+      response = await poolFor(target.origin).request({
+        method: raw.method as 'GET',
+        path: target.path ?? raw.url ?? '/',
+        headers: upstreamHeaders(request),
+        // undici accepts any async iterable as a body at run time; its typings list only the common kinds.
+        body: body as unknown as Readable | null,
+        signal: abort.signal
+      })
+    } catch (err) {
+      res.removeListener('close', onClientGone)
+      if (abort.signal.aborted || res.destroyed) {
+        // The client went away; the upstream request is aborted and there is nobody to answer.
+        return
+      }
+      const code = errorCode(err)
+      if (code === 'UND_ERR_HEADERS_TIMEOUT') {
+        request.log.warn({ upstream: target.origin }, 'upstream did not answer in time')
+        reply.send(new UpstreamTimeoutError())
+        return
+      }
+      const bodyUntouched = body === null || !body.started
+      if (forwardOptions?.onUnreachable !== undefined && bodyUntouched) {
+        await forwardOptions.onUnreachable(err as Error)
+        return
+      }
+      request.log.warn({ upstream: target.origin, code }, 'upstream could not be reached')
+      reply.send(new UpstreamUnreachableError())
+      return
+    }
+
+    const headers = response.headers
+    const dropped = connectionTokens(headers.connection)
+    reply.code(response.statusCode)
+    for (const name in headers) {
+      if (isHopByHop(name) || (dropped !== null && dropped.has(name))) continue
+      const value = headers[name]
+      if (value === undefined) continue
+      if (name === 'set-cookie') {
+        // Fastify appends each set-cookie value, keeping any cookie a hook already set on this reply.
+        if (Array.isArray(value)) for (const cookie of value) reply.header('set-cookie', cookie)
+        else reply.header('set-cookie', value)
+      } else {
+        reply.header(name, value)
+      }
+    }
+    reply.send(response.body)
+  }
+
+  async function close (): Promise<void> {
+    closed = true
+    const all = [...pools.values()]
+    pools.clear()
+    await Promise.all(all.map(async (pool) => await pool.close()))
+  }
+
+  return { forward, close }
+}

@@ -1,0 +1,246 @@
+import { test, type Test } from 'tap'
+import { createHash, randomBytes } from 'node:crypto'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Readable } from 'node:stream'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { Agent, request } from 'undici'
+import { createUpstreamProxy, type UpstreamProxy, type UpstreamProxyOptions } from '../src/proxy.js'
+
+type Tap = Test
+
+interface Upstream {
+  origin: string
+  server: http.Server
+  seen: http.IncomingMessage[]
+}
+
+async function startUpstream (t: Tap, handler: http.RequestListener): Promise<Upstream> {
+  const seen: http.IncomingMessage[] = []
+  const server = http.createServer((req, res) => {
+    seen.push(req)
+    handler(req, res)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  const { port } = server.address() as AddressInfo
+  return { origin: `http://127.0.0.1:${port}`, server, seen }
+}
+
+// Answers with the sha256 and size of the request body, plus what the upstream saw of the framing.
+const hashingUpstream: http.RequestListener = (req, res) => {
+  const hash = createHash('sha256')
+  let size = 0
+  req.on('data', (chunk: Buffer) => { size += chunk.length; hash.update(chunk) })
+  req.on('end', () => {
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify({
+      sha256: hash.digest('hex'),
+      size,
+      contentLength: req.headers['content-length'] ?? null,
+      transferEncoding: req.headers['transfer-encoding'] ?? null,
+      url: req.url
+    }))
+  })
+}
+
+async function startProxyApp (
+  t: Tap,
+  origin: string,
+  proxyOptions?: UpstreamProxyOptions,
+  setup?: (app: FastifyInstance, proxy: UpstreamProxy) => void
+): Promise<{ app: FastifyInstance, url: string, proxy: UpstreamProxy, client: Agent }> {
+  const proxy = createUpstreamProxy(proxyOptions)
+  const client = new Agent()
+  const app = Fastify()
+  if (setup !== undefined) setup(app, proxy)
+  else {
+    app.addHook('onRequest', async (request, reply) => {
+      await proxy.forward(request, reply, { origin })
+      return reply
+    })
+  }
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(async () => {
+    // The client goes first: a connection still uploading when the server closes would keep it open.
+    await client.close()
+    await app.close()
+    await proxy.close()
+  })
+  const { port } = app.server.address() as AddressInfo
+  return { app, url: `http://127.0.0.1:${port}`, proxy, client }
+}
+
+test('a 5 MiB POST forwarded from an onRequest hook arrives byte-identical with its content-length', async (t) => {
+  const upstream = await startUpstream(t, hashingUpstream)
+  const { url, client } = await startProxyApp(t, upstream.origin)
+  const payload = randomBytes(5 * 1024 * 1024)
+  const res = await request(`${url}/upload?x=1`, { dispatcher: client, method: 'POST', body: payload })
+  t.equal(res.statusCode, 200)
+  const seen = await res.body.json() as Record<string, unknown>
+  t.equal(seen.sha256, createHash('sha256').update(payload).digest('hex'))
+  t.equal(seen.size, payload.length)
+  t.equal(seen.contentLength, String(payload.length))
+  t.equal(seen.url, '/upload?x=1')
+})
+
+test('a chunked request body stays chunked and arrives complete', async (t) => {
+  const upstream = await startUpstream(t, hashingUpstream)
+  const { url, client } = await startProxyApp(t, upstream.origin)
+  const chunks = Array.from({ length: 40 }, () => randomBytes(64 * 1024))
+  const expected = createHash('sha256')
+  for (const chunk of chunks) expected.update(chunk)
+  const res = await request(`${url}/stream`, { dispatcher: client, method: 'PUT', body: Readable.from(chunks) })
+  const seen = await res.body.json() as Record<string, unknown>
+  t.equal(seen.sha256, expected.digest('hex'))
+  t.equal(seen.transferEncoding, 'chunked')
+  t.equal(seen.contentLength, null)
+})
+
+test('a route with a pass-through content-type parser can forward the body stream', async (t) => {
+  const upstream = await startUpstream(t, hashingUpstream)
+  const { url, client } = await startProxyApp(t, upstream.origin, undefined, (app, proxy) => {
+    app.removeAllContentTypeParsers()
+    app.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
+    app.post('/tenant/*', async (request, reply) => {
+      await proxy.forward(request, reply, { origin: upstream.origin, path: '/rewritten' })
+      return reply
+    })
+  })
+  const payload = randomBytes(300_000)
+  const res = await request(`${url}/tenant/form`, {
+    dispatcher: client,
+    method: 'POST',
+    body: payload,
+    headers: { 'content-type': 'application/json' }
+  })
+  const seen = await res.body.json() as Record<string, unknown>
+  t.equal(seen.sha256, createHash('sha256').update(payload).digest('hex'))
+  t.equal(seen.url, '/rewritten')
+})
+
+test('upstream set-cookie headers stay separate and keep a cookie set by an earlier hook', async (t) => {
+  const upstream = await startUpstream(t, (_req, res) => {
+    res.setHeader('set-cookie', ['a=1; Path=/', 'b=2, with comma; Path=/'])
+    res.setHeader('connection', 'keep-alive, x-private')
+    res.setHeader('x-private', 'hop')
+    res.setHeader('x-app', 'yes')
+    res.end('hello')
+  })
+  const { url, client } = await startProxyApp(t, upstream.origin, undefined, (app, proxy) => {
+    app.addHook('onRequest', async (request, reply) => {
+      reply.header('set-cookie', 'sticky=m1; Path=/')
+      await proxy.forward(request, reply, { origin: upstream.origin })
+      return reply
+    })
+  })
+  const res = await request(`${url}/`, { dispatcher: client })
+  t.equal(await res.body.text(), 'hello')
+  t.same(res.headers['set-cookie'], ['sticky=m1; Path=/', 'a=1; Path=/', 'b=2, with comma; Path=/'])
+  t.equal(res.headers['x-app'], 'yes')
+  t.equal(res.headers['x-private'], undefined, 'headers named by Connection are hop-by-hop')
+})
+
+test('forwarded requests carry X-Forwarded-For/-Proto/-Host and an X-Request-Id, without hop-by-hop headers', async (t) => {
+  const upstream = await startUpstream(t, (_req, res) => { res.end('ok') })
+  const { url, client } = await startProxyApp(t, upstream.origin)
+  const res = await request(`${url}/h`, {
+    dispatcher: client,
+    headers: {
+      host: 'tenant.example.com',
+      'x-forwarded-for': '203.0.113.9',
+      'proxy-authorization': 'secret',
+      te: 'trailers'
+    }
+  })
+  await res.body.text()
+  const seen = upstream.seen[0].headers
+  t.equal(seen['x-forwarded-for'], '203.0.113.9, 127.0.0.1')
+  t.equal(seen['x-forwarded-proto'], 'http')
+  t.equal(seen['x-forwarded-host'], 'tenant.example.com')
+  t.equal(seen.host, 'tenant.example.com', 'the original Host is kept')
+  t.match(seen['x-request-id'], /^[0-9a-f-]{36}$/)
+  t.equal(seen['proxy-authorization'], undefined)
+  t.equal(seen.te, undefined)
+
+  const again = await request(`${url}/h`, { dispatcher: client, headers: { 'x-request-id': 'given-id' } })
+  await again.body.text()
+  t.equal(upstream.seen[1].headers['x-request-id'], 'given-id', 'an existing request id is kept')
+  t.equal(upstream.seen[1].headers['x-forwarded-for'], '127.0.0.1')
+})
+
+async function closedPortOrigin (): Promise<string> {
+  const server = http.createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return `http://127.0.0.1:${port}`
+}
+
+test('an unreachable upstream answers 502 promptly', async (t) => {
+  const origin = await closedPortOrigin()
+  const { url, client } = await startProxyApp(t, origin)
+  const started = Date.now()
+  const res = await request(`${url}/x`, { dispatcher: client, method: 'POST', body: 'small' })
+  const body = await res.body.json() as Record<string, unknown>
+  t.equal(res.statusCode, 502)
+  t.equal(body.code, 'NAV_FLY_REPLAY_UPSTREAM_UNREACHABLE')
+  t.notMatch(JSON.stringify(body), origin, 'the internal address is not shown to clients')
+  t.ok(Date.now() - started < 2000, 'answered promptly')
+})
+
+test('onUnreachable lets the caller answer when no body byte was sent', async (t) => {
+  const origin = await closedPortOrigin()
+  const { url, client } = await startProxyApp(t, origin, undefined, (app, proxy) => {
+    app.addHook('onRequest', async (request, reply) => {
+      await proxy.forward(request, reply, { origin }, {
+        onUnreachable: (err) => reply.code(503).send(`fallback: ${(err as { code?: string }).code}`)
+      })
+      return reply
+    })
+  })
+  const res = await request(`${url}/x`, { dispatcher: client, method: 'POST', body: randomBytes(2 * 1024 * 1024) })
+  t.equal(res.statusCode, 503)
+  t.equal(await res.body.text(), 'fallback: ECONNREFUSED')
+})
+
+test('an upstream that never answers gets 504 after the headers timeout', async (t) => {
+  const upstream = await startUpstream(t, () => { /* never answers */ })
+  const { url, client } = await startProxyApp(t, upstream.origin, { headersTimeoutMs: 200 })
+  const res = await request(`${url}/slow`, { dispatcher: client })
+  const body = await res.body.json() as Record<string, unknown>
+  t.equal(res.statusCode, 504)
+  t.equal(body.code, 'NAV_FLY_REPLAY_UPSTREAM_TIMEOUT')
+})
+
+test('a client that goes away aborts the upstream request and leaks nothing', async (t) => {
+  let upstreamClosed!: () => void
+  const closedUpstream = new Promise<void>((resolve) => { upstreamClosed = resolve })
+  let requestArrived!: () => void
+  const arrived = new Promise<void>((resolve) => { requestArrived = resolve })
+  const upstream = await startUpstream(t, (req, res) => {
+    res.on('close', () => upstreamClosed())
+    requestArrived()
+    req.resume()
+  })
+  const { url, proxy, client } = await startProxyApp(t, upstream.origin)
+  const abort = new AbortController()
+  const pending = request(`${url}/hang`, {
+    dispatcher: client,
+    method: 'POST',
+    body: Readable.from((async function * () {
+      yield Buffer.alloc(1024)
+      await arrived
+      abort.abort()
+    })()),
+    signal: abort.signal
+  })
+  await t.rejects(pending)
+  await closedUpstream
+  t.pass('the upstream connection was closed when the client went away')
+  await proxy.close()
+  t.pass('the proxy closes without waiting for the abandoned request')
+})
