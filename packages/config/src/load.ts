@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { LineCounter, parseDocument } from 'yaml'
 import { parseDuration } from './duration.js'
-import { parseListen } from './listen.js'
+import { DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, parseListen } from './listen.js'
 import { pathPatternProblem } from './paths.js'
 import { ConfigError, ProblemCollector, type KeyPath } from './problems.js'
 import { environmentLookup, referencedNames, substitute, tenantLookup, type VariableLookup } from './substitute.js'
@@ -179,9 +179,9 @@ function normalise (value: unknown, ctx: Context): Normalised {
 }
 
 function normaliseServer (server: Record<string, unknown>, ctx: Context): ServerConfig {
-  let listen: ListenAddress = { host: '::', port: 3000 }
+  let listen: ListenAddress = { host: DEFAULT_LISTEN_HOST, port: DEFAULT_LISTEN_PORT }
   try {
-    listen = parseListen(server.listen as number | string)
+    listen = parseListen((server.listen ?? DEFAULT_LISTEN_PORT) as number | string)
   } catch (err) {
     ctx.problems.add(['server', 'listen'], (err as Error).message)
   }
