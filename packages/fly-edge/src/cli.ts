@@ -1,2 +1,75 @@
 #!/usr/bin/env node
-export {}
+import { parseArgs } from 'node:util'
+import { DEFAULT_APP, DEFAULT_EDGE_PORT, startLocalFly, stopOnSignals } from './local-fly.js'
+
+const HELP = `Usage: fly-edge --config <navigator.yml> [options]
+
+A local stand-in for Fly.io's edge proxy: launches N navigator processes as the
+Machines of one app and balances requests over them, honouring fly-replay.
+
+Options:
+  --config <file>     Navigator config each Machine runs; it must listen on \${NAVIGATOR_PORT}
+  --machines <n>      number of Machines (default 3)
+  --port <port>       edge port (default ${DEFAULT_EDGE_PORT})
+  --host <host>       edge address (default 127.0.0.1)
+  --app <name>        FLY_APP_NAME of the Machines (default ${DEFAULT_APP})
+  --regions <list>    FLY_REGION of the Machines in turn, e.g. iad,ord,ams (default iad)
+  --no-autostart      do not start stopped Machines for requests
+  --verbose           print routing decisions and Machine output
+  --help              print this help
+`
+
+function fail (message: string): never {
+  process.stderr.write(`fly-edge: ${message}\n\n${HELP}`)
+  process.exit(2)
+}
+
+async function main (): Promise<void> {
+  let parsed
+  try {
+    parsed = parseArgs({
+      options: {
+        config: { type: 'string' },
+        machines: { type: 'string', default: '3' },
+        port: { type: 'string', default: String(DEFAULT_EDGE_PORT) },
+        host: { type: 'string', default: '127.0.0.1' },
+        app: { type: 'string', default: DEFAULT_APP },
+        regions: { type: 'string' },
+        'no-autostart': { type: 'boolean', default: false },
+        verbose: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false }
+      }
+    })
+  } catch (err) {
+    fail((err as Error).message)
+  }
+  const { values } = parsed
+  if (values.help) {
+    process.stdout.write(HELP)
+    return
+  }
+  if (values.config === undefined) fail('--config is required')
+  const machines = Number(values.machines)
+  const port = Number(values.port)
+  if (!Number.isInteger(machines) || machines < 1) fail('--machines must be a whole number >= 1')
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail('--port must be a port number')
+  const write = (line: string): void => { process.stdout.write(line + '\n') }
+  const fly = await startLocalFly({
+    config: values.config,
+    machines,
+    port,
+    host: values.host,
+    app: values.app,
+    regions: values.regions?.split(',').map((r) => r.trim()).filter(Boolean),
+    autostart: !values['no-autostart'],
+    verbose: values.verbose
+  })
+  stopOnSignals(fly, write)
+  write(`fly-edge listening on ${fly.url} for app ${values.app}`)
+  for (const machine of fly.launched.machines) write(`  Machine ${machine.id} (${machine.region}) at ${machine.url}`)
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`fly-edge: ${err.message}\n`)
+  process.exit(1)
+})

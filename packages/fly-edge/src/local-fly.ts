@@ -1,0 +1,85 @@
+import { FlyEdge, type RouteEvent } from './edge.js'
+import { launchMachines, type LaunchedMachines } from './launch.js'
+
+export interface LocalFlyOptions {
+  /** Navigator config every Machine runs (must listen on ${NAVIGATOR_PORT}). */
+  config: string
+  machines: number
+  app: string
+  regions?: string[]
+  /** Edge port; default DEFAULT_EDGE_PORT. */
+  port?: number
+  host?: string
+  autostart?: boolean
+  env?: NodeJS.ProcessEnv
+  /** Print every routing decision and every Machine output line. */
+  verbose?: boolean
+  write?: (line: string) => void
+}
+
+export interface LocalFly {
+  edge: FlyEdge
+  launched: LaunchedMachines
+  url: string
+  close (): Promise<void>
+}
+
+export const DEFAULT_EDGE_PORT = 8080
+export const DEFAULT_APP = 'navigator-demo'
+
+/** Launch the Machines and put the edge in front of them; close() stops everything. */
+export async function startLocalFly (options: LocalFlyOptions): Promise<LocalFly> {
+  const write = options.write ?? ((line: string) => { process.stdout.write(line + '\n') })
+  const launched = await launchMachines({
+    config: options.config,
+    count: options.machines,
+    app: options.app,
+    regions: options.regions,
+    env: options.env,
+    onOutput: options.verbose === true ? (id, line) => write(`[${id}] ${line}`) : undefined
+  })
+  const edge = new FlyEdge({
+    app: options.app,
+    machines: launched.machines,
+    launcher: launched.launcher,
+    autostart: options.autostart,
+    listen: { host: options.host ?? '127.0.0.1', port: options.port ?? DEFAULT_EDGE_PORT }
+  })
+  if (options.verbose === true) {
+    edge.on('route', (event: RouteEvent) => {
+      const how = event.fallback ? 'fallback' : event.replayed ? 'replayed' : 'balanced'
+      write(`edge: ${event.method} ${event.url} -> ${event.machineId} (${how}) ${event.status}${event.answeredWithReplay ? ' fly-replay' : ''}`)
+    })
+  }
+  try {
+    await edge.listen()
+  } catch (err) {
+    await launched.stop()
+    throw err
+  }
+  return {
+    edge,
+    launched,
+    url: edge.url,
+    close: async () => {
+      await edge.close()
+      await launched.stop()
+    }
+  }
+}
+
+/** Stop `fly` on the first SIGINT or SIGTERM, then exit. */
+export function stopOnSignals (fly: LocalFly, write: (line: string) => void): void {
+  let stopping = false
+  const stop = (): void => {
+    if (stopping) return
+    stopping = true
+    write('Stopping the edge and the Machines...')
+    fly.close().then(() => process.exit(0), (err: Error) => {
+      write(`error while stopping: ${err.message}`)
+      process.exit(1)
+    })
+  }
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
+}

@@ -1,0 +1,71 @@
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { test } from 'tap'
+import { FlyEdge } from '../src/edge.js'
+import { launchMachines, machineConfigText, PORTS_PER_MACHINE } from '../src/launch.js'
+import { request } from './fixtures.js'
+
+const config = fileURLToPath(new URL('./fixtures/navigator.yml', import.meta.url))
+const navigator = fileURLToPath(new URL('./fixtures/fake-navigator.mjs', import.meta.url))
+
+interface FakeReply { machine: string, app: string, region: string, extra: string, pid: number, configText: string }
+
+test('the per-Machine config fills in its ports and adds peers under sticky_sessions at the right indent', async (t) => {
+  const text = machineConfigText('server:\n  listen: ${NAVIGATOR_PORT}\nroutes:\n  fly:\n    sticky_sessions:\n      enabled: true\nx: ${NAVIGATOR_PORT+3}\n',
+    4100, { a: 'http://127.0.0.1:4100' })
+  t.equal(text, 'server:\n  listen: 4100\nroutes:\n  fly:\n    sticky_sessions:\n      peers: {"a":"http://127.0.0.1:4100"}\n      enabled: true\nx: 4103\n')
+})
+
+test('launched Machines each get their own id, app, region, port block, env and peers; stop removes everything', async (t) => {
+  const launched = await launchMachines({
+    config, count: 3, app: 'demo', regions: ['iad', 'ams'], navigator, env: { EXTRA: 'yes' }
+  })
+  t.teardown(() => launched.stop())
+  t.equal(launched.machines.length, 3)
+  t.same(launched.machines.map((m) => m.region), ['iad', 'ams', 'iad'])
+  const ports = launched.machines.map((m) => Number(new URL(m.url).port))
+  t.equal(ports[1] - ports[0], PORTS_PER_MACHINE)
+  const replies: FakeReply[] = []
+  for (const machine of launched.machines) {
+    const reply = (await request(machine.url)).json<FakeReply>()
+    replies.push(reply)
+    t.equal(reply.machine, machine.id)
+    t.match(machine.id, /^[0-9a-f]{14}$/)
+    t.equal(reply.app, 'demo')
+    t.equal(reply.region, machine.region)
+    t.equal(reply.extra, 'yes')
+    t.match(reply.configText, `listen: "127.0.0.1:${new URL(machine.url).port}"`)
+    t.match(reply.configText, `start_port: ${Number(new URL(machine.url).port) + 2}`)
+    t.match(reply.configText, `        peers: ${JSON.stringify(Object.fromEntries(launched.machines.map((m) => [m.id, m.url])))}`)
+  }
+  const files = Object.values(launched.configFiles)
+  t.ok(files.every((f) => existsSync(f)))
+  await launched.stop()
+  t.ok(files.every((f) => !existsSync(f)), 'the generated configs are removed')
+  for (const reply of replies) t.throws(() => process.kill(reply.pid, 0), 'the process is gone')
+})
+
+test('the edge stops, starts, suspends and resumes launched Machines', async (t) => {
+  const launched = await launchMachines({ config, count: 2, app: 'demo', navigator, ids: ['one', 'two'] })
+  t.teardown(() => launched.stop())
+  const edge = new FlyEdge({ app: 'demo', machines: launched.machines, launcher: launched.launcher })
+  await edge.listen()
+  t.teardown(() => edge.close())
+  const before = (await request(launched.machines[0].url)).json<FakeReply>().pid
+  await edge.stopMachine('one')
+  t.throws(() => process.kill(before, 0), 'stopping a Machine ends its process')
+  for (let i = 0; i < 3; i++) t.equal((await request(edge.url)).json<FakeReply>().machine, 'two')
+  await edge.startMachine('one')
+  const after = (await request(launched.machines[0].url)).json<FakeReply>().pid
+  t.not(after, before, 'starting it spawns a new process')
+  await edge.stopMachine('two')
+  await edge.suspendMachine('one')
+  t.equal(edge.machine('one')?.state, 'suspended')
+  // The suspended process cannot answer; the edge resumes it for the request.
+  t.equal((await request(edge.url)).json<FakeReply>().machine, 'one')
+  t.equal(edge.machine('one')?.state, 'started')
+})
+
+test('a Machine that exits at start-up fails the launch with its output', async (t) => {
+  await t.rejects(launchMachines({ config, count: 1, app: 'demo', navigator: config }), { code: 'NAV_FLY_EDGE_LAUNCH_FAILED' })
+})
