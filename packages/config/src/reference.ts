@@ -85,18 +85,14 @@ function typeOf (node: SchemaNode, path: string): string {
     case 'integer':
       return node.minimum !== undefined && node.maximum !== undefined ? `integer (${node.minimum}-${node.maximum})` : 'integer'
     case 'array':
-      return `list of ${plural(typeOf(node.items ?? {}, path))}`
+      if (node.items?.type === 'object' && node.items.properties !== undefined) return `list of mappings (see \`${path}[]\`)`
+      return `list of ${typeOf(node.items ?? {}, path)}s`
     case 'object':
       if (node.patternProperties !== undefined) return 'map of name to string'
       return `mapping (see \`${path}\`)`
     default:
       return node.type ?? 'any'
   }
-}
-
-function plural (type: string): string {
-  if (type === 'mapping' || type.startsWith('mapping (')) return 'mappings'
-  return type.endsWith('s') ? type : `${type}s`
 }
 
 function defaultOf (node: SchemaNode): string {

@@ -36,7 +36,7 @@ const DURATION_MESSAGE = 'must be a Go duration such as 500ms, 30m, 2h or 1h30m'
 
 function duration (description: string, defaultValue?: string): TSchema {
   return Type.Union([Type.String({ pattern: DURATION_PATTERN }), Type.Literal(0)], {
-    description: `${description} (Go duration)`,
+    description: `${description}.`,
     errorMessage: DURATION_MESSAGE,
     ...(defaultValue === undefined ? {} : { default: defaultValue })
   })
@@ -87,7 +87,7 @@ export const ServerSchema = Type.Object({
   })),
   static: Type.Optional(StaticSchema),
   maintenance_page: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
-    description: 'HTML file answered with 503 when an app is unavailable; relative to public_dir. Absent: <public_dir>/503.html if it exists, else a built-in page.',
+    description: 'HTML file answered with 503 when an app is unavailable; relative to public_dir. Absent: `503.html` in public_dir if it exists, else a built-in page.',
     default: null,
     errorMessage: 'must be a file path'
   })),
@@ -137,7 +137,7 @@ export const StickySessionsSchema = Type.Object({
     errorMessage: 'must be a non-empty string or a list of non-empty strings'
   })),
   replay_timeout: Type.Optional(duration('How long Fly may try to reach the target Machine before handing the request back', DEFAULT_REPLAY_TIMEOUT)),
-  replay_cache: Type.Optional(Type.Boolean({ description: "Replies carry only instance=<id>, so that Fly's session replay cache can cache them (no timeout or fallback).", default: false })),
+  replay_cache: Type.Optional(Type.Boolean({ description: "Sticky replays carry only `instance=<machine>`, so that Fly's session replay cache can cache them (no timeout or fallback).", default: false })),
   peers: Type.Optional(Type.Record(Type.String(), Type.String(), {
     description: 'Machine ID to base URL (http://host:port): static discovery and direct-proxy addresses, for tests and non-Fly clusters.',
     default: {}
