@@ -20,7 +20,11 @@ const exampleDir = fileURLToPath(new URL('..', import.meta.url))
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url))
 const navigatorBin = join(repoRoot, 'packages/server/bin/navigator.js')
 // The example's YAML is read with the same parser @navigator/config uses.
-const YAML = createRequire(join(repoRoot, 'packages/config/package.json'))('yaml') as typeof import('yaml')
+// (It is a dependency of @navigator/config, not of the repository root.)
+const YAML = createRequire(join(repoRoot, 'packages/config/package.json'))('yaml') as {
+  parse: (text: string) => any
+  stringify: (value: unknown) => string
+}
 
 const APP = 'rails-example'
 const MACHINE_IDS = ['machine-one', 'machine-two']
@@ -87,10 +91,12 @@ async function prepareMachine (id: string, peers: Record<string, string>, ports:
 }
 
 function startMachine (id: string, dir: string, port: number): Machine {
+  // Navigator runs as a user runs it: without the test runner's loaders.
+  const { NODE_OPTIONS: _testRunnerLoaders, ...environment } = process.env
   const child = spawn(process.execPath, [navigatorBin, 'navigator.yml'], {
     cwd: dir,
     env: {
-      ...process.env,
+      ...environment,
       FLY_MACHINE_ID: id,
       FLY_APP_NAME: APP,
       FLY_REGION: 'iad',
