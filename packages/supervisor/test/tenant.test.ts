@@ -210,3 +210,14 @@ test('every output line of a tenant is logged with its name and emitted as an ou
   t.ok(lines.some((line) => line.level === 'info' && line.process === 'chatty' && line.msg === `listening on ${port}`))
   t.ok(lines.some((line) => line.level === 'warn' && line.process === 'chatty' && line.msg === 'a line on stderr'))
 })
+
+test('a ${name} found in neither var, PORT nor the environment refuses the start with NAV_SUPERVISOR_SPAWN_FAILED', async (t) => {
+  const applications = await applicationsConfig({ tenants: [tenantConfig('typo', { env: { DATABASE_URL: '${NAV_SURELY_UNDEFINED}' } })] })
+  const supervisor = new Supervisor({ applications, logger: recordingLogger().logger, env: {} })
+  t.teardown(() => supervisor.stop())
+  let spawns = 0
+  supervisor.on('spawn', () => { spawns++ })
+  await t.rejects(supervisor.ensureTenant('typo'), { code: 'NAV_SUPERVISOR_SPAWN_FAILED', message: /NAV_SURELY_UNDEFINED/ })
+  t.equal(spawns, 0, 'nothing was spawned')
+  t.equal(supervisor.tenantStatus('typo').state, 'stopped')
+})
