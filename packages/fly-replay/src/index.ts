@@ -1,3 +1,20 @@
+import { flyReplayRules } from './rules.js'
+
+export { flyReplayRules, RULES_REPLAY_STATE, REPLAY_RESPONSE_BODY } from './rules.js'
+export type { FlyReplayRulesOptions } from './rules.js'
+export {
+  buildReplayHeader,
+  buildReplayJson,
+  parseReplayHeader,
+  REPLAY_JSON_CONTENT_TYPE
+} from './replay-header.js'
+export type { ReplayFields, ReplayJson } from './replay-header.js'
+export { parseReplaySrc, parseReplayFailed } from './replay-src.js'
+export type { ReplaySource, ReplayFailure } from './replay-src.js'
+export { isReplayable, MAX_REPLAY_BODY_BYTES } from './replayable.js'
+export { isValidMachineId, MACHINE_ID_PATTERN } from './machine-id.js'
+export { REGION_PATTERN, APP_PATTERN, STATE_PATTERN, FALLBACKS } from './grammar.js'
+export type { ReplayFallback } from './grammar.js'
 export {
   createUpstreamProxy,
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -11,3 +28,9 @@ export {
   InvalidReplayFieldError,
   InvalidOptionError
 } from './errors.js'
+// @navigator/sticky-sessions sits on this package; these helpers of @navigator/config are re-exported (not
+// reimplemented) so it can keep to the one path matcher and the one duration parser.
+export { compilePathPatterns, parseDuration, formatDuration } from '@navigator/config'
+export type { PathMatcher, ReplayRule, ReplayTarget, SameSite, FallbackMode } from '@navigator/config'
+
+export default flyReplayRules

@@ -1,0 +1,168 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { ReplayRule, ReplayTarget } from '@navigator/config'
+import { MACHINE_ID_PATTERN } from '@navigator/config'
+import { InvalidOptionError } from './errors.js'
+import { APP_PATTERN, REGION_PATTERN } from './grammar.js'
+import { createUpstreamProxy, type UpstreamProxy } from './proxy.js'
+import { buildReplayHeader } from './replay-header.js'
+import { parseReplaySrc } from './replay-src.js'
+import { isReplayable } from './replayable.js'
+
+/** The `state` of replays issued by the rules; a request that comes back with it is served, never bounced again. */
+export const RULES_REPLAY_STATE = 'nav-rule'
+export const REPLAY_RESPONSE_BODY = 'Replaying with fly-replay\n'
+
+export interface FlyReplayRulesOptions {
+  rules: ReplayRule[]
+  /** This Machine's ID; default FLY_MACHINE_ID. */
+  machineId?: string
+  /** This app's name; default FLY_APP_NAME. */
+  appName?: string
+  /** This Machine's region; default FLY_REGION. */
+  region?: string
+  /** Port the targets listen on, for the direct proxy of requests that cannot be replayed. */
+  port: number
+  /** Proxy used for the direct path; one is created (and closed with the app) when omitted. */
+  proxy?: UpstreamProxy
+  /** Answers a request that cannot be routed (fly-replay-failed, unreachable target). */
+  maintenance: (request: FastifyRequest, reply: FastifyReply) => unknown
+  /** Private address (`http://host:port`) of a target, for tests and non-Fly clusters; null = no direct route. */
+  resolveAddress?: (target: ReplayTarget) => string | null
+}
+
+interface CompiledRule {
+  path: RegExp
+  methods: Set<string> | null
+  status: number
+  header: string
+  /** True when this Machine already is the rule's target: the request is served here. */
+  satisfied: boolean
+  origin: string | null
+}
+
+const ALIASES = new Set(['any', 'apac', 'eu', 'na', 'sa', 'us', 'usa'])
+
+function optionalIdentity (name: string, value: string | undefined, grammar: RegExp): string | null {
+  if (value === undefined || value === '') return null
+  if (typeof value !== 'string' || !grammar.test(value)) {
+    throw new InvalidOptionError(name, `${JSON.stringify(value)} does not match ${String(grammar)}`)
+  }
+  return value
+}
+
+/** Default private address of a target on Fly's 6PN network; null when the app name needed for it is unknown. */
+function flyAddress (target: ReplayTarget, appName: string | null, port: number): string | null {
+  if (target.kind === 'app') return `http://${target.app}.internal:${port}`
+  if (appName === null) return null
+  if (target.kind === 'machine') return `http://${target.machine}.vm.${appName}.internal:${port}`
+  const region = target.regions[0]
+  return ALIASES.has(region) ? `http://${appName}.internal:${port}` : `http://${region}.${appName}.internal:${port}`
+}
+
+function isSatisfied (target: ReplayTarget, machineId: string | null, appName: string | null, region: string | null): boolean {
+  if (target.kind === 'machine') return target.machine === machineId
+  if (target.kind === 'app') return target.app === appName
+  return region !== null && target.regions.includes(region)
+}
+
+function compileRule (rule: ReplayRule, index: number, identity: { machineId: string | null, appName: string | null, region: string | null }, port: number, resolveAddress: FlyReplayRulesOptions['resolveAddress']): CompiledRule {
+  const at = `rules[${index}]`
+  if (rule === null || typeof rule !== 'object' || !(rule.path instanceof RegExp)) {
+    throw new InvalidOptionError(at, 'each rule needs a compiled `path` RegExp')
+  }
+  if (!Number.isInteger(rule.status) || rule.status < 200 || rule.status > 599) {
+    throw new InvalidOptionError(`${at}.status`, `${String(rule.status)} is not an HTTP status`)
+  }
+  if (rule.methods !== null && !(Array.isArray(rule.methods) && rule.methods.every((m) => typeof m === 'string'))) {
+    throw new InvalidOptionError(`${at}.methods`, 'must be null or a list of method names')
+  }
+  const target = rule.target
+  let header: string
+  if (target?.kind === 'region') header = buildReplayHeader({ region: target.regions, state: RULES_REPLAY_STATE })
+  else if (target?.kind === 'app') header = buildReplayHeader({ app: target.app, state: RULES_REPLAY_STATE })
+  else if (target?.kind === 'machine') header = buildReplayHeader({ instance: target.machine, state: RULES_REPLAY_STATE })
+  else throw new InvalidOptionError(`${at}.target`, 'must be a region, app or machine target')
+  return {
+    path: rule.path,
+    methods: rule.methods === null ? null : new Set(rule.methods.map((m) => m.toUpperCase())),
+    status: rule.status,
+    header,
+    satisfied: isSatisfied(target, identity.machineId, identity.appName, identity.region),
+    origin: resolveAddress !== undefined ? resolveAddress(target) : flyAddress(target, identity.appName, port)
+  }
+}
+
+function pathOf (url: string): string {
+  const query = url.indexOf('?')
+  return query === -1 ? url : url.slice(0, query)
+}
+
+async function flyReplayRulesPlugin (fastify: FastifyInstance, options: FlyReplayRulesOptions): Promise<void> {
+  if (options === null || typeof options !== 'object' || !Array.isArray(options.rules)) {
+    throw new InvalidOptionError('rules', 'must be a list of replay rules')
+  }
+  if (typeof options.maintenance !== 'function') throw new InvalidOptionError('maintenance', 'must be a function (request, reply)')
+  if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65535) {
+    throw new InvalidOptionError('port', `${String(options.port)} is not a TCP port`)
+  }
+  if (options.resolveAddress !== undefined && typeof options.resolveAddress !== 'function') {
+    throw new InvalidOptionError('resolveAddress', 'must be a function (target) => origin')
+  }
+  const identity = {
+    machineId: optionalIdentity('machineId', options.machineId ?? process.env.FLY_MACHINE_ID, MACHINE_ID_PATTERN),
+    appName: optionalIdentity('appName', options.appName ?? process.env.FLY_APP_NAME, APP_PATTERN),
+    region: optionalIdentity('region', options.region ?? process.env.FLY_REGION, REGION_PATTERN)
+  }
+  const rules = options.rules.map((rule, index) => compileRule(rule, index, identity, options.port, options.resolveAddress))
+  if (rules.length === 0) return
+
+  const maintenance = options.maintenance
+  let proxy = options.proxy
+  if (proxy === undefined) {
+    const own = createUpstreamProxy()
+    proxy = own
+    fastify.addHook('onClose', async () => { await own.close() })
+  }
+  const upstream = proxy
+
+  function matchingRule (request: FastifyRequest): CompiledRule | null {
+    const path = pathOf(request.url)
+    for (const rule of rules) {
+      if (rule.methods !== null && !rule.methods.has(request.method)) continue
+      if (rule.path.test(path)) return rule
+    }
+    return null
+  }
+
+  fastify.addHook('onRequest', async function flyReplayRules (request, reply) {
+    const rule = matchingRule(request)
+    if (rule === null || rule.satisfied) return
+    const headers = request.headers
+    // A request already replayed by a rule is served wherever it landed: nothing bounces twice.
+    if (headers['fly-replay-src'] !== undefined && parseReplaySrc(headers['fly-replay-src'])?.state === RULES_REPLAY_STATE) return
+    if (headers['fly-replay-failed'] !== undefined) {
+      await maintenance(request, reply)
+      return reply
+    }
+    if (isReplayable(headers)) {
+      reply.code(rule.status).header('fly-replay', rule.header).header('cache-control', 'no-store')
+        .type('text/plain; charset=utf-8').send(REPLAY_RESPONSE_BODY)
+      return reply
+    }
+    if (rule.origin === null) {
+      request.log.warn('fly-replay rule: the request cannot be replayed and the target has no private address')
+      await maintenance(request, reply)
+      return reply
+    }
+    await upstream.forward(request, reply, { origin: rule.origin }, {
+      onUnreachable: async (err) => {
+        request.log.warn({ upstream: rule.origin, code: (err as { code?: string }).code }, 'fly-replay rule: target unreachable')
+        await maintenance(request, reply)
+      }
+    })
+    return reply
+  })
+}
+
+export const flyReplayRules = fp(flyReplayRulesPlugin, { fastify: '5.x', name: '@navigator/fly-replay' })
