@@ -1,5 +1,5 @@
 import fastifyStatic from '@fastify/static'
-import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { NavigatorConfig } from '@navigator/config'
 import { flyReplayRules } from '@navigator/fly-replay'
 import type { UpstreamProxy } from '@navigator/fly-replay'
@@ -45,10 +45,6 @@ export interface PipelineOptions {
 
 const UPSTREAM_HOST = '127.0.0.1'
 
-// Every method Fastify routes, so the catch-all sees every request (PROPFIND, PURGE and friends included).
-const ALL_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS', 'PROPFIND', 'PROPPATCH', 'MKCOL',
-  'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'TRACE', 'SEARCH', 'REPORT', 'MKCALENDAR'] as HTTPMethods[]
-
 /**
  * The request pipeline of SPEC section 3, in order. Fastify runs onRequest
  * hooks in registration order and the route handler last, so the order of the
@@ -77,7 +73,7 @@ export async function registerPipeline (fastify: FastifyInstance, options: Pipel
   })
 
   // Steps 1 to 3.
-  fastify.addHook('onRequest', answersLocally(config, maintenance))
+  fastify.addHook('onRequest', answersLocally(config))
 
   // Step 4.
   await fastify.register(flyReplayRules, {
@@ -119,7 +115,7 @@ export async function registerPipeline (fastify: FastifyInstance, options: Pipel
   // Fastify's body limit and 415 answers never apply.
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', passBodyThrough)
-  fastify.route({ method: ALL_METHODS, url: '/*', handler: toUpstream(options) })
+  fastify.all('/*', toUpstream(options))
   fastify.setNotFoundHandler(notFound)
 }
 
@@ -142,12 +138,11 @@ function queryOf (url: string): string {
 }
 
 /** Steps 1 to 3: the answers Navigator gives by itself, and the forwarded path. */
-function answersLocally (config: NavigatorConfig, maintenance: MaintenanceResponder) {
+function answersLocally (config: NavigatorConfig) {
   const healthCheck = config.server.healthCheck
   const rewrites = config.routes.rewrites
   const publicDir = config.server.publicDir
   const findStaticFile = createStaticFileFinder(publicDir)
-  void maintenance
 
   return function onRequest (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
     const path = pathOf(request.url)

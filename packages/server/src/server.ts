@@ -1,7 +1,7 @@
 import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import Fastify from 'fastify'
+import Fastify, { LogController } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import pretty from 'pino-pretty'
 import type { NavigatorConfig } from '@navigator/config'
@@ -60,6 +60,11 @@ function nonEmpty (value: string | undefined): string | null {
   return value === undefined || value === '' ? null : value
 }
 
+// The hot path stays quiet: no "incoming request" / "request completed" lines.
+function fastifyOptions (logger: object): object {
+  return { ...logger, logController: new LogController({ disableRequestLogging: true }) }
+}
+
 function loggerOptions (env: NodeJS.ProcessEnv): object {
   const level = nonEmpty(env.LOG_LEVEL) ?? DEFAULT_LOG_LEVEL
   // JSON lines for machines, readable lines for a person at a terminal.
@@ -78,8 +83,8 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const identity = identityFrom(env)
 
   const first = options.logger === undefined
-    ? Fastify({ logger: loggerOptions(env), disableRequestLogging: true })
-    : Fastify({ loggerInstance: options.logger, disableRequestLogging: true })
+    ? Fastify(fastifyOptions({ logger: loggerOptions(env) }))
+    : Fastify(fastifyOptions({ loggerInstance: options.logger }))
   const log = first.log
 
   const supervisor = new Supervisor({ applications: config.applications, logger: log, env })
@@ -188,7 +193,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     if (next.server.listen.host !== listen.host || next.server.listen.port !== listen.port) {
       log.warn('server.listen changed: a restart is needed to listen on the new address')
     }
-    const app = Fastify({ loggerInstance: log, disableRequestLogging: true })
+    const app = Fastify(fastifyOptions({ loggerInstance: log }))
     const generation = await prepare(app, next)
     const previous = current
     current = generation
