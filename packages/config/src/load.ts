@@ -69,24 +69,13 @@ export function parseConfig (text: string, options: ParseOptions = {}): Navigato
     throw new ConfigError(problems.problems)
   }
 
-  const raw = withoutNulls(document.toJS({ maxAliasCount: 1000 })) ?? {}
+  const raw: unknown = document.toJS({ maxAliasCount: 1000 }) ?? {}
   const substituted = substituteEnvironment(raw, [], environmentLookup(env), problems)
   const value = applyDefaults(substituted)
   reportSchemaProblems(value, problems)
   const config = normalise(value, { dir, env, problems })
   if (problems.size > 0) throw new ConfigError(problems.problems)
   return { file: absoluteFile, dir, ...config }
-}
-
-// `key:` with nothing after it means "not set": the default applies.
-function withoutNulls (value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutNulls)
-  if (!isRecord(value)) return value
-  const out: Record<string, unknown> = {}
-  for (const [key, child] of Object.entries(value)) {
-    if (child !== null && child !== undefined) out[key] = withoutNulls(child)
-  }
-  return out
 }
 
 // Tenant command/args/env and applications env/command/args keep their references:
@@ -97,6 +86,7 @@ function keepsReferences (path: KeyPath): boolean {
   return path[1] === 'tenants' && (path[3] === 'env' || path[3] === 'command' || path[3] === 'args')
 }
 
+// Also drops map entries without a value: `key:` with nothing after it means "not set", so the default applies.
 function substituteEnvironment (value: unknown, path: KeyPath, lookup: VariableLookup, problems: ProblemCollector): unknown {
   if (typeof value === 'string') {
     if (keepsReferences(path)) return value
@@ -109,7 +99,9 @@ function substituteEnvironment (value: unknown, path: KeyPath, lookup: VariableL
   if (Array.isArray(value)) return value.map((item, index) => substituteEnvironment(item, [...path, index], lookup, problems))
   if (isRecord(value)) {
     const out: Record<string, unknown> = {}
-    for (const [key, child] of Object.entries(value)) out[key] = substituteEnvironment(child, [...path, key], lookup, problems)
+    for (const [key, child] of Object.entries(value)) {
+      if (child !== null && child !== undefined) out[key] = substituteEnvironment(child, [...path, key], lookup, problems)
+    }
     return out
   }
   return value
