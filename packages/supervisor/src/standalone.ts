@@ -65,12 +65,12 @@ export class StandaloneServer {
     return this.config.name
   }
 
-  get openWebSockets (): number {
-    return this.webSockets
-  }
-
   get requestsInFlight (): number {
     return this.inFlight
+  }
+
+  get openWebSockets (): number {
+    return this.webSockets
   }
 
   status (): StandaloneStatus {

@@ -134,6 +134,15 @@ export class Supervisor extends EventEmitter {
     return total
   }
 
+  /** Tracked requests in flight to one tenant or standalone server, or to all of them. */
+  requestsInFlight (name?: string): number {
+    if (name !== undefined) return this.process(name).requestsInFlight
+    let total = 0
+    for (const tenant of this.tenants.values()) total += tenant.requestsInFlight
+    for (const server of this.standalone.values()) total += server.requestsInFlight
+    return total
+  }
+
   /**
    * Applies a reloaded configuration: new processes start (standalone servers, eager tenants),
    * removed ones stop, changed ones (command, args, env, var, working directory, health check,

@@ -43,6 +43,10 @@ export class Tenant {
     return { state: this.state, port: this.port, pid: this.group?.pid ?? null }
   }
 
+  get requestsInFlight (): number {
+    return this.inFlight
+  }
+
   get openWebSockets (): number {
     return this.webSockets
   }

@@ -85,6 +85,6 @@ test('when Navigator exits without stop(), the exit safety net kills every proce
   const match = /grandchild (\d+) leader (\d+)/.exec(stdout)
   t.ok(match, `pids reported: ${stdout}`)
   const [grandchild, leader] = [Number(match?.[1]), Number(match?.[2])]
-  t.notOk(pidRunning(leader), 'tenant killed')
-  t.notOk(pidRunning(grandchild), 'its grandchild killed')
+  t.ok(await eventually(() => !pidRunning(leader)), 'tenant killed')
+  t.ok(await eventually(() => !pidRunning(grandchild)), 'its grandchild killed')
 })

@@ -140,6 +140,7 @@ test('a tracked request or an open WebSocket keeps a tenant from idling', async 
   supervisor.on('idle-stop', () => { idleStops++ })
 
   const done = supervisor.trackRequest('busy')
+  t.equal(supervisor.requestsInFlight('busy'), 1)
   await supervisor.ensureTenant('busy')
   await sleep(500)
   t.equal(idleStops, 0, 'not stopped while a request is in flight')
@@ -148,6 +149,8 @@ test('a tracked request or an open WebSocket keeps a tenant from idling', async 
   const close = supervisor.trackWebSocket('busy')
   done()
   done()
+  t.equal(supervisor.requestsInFlight('busy'), 0, 'done() counts once however often it is called')
+  t.equal(supervisor.requestsInFlight(), 0)
   t.equal(supervisor.openWebSockets('busy'), 1)
   t.equal(supervisor.openWebSockets(), 1)
   await sleep(500)
