@@ -1,6 +1,6 @@
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { NavigatorConfig } from '@navigator/config'
+import type { NavigatorConfig, ReplayTarget } from '@navigator/config'
 import { flyReplayRules } from '@navigator/fly-replay'
 import type { UpstreamProxy } from '@navigator/fly-replay'
 import { stickySessions } from '@navigator/sticky-sessions'
@@ -76,15 +76,18 @@ export async function registerPipeline (fastify: FastifyInstance, options: Pipel
   fastify.addHook('onRequest', answersLocally(config))
 
   // Step 4.
+  const peers = config.routes.fly.stickySessions.peers
   await fastify.register(flyReplayRules, {
     rules: config.routes.fly.replay,
-    machineId: identity.machineId,
-    appName: identity.appName,
-    region: identity.region,
+    machineId: identity.machineId ?? undefined,
+    appName: identity.appName ?? undefined,
+    region: identity.region ?? undefined,
     proxy,
     port,
-    maintenance
-  } as never)
+    maintenance,
+    // Outside Fly (tests, other clusters) a Machine's address comes from the peers map.
+    resolveAddress: Object.keys(peers).length === 0 ? undefined : peerAddress(peers)
+  })
 
   // Step 5.
   const sticky = config.routes.fly.stickySessions
@@ -117,6 +120,10 @@ export async function registerPipeline (fastify: FastifyInstance, options: Pipel
   fastify.addContentTypeParser('*', passBodyThrough)
   fastify.all('/*', toUpstream(options))
   fastify.setNotFoundHandler(notFound)
+}
+
+function peerAddress (peers: Record<string, string>): (target: ReplayTarget) => string | null {
+  return (target) => target.kind === 'machine' ? peers[target.machine] ?? null : null
 }
 
 function passBodyThrough (request: FastifyRequest, payload: unknown, done: (err: Error | null, body?: unknown) => void): void {

@@ -1,5 +1,6 @@
 import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { createServer as createNetServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import Fastify, { LogController } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
@@ -72,6 +73,23 @@ function loggerOptions (env: NodeJS.ProcessEnv): object {
   return { level }
 }
 
+/**
+ * The replay and sticky plugins need the port this Navigator listens on (peers
+ * are reached on it), before it listens. For `listen: 0` a free port is picked
+ * up front, so the plugins and the socket agree.
+ */
+async function concretePort (host: string, port: number): Promise<number> {
+  if (port !== 0) return port
+  return await new Promise((resolve, reject) => {
+    const probe = createNetServer()
+    probe.once('error', reject)
+    probe.listen({ host, port: 0 }, () => {
+      const chosen = (probe.address() as AddressInfo).port
+      probe.close(() => { resolve(chosen) })
+    })
+  })
+}
+
 function connectableAddress (server: Server): string {
   const address = server.address() as AddressInfo
   const host = address.address === '::' || address.address === '0.0.0.0' ? '127.0.0.1' : address.address
@@ -81,6 +99,8 @@ function connectableAddress (server: Server): string {
 export async function buildServer (config: NavigatorConfig, options: BuildServerOptions = {}): Promise<NavigatorServer> {
   const env = options.env ?? process.env
   const identity = identityFrom(env)
+  const listenHost = config.server.listen.host
+  const listenPort = await concretePort(listenHost, config.server.listen.port)
 
   const first = options.logger === undefined
     ? Fastify(fastifyOptions({ logger: loggerOptions(env) }))
@@ -132,7 +152,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
       maintenance,
       webSockets,
       identity,
-      port: next.server.listen.port
+      port: listenPort
     })
     await app.ready()
     return { app, inFlight: 0, retired: false }
@@ -175,10 +195,9 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   async function listen (): Promise<string> {
     await supervisor.start()
     machineIdle?.start()
-    const { host, port } = currentConfig.server.listen
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
-      server.listen({ host, port }, () => {
+      server.listen({ host: listenHost, port: listenPort }, () => {
         server.removeListener('error', reject)
         resolve()
       })
@@ -190,7 +209,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
 
   async function reload (next: NavigatorConfig): Promise<void> {
     const listen = currentConfig.server.listen
-    if (next.server.listen.host !== listen.host || next.server.listen.port !== listen.port) {
+    if (next.server.listen.host !== listen.host || (next.server.listen.port !== listen.port && next.server.listen.port !== 0)) {
       log.warn('server.listen changed: a restart is needed to listen on the new address')
     }
     const app = Fastify(fastifyOptions({ loggerInstance: log }))
