@@ -21,11 +21,11 @@ import {
   type MachineState
 } from './machines.js'
 import { regionMatches } from './regions.js'
+import { isReplayable } from '@navigator/fly-replay'
 import {
   formatReplayFailed,
   formatReplaySrc,
-  MAX_REPLAY_BODY_BYTES,
-  parseReplayHeader,
+  parseReplayAnswer,
   parseReplayJson,
   REPLAY_CONTENT_TYPE,
   type EdgeReplay,
@@ -310,7 +310,7 @@ export class FlyEdge extends EventEmitter {
     const length = req.headers['content-length']
     const chunked = req.headers['transfer-encoding'] !== undefined
     const size = length === undefined ? 0 : Number(length)
-    const replayable = !chunked && size < MAX_REPLAY_BODY_BYTES
+    const replayable = isReplayable(req.headers)
     if (chunked) base.headers['transfer-encoding'] = 'chunked'
     const exchange: Exchange = {
       ...base, body: null, stream: replayable ? null : req, replayable, websocket: null, response: res
@@ -549,7 +549,7 @@ export class FlyEdge extends EventEmitter {
     const contentType = String(res.headers['content-type'] ?? '').toLowerCase()
     if (header !== undefined) {
       res.resume()
-      return parseReplayHeader(String(header)) ?? 'invalid'
+      return parseReplayAnswer(String(header)) ?? 'invalid'
     }
     if (!contentType.startsWith(REPLAY_CONTENT_TYPE)) return null
     const chunks: Buffer[] = []

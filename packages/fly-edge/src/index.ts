@@ -12,23 +12,24 @@ export {
 export {
   MachineRegistry,
   DEFAULT_REGION,
-  isValidMachineId,
   type Machine,
   type MachineSpec,
   type MachineState,
   type MachineLauncher
 } from './machines.js'
 export {
-  parseReplayHeader,
+  parseReplayAnswer,
   parseReplayJson,
-  parseReplayDuration,
   formatReplaySrc,
   formatReplayFailed,
-  MAX_REPLAY_BODY_BYTES,
   REPLAY_CONTENT_TYPE,
   type EdgeReplay,
   type ReplayFailure,
-  type ReplayFailureReason
+  type ReplayFailureReason,
+  type ReplayTransform
 } from './replay.js'
 export { REGION_ALIASES, regionMatches } from './regions.js'
 export * from './errors.js'
+export { launchMachines, machineConfigText, randomMachineId, PORTS_PER_MACHINE, DEFAULT_NAVIGATOR_BIN,
+  DEFAULT_STARTUP_TIMEOUT_MS, DEFAULT_STOP_GRACE_MS, type LaunchOptions, type LaunchedMachines } from './launch.js'
+export { startLocalFly, DEFAULT_EDGE_PORT, DEFAULT_APP, type LocalFly, type LocalFlyOptions } from './local-fly.js'

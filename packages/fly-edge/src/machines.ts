@@ -1,3 +1,4 @@
+import { isValidMachineId } from '@navigator/fly-replay'
 import { NAV_FLY_EDGE_INVALID_OPTION } from './errors.js'
 
 export type MachineState = 'started' | 'stopped' | 'suspended'
@@ -37,13 +38,8 @@ export interface MachineLauncher {
 }
 
 export const DEFAULT_REGION = 'iad'
-const MACHINE_ID = /^[a-z0-9-]{1,64}$/
 const APP_NAME = /^[a-z0-9-]{1,63}$/
 const REGION_CODE = /^[a-z0-9]{2,8}$/
-
-export function isValidMachineId (id: unknown): id is string {
-  return typeof id === 'string' && MACHINE_ID.test(id)
-}
 
 export function isValidAppName (app: unknown): app is string {
   return typeof app === 'string' && APP_NAME.test(app)

@@ -2,11 +2,20 @@
 // application/vnd.fly.replay+json body form, and the headers the edge adds to the
 // re-delivered request (fly-replay-src, fly-replay-failed).
 
-export const REPLAY_CONTENT_TYPE = 'application/vnd.fly.replay+json'
-/** A request body of this many bytes or more is never replayed (Fly's 1 MiB rule). */
-export const MAX_REPLAY_BODY_BYTES = 1_048_576
+import { parseDuration } from '@navigator/config'
+import {
+  APP_PATTERN,
+  FALLBACKS,
+  MACHINE_ID_PATTERN,
+  parseReplayHeader,
+  REGION_PATTERN,
+  REPLAY_JSON_CONTENT_TYPE,
+  STATE_PATTERN,
+  type ReplayFallback,
+  type ReplayFields
+} from '@navigator/fly-replay'
 
-export type ReplayFallback = 'force_self' | 'prefer_self'
+export const REPLAY_CONTENT_TYPE = REPLAY_JSON_CONTENT_TYPE
 
 export interface ReplayTransform {
   path?: string
@@ -28,126 +37,43 @@ export interface EdgeReplay {
   transform?: ReplayTransform
 }
 
-const TOKEN = /^[A-Za-z0-9._~-]{1,128}$/
-const REGION = /^[a-z0-9]{2,8}$/
-const DURATION_PART = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y
-const DURATION_UNIT_MS: Record<string, number> = {
-  ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000
-}
-
-/** Go-style duration ("800ms", "10s", "1m30s") to milliseconds, or null. */
-export function parseReplayDuration (text: string): number | null {
-  if (text.length === 0) return null
-  if (text === '0') return 0
-  let total = 0
-  DURATION_PART.lastIndex = 0
-  while (DURATION_PART.lastIndex < text.length) {
-    const start = DURATION_PART.lastIndex
-    const match = DURATION_PART.exec(text)
-    if (match === null || match.index !== start) return null
-    total += Number(match[1]) * DURATION_UNIT_MS[match[2]]
-  }
-  return total
-}
-
-function splitFields (value: string): Array<[string, string]> | null {
-  const fields: Array<[string, string]> = []
-  let i = 0
-  while (i < value.length) {
-    while (value[i] === ' ' || value[i] === '\t') i++
-    const eq = value.indexOf('=', i)
-    if (eq === -1) return null
-    const key = value.slice(i, eq).trim().toLowerCase()
-    let j = eq + 1
-    let fieldValue: string
-    if (value[j] === '"') {
-      const close = value.indexOf('"', j + 1)
-      if (close === -1) return null
-      fieldValue = value.slice(j + 1, close)
-      j = close + 1
-      while (value[j] === ' ' || value[j] === '\t') j++
-      if (j < value.length && value[j] !== ';') return null
-    } else {
-      const semi = value.indexOf(';', j)
-      const end = semi === -1 ? value.length : semi
-      fieldValue = value.slice(j, end).trim()
-      j = end
-    }
-    fields.push([key, fieldValue])
-    i = j + 1
-  }
-  return fields
-}
-
-function parseRegions (value: string): string[] | null {
-  const regions = value.split(',').map((r) => r.trim().toLowerCase())
-  return regions.every((r) => REGION.test(r)) ? regions : null
-}
-
 function hasTarget (replay: EdgeReplay): boolean {
   return replay.instance !== undefined || replay.preferInstance !== undefined ||
     replay.regions !== undefined || replay.app !== undefined || replay.elsewhere
 }
 
-/**
- * Parse a `fly-replay` header value. Returns null when a field is malformed, a field
- * repeats, or no target (instance, prefer_instance, region, app, elsewhere) is given.
- * Unknown fields are ignored, as a proxy would for forward compatibility.
- */
-export function parseReplayHeader (value: string): EdgeReplay | null {
-  const fields = splitFields(value)
-  if (fields === null || fields.length === 0) return null
-  const replay: EdgeReplay = { elsewhere: false }
-  const seen = new Set<string>()
-  for (const [key, raw] of fields) {
-    if (seen.has(key)) return null
-    seen.add(key)
-    if (!applyField(replay, key, raw)) return null
-  }
+function fromFields (fields: ReplayFields): EdgeReplay | null {
+  const replay: EdgeReplay = { elsewhere: fields.elsewhere === true }
+  if (fields.instance !== undefined) replay.instance = fields.instance
+  if (fields.preferInstance !== undefined) replay.preferInstance = fields.preferInstance
+  if (fields.region !== undefined) replay.regions = Array.isArray(fields.region) ? fields.region : [fields.region]
+  if (fields.app !== undefined) replay.app = fields.app
+  if (fields.state !== undefined) replay.state = fields.state
+  if (fields.timeoutMs !== undefined) replay.timeoutMs = fields.timeoutMs
+  if (fields.fallback !== undefined) replay.fallback = fields.fallback
   return hasTarget(replay) ? replay : null
 }
 
-function applyField (replay: EdgeReplay, key: string, raw: string): boolean {
-  switch (key) {
-    case 'instance':
-      if (!TOKEN.test(raw)) return false
-      replay.instance = raw
-      return true
-    case 'prefer_instance':
-      if (!TOKEN.test(raw)) return false
-      replay.preferInstance = raw
-      return true
-    case 'app':
-      if (!TOKEN.test(raw)) return false
-      replay.app = raw
-      return true
-    case 'region': {
-      const regions = parseRegions(raw)
-      if (regions === null) return false
-      replay.regions = regions
-      return true
-    }
-    case 'state':
-      // Opaque, echoed into a request header: printable ASCII only.
-      if (!/^[\x20-\x7e]{0,1024}$/.test(raw)) return false
-      replay.state = raw
-      return true
-    case 'elsewhere':
-      if (raw !== 'true' && raw !== 'false') return false
-      replay.elsewhere = raw === 'true'
-      return true
-    case 'timeout': {
-      const ms = parseReplayDuration(raw)
-      if (ms === null) return false
-      replay.timeoutMs = ms
-      return true
-    }
-    case 'fallback':
-      if (raw !== 'force_self' && raw !== 'prefer_self') return false
-      replay.fallback = raw
-      return true
-    default:
-      return true
+/**
+ * Read a `fly-replay` header value with @navigator/fly-replay's tolerant parser (a part
+ * outside its grammar is left out). Null when no target (instance, prefer_instance,
+ * region, app, elsewhere) remains.
+ */
+export function parseReplayAnswer (value: string): EdgeReplay | null {
+  const fields = parseReplayHeader(value)
+  return fields === null ? null : fromFields(fields)
+}
+
+function jsonString (value: unknown, grammar: RegExp): string | undefined {
+  return typeof value === 'string' && grammar.test(value) ? value : undefined
+}
+
+function jsonDuration (value: unknown): number | undefined {
+  if (typeof value !== 'string') return undefined
+  try {
+    return parseDuration(value)
+  } catch {
+    return undefined
   }
 }
 
@@ -155,7 +81,11 @@ function isHeaderName (name: unknown): name is string {
   return typeof name === 'string' && /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)
 }
 
-/** Parse the JSON body form; same fields as the header plus `transform`. Null when invalid. */
+/**
+ * Parse the JSON body form: the fields of the header (same grammar, same tolerance) plus
+ * `transform`. Null when the body is not a JSON object, the transform is malformed, or
+ * no target remains.
+ */
 export function parseReplayJson (body: string): EdgeReplay | null {
   let data: unknown
   try {
@@ -164,25 +94,26 @@ export function parseReplayJson (body: string): EdgeReplay | null {
     return null
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) return null
-  const replay: EdgeReplay = { elsewhere: false }
-  for (const [key, value] of Object.entries(data as Record<string, unknown>)) {
-    if (key === 'transform') {
-      const transform = parseTransform(value)
-      if (transform === null) return null
-      replay.transform = transform
-      continue
-    }
-    if (key === 'elsewhere' && typeof value === 'boolean') {
-      replay.elsewhere = value
-      continue
-    }
-    if (key === 'region' && Array.isArray(value)) {
-      if (!applyField(replay, key, value.join(','))) return null
-      continue
-    }
-    if (typeof value === 'string' && !applyField(replay, key, value)) return null
+  const input = data as Record<string, unknown>
+  const regions = Array.isArray(input.region) ? input.region : typeof input.region === 'string' ? input.region.split(',') : []
+  const fields: ReplayFields = {
+    instance: jsonString(input.instance, MACHINE_ID_PATTERN),
+    preferInstance: jsonString(input.prefer_instance, MACHINE_ID_PATTERN),
+    region: regions.length > 0 && regions.every((r) => typeof r === 'string' && REGION_PATTERN.test(r)) ? regions as string[] : undefined,
+    app: jsonString(input.app, APP_PATTERN),
+    state: jsonString(input.state, STATE_PATTERN),
+    timeoutMs: jsonDuration(input.timeout),
+    fallback: FALLBACKS.find((f) => f === input.fallback),
+    elsewhere: input.elsewhere === true
   }
-  return hasTarget(replay) ? replay : null
+  const replay = fromFields(fields)
+  if (replay === null) return null
+  if (input.transform !== undefined) {
+    const transform = parseTransform(input.transform)
+    if (transform === null) return null
+    replay.transform = transform
+  }
+  return replay
 }
 
 function parseTransform (value: unknown): ReplayTransform | null {

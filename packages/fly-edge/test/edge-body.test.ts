@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import { test } from 'tap'
-import { MAX_REPLAY_BODY_BYTES } from '../src/replay.js'
+import { MAX_REPLAY_BODY_BYTES } from '@navigator/fly-replay'
 import { replayWith, request, sha256, spec, startEdge, startTestMachine } from './fixtures.js'
 
 test('a body just under 1 MiB is buffered and replayed intact', async (t) => {

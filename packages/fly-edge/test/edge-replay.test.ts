@@ -151,7 +151,7 @@ test('a replay to an unknown instance without fallback is a 502 naming no_candid
 })
 
 test('an invalid fly-replay answer is a 502, not a guess', async (t) => {
-  const m1 = await startTestMachine(t, 'm1', replayWith('instance=a;instance=b'))
+  const m1 = await startTestMachine(t, 'm1', replayWith('instance=NOT A MACHINE;state=x'))
   const edge = await startEdge(t, { app: 'demo', machines: [spec(m1)] })
   const reply = await request(edge.url)
   t.equal(reply.status, 502)
