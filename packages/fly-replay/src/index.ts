@@ -31,6 +31,6 @@ export {
 // @navigator/sticky-sessions sits on this package; these helpers of @navigator/config are re-exported (not
 // reimplemented) so it can keep to the one path matcher and the one duration parser.
 export { compilePathPatterns, parseDuration, formatDuration } from '@navigator/config'
-export type { PathMatcher, ReplayRule, ReplayTarget, SameSite, FallbackMode } from '@navigator/config'
+export type { PathMatcher, ReplayRule, ReplayTarget, SameSite, FallbackMode, StickySessionsConfig } from '@navigator/config'
 
 export default flyReplayRules

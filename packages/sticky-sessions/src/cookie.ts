@@ -1,0 +1,125 @@
+import { createHmac, timingSafeEqual } from 'node:crypto'
+import { isValidMachineId } from '@navigator/fly-replay'
+
+// The sticky cookie's value: a Machine ID, or `<id>.<signature>` when secrets are configured. The signature is the
+// base64url HMAC-SHA256 of the ID; the first secret signs, every secret verifies (key rotation). Parsing is strict:
+// anything that is not exactly one of those shapes is rejected with a reason, never repaired.
+
+export type CookieRejection =
+  | 'malformed'
+  | 'signature-missing'
+  | 'signature-invalid'
+  | 'signature-not-configured'
+  | 'machine-unknown'
+
+export const COOKIE_REJECTIONS: readonly CookieRejection[] = [
+  'malformed', 'signature-missing', 'signature-invalid', 'signature-not-configured', 'machine-unknown'
+]
+
+/** Length of a base64url HMAC-SHA256 (32 bytes, unpadded). */
+const SIGNATURE_LENGTH = 43
+const SIGNATURE_PATTERN = /^[A-Za-z0-9_-]{43}$/
+/** A Machine ID, a dot and a signature: anything longer is rejected before any work is done. */
+const MAX_VALUE_LENGTH = 64 + 1 + SIGNATURE_LENGTH
+
+export interface CookieCodec {
+  /** The cookie value naming `machineId` (signed when secrets are set). */
+  encode (machineId: string): string
+  /** The Machine ID a cookie value names, or null when the value is rejected (see `rejection`). */
+  decode (value: string): string | null
+  /** Why `decode` rejected a value. */
+  rejection (value: string): CookieRejection
+}
+
+function sign (secret: string, machineId: string): string {
+  return createHmac('sha256', secret).update(machineId).digest('base64url')
+}
+
+function createPlainCodec (): CookieCodec {
+  return {
+    encode: (machineId) => machineId,
+    decode: (value) => isValidMachineId(value) ? value : null,
+    rejection: (value) => {
+      const dot = value.lastIndexOf('.')
+      if (dot > 0 && isValidMachineId(value.slice(0, dot)) && SIGNATURE_PATTERN.test(value.slice(dot + 1))) {
+        return 'signature-not-configured'
+      }
+      return 'malformed'
+    }
+  }
+}
+
+function createSignedCodec (secrets: readonly string[]): CookieCodec {
+  const signingSecret = secrets[0]
+
+  function verify (machineId: string, signature: string): boolean {
+    const given = Buffer.from(signature, 'latin1')
+    let valid = false
+    // Every secret is checked, so the time taken does not tell which one (if any) matched.
+    for (const secret of secrets) {
+      if (timingSafeEqual(given, Buffer.from(sign(secret, machineId), 'latin1'))) valid = true
+    }
+    return valid
+  }
+
+  function split (value: string): [string, string] | null {
+    if (value.length > MAX_VALUE_LENGTH) return null
+    const dot = value.lastIndexOf('.')
+    if (dot <= 0) return null
+    const machineId = value.slice(0, dot)
+    const signature = value.slice(dot + 1)
+    if (!isValidMachineId(machineId) || !SIGNATURE_PATTERN.test(signature)) return null
+    return [machineId, signature]
+  }
+
+  return {
+    encode: (machineId) => `${machineId}.${sign(signingSecret, machineId)}`,
+    decode: (value) => {
+      const parts = split(value)
+      return parts !== null && verify(parts[0], parts[1]) ? parts[0] : null
+    },
+    rejection: (value) => {
+      if (isValidMachineId(value)) return 'signature-missing'
+      return split(value) === null ? 'malformed' : 'signature-invalid'
+    }
+  }
+}
+
+/** The cookie codec: plain Machine IDs without secrets, signed values with them (the first secret signs). */
+export function createCookieCodec (secrets: readonly string[] = []): CookieCodec {
+  return secrets.length === 0 ? createPlainCodec() : createSignedCodec(secrets)
+}
+
+/**
+ * The raw value of cookie `name` in a Cookie request header, or undefined when absent. Only this cookie is looked
+ * at (no full parse on the hot path); the value is returned as sent, without trimming, unquoting or percent-decoding,
+ * so that the codec sees exactly what the client sent. `prefix` is `name=`, computed once by the caller.
+ */
+export function readCookie (header: string, prefix: string): string | undefined {
+  let from = 0
+  while (from < header.length) {
+    const at = header.indexOf(prefix, from)
+    if (at === -1) return undefined
+    if (at === 0 || header.charCodeAt(at - 1) === 59 /* ; */ || isSpace(header.charCodeAt(at - 1))) {
+      let start = at
+      while (start > 0 && isSpace(header.charCodeAt(start - 1))) start--
+      if (start === 0 || header.charCodeAt(start - 1) === 59) {
+        const valueStart = at + prefix.length
+        const end = header.indexOf(';', valueStart)
+        return end === -1 ? header.slice(valueStart) : header.slice(valueStart, end)
+      }
+    }
+    from = at + 1
+  }
+  return undefined
+}
+
+function isSpace (code: number): boolean {
+  return code === 32 || code === 9
+}
+
+/** A rejected value as it may appear in a log line: at most 32 characters, escaped. */
+export function describeRejectedValue (value: string): string {
+  const head = JSON.stringify(value.slice(0, 32))
+  return value.length > 32 ? `${head}... (${value.length} characters)` : head
+}

@@ -1,0 +1,68 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { isReplayable, parseReplaySrc } from '@navigator/fly-replay'
+import type { CookieCodec, CookieRejection } from './cookie.js'
+import type { MachineDiscovery } from './discovery.js'
+
+// SPEC section 4, as a pure function of the request: what to do with a request on a sticky path. The plugin's hook
+// applies the answer (and the fallback mode); nothing here touches a reply or a logger.
+
+export type DecisionKind =
+  /** No cookie: serve here and set the cookie to this Machine. */
+  | 'new'
+  /** The cookie names this Machine: serve here and set it again (sliding expiry). */
+  | 'own'
+  /** The cookie was rejected (`rejection` says why): serve here and set the cookie to this Machine. */
+  | 'rejected'
+  /** The cookie names another Machine and the request can be replayed: answer with fly-replay. */
+  | 'replay'
+  /** The cookie names another Machine and the body is too large or of unknown length: proxy it there. */
+  | 'proxy'
+  /** The cookie names another Machine that is known to be unavailable: apply the fallback mode. */
+  | 'unavailable'
+
+export interface Decision {
+  kind: DecisionKind
+  /** The Machine the cookie names (for new, own and rejected: this Machine). */
+  machine: string
+  rejection: CookieRejection | null
+}
+
+export interface DecisionContext {
+  machineId: string
+  codec: CookieCodec
+  discovery: MachineDiscovery
+  /** The `state` of our replays, recognised in `fly-replay-src` when a replayed request comes back. */
+  replayState: string
+}
+
+export interface Decider {
+  (cookieValue: string | undefined, headers: IncomingHttpHeaders): Decision
+}
+
+/** Builds the decision function for one Machine; the answers for this Machine are allocated once. */
+export function createDecider (context: DecisionContext): Decider {
+  const { machineId, codec, discovery, replayState } = context
+  const NEW: Decision = Object.freeze({ kind: 'new', machine: machineId, rejection: null })
+  const OWN: Decision = Object.freeze({ kind: 'own', machine: machineId, rejection: null })
+  const ownValue = codec.encode(machineId)
+
+  return function decide (cookieValue, headers) {
+    if (cookieValue === undefined) return NEW
+    // The value this Machine hands out to every visitor; comparing it directly reveals nothing secret.
+    if (cookieValue === ownValue) return OWN
+    const target = codec.decode(cookieValue)
+    if (target === null) return { kind: 'rejected', machine: machineId, rejection: codec.rejection(cookieValue) }
+    if (target === machineId) return OWN
+    if (discovery.has(target) === false) return { kind: 'rejected', machine: machineId, rejection: 'machine-unknown' }
+    if (headers['fly-replay-failed'] !== undefined || replayedByUs(headers, replayState)) {
+      return { kind: 'unavailable', machine: target, rejection: null }
+    }
+    return { kind: isReplayable(headers) ? 'replay' : 'proxy', machine: target, rejection: null }
+  }
+}
+
+/** Loop freedom: a request we already replayed that still did not reach its Machine is not replayed again. */
+function replayedByUs (headers: IncomingHttpHeaders, replayState: string): boolean {
+  const source = headers['fly-replay-src']
+  return source !== undefined && parseReplaySrc(source)?.state === replayState
+}

@@ -1,0 +1,190 @@
+import fp from 'fastify-plugin'
+import fastifyCookie from '@fastify/cookie'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import { buildReplayHeader, createUpstreamProxy, type UpstreamProxy } from '@navigator/fly-replay'
+import { COOKIE_REJECTIONS, createCookieCodec, describeRejectedValue, readCookie, type CookieRejection } from './cookie.js'
+import { createDecider } from './decide.js'
+import { createDnsDiscovery, createStaticDiscovery, noDiscovery, type MachineDiscovery } from './discovery.js'
+import { defaultMaintenance } from './maintenance.js'
+import { resolveOptions, STICKY_REPLAY_STATE, type ResolvedOptions, type StickySessionsOptions } from './options.js'
+import { compileStickyPaths } from './paths.js'
+
+export type StickyAction = 'serve' | 'replay' | 'proxy' | 'fallback'
+
+/** What the plugin decided for a request on a sticky path. */
+export interface StickySession {
+  /** The Machine the cookie names once the decision is applied. */
+  machine: string
+  action: StickyAction
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The sticky-session decision; null on paths that are not sticky or when the feature is off. */
+    stickySession: StickySession | null
+  }
+}
+
+export const REPLAY_RESPONSE_BODY = 'Replaying to the Machine that holds this session\n'
+/** Rejected cookies are logged at most once per interval for each reason. */
+export const REJECTION_LOG_INTERVAL_MS = 1_000
+
+function createDiscovery (options: ResolvedOptions, fastify: FastifyInstance): MachineDiscovery {
+  const discovery = options.discovery
+  if (typeof discovery === 'object') return discovery
+  if (discovery === 'static') return createStaticDiscovery([...options.peers.keys(), options.machineId as string])
+  if (discovery === 'dns') {
+    const dns = createDnsDiscovery({ appName: options.appName as string, log: fastify.log })
+    fastify.addHook('onClose', async () => { dns.close() })
+    return dns
+  }
+  return noDiscovery
+}
+
+async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: StickySessionsOptions): Promise<void> {
+  const options = resolveOptions(rawOptions)
+  const matchPath = compileStickyPaths(options.paths)
+  fastify.decorateRequest('stickySession', null)
+  if (!options.enabled) return
+  const machineId = options.machineId
+  if (machineId === null) {
+    fastify.log.info('Sticky sessions are off: no Machine ID (set FLY_MACHINE_ID or the machineId option)')
+    return
+  }
+  if (!fastify.hasDecorator('serializeCookie')) await fastify.register(fastifyCookie)
+
+  const codec = createCookieCodec(options.secrets)
+  const decide = createDecider({
+    machineId,
+    codec,
+    discovery: createDiscovery(options, fastify),
+    replayState: STICKY_REPLAY_STATE
+  })
+  const cookiePrefix = `${options.cookieName}=`
+  // This Machine's Set-Cookie never changes, so it is serialised once.
+  const ownSetCookie = fastify.serializeCookie(options.cookieName, codec.encode(machineId), {
+    path: options.cookiePath,
+    maxAge: options.cookieMaxAgeSeconds,
+    httpOnly: options.cookieHttpOnly,
+    secure: options.cookieSecure,
+    sameSite: options.cookieSameSite.toLowerCase() as 'lax'
+  })
+  // Everything after `instance=<id>` is the same for every target; the ID itself passed the codec's strict check.
+  const ownInstance = `instance=${machineId}`
+  const replaySuffix = options.replayCache
+    ? ''
+    : buildReplayHeader({
+      instance: machineId,
+      state: STICKY_REPLAY_STATE,
+      timeoutMs: options.replayTimeoutMs,
+      fallback: 'force_self'
+    }).slice(ownInstance.length)
+  const replayStatus = options.replayStatus
+  const maintenance = options.maintenance ?? defaultMaintenance
+  const routeToAvailable = options.fallbackMode === 'route_to_available'
+  const peers = options.peers
+  const appName = options.appName
+  const port = options.port
+  let proxy: UpstreamProxy
+  if (options.proxy !== null) {
+    proxy = options.proxy
+  } else {
+    const own = createUpstreamProxy()
+    proxy = own
+    fastify.addHook('onClose', async () => { await own.close() })
+  }
+  const servedHere: StickySession = Object.freeze({ machine: machineId, action: 'serve' })
+  const reassigned: StickySession = Object.freeze({ machine: machineId, action: 'fallback' })
+  const lastWarned = new Map<CookieRejection, number>(COOKIE_REJECTIONS.map((reason) => [reason, 0]))
+
+  function warnRejected (request: FastifyRequest, reason: CookieRejection, value: string): void {
+    const now = Date.now()
+    if (now - (lastWarned.get(reason) as number) < REJECTION_LOG_INTERVAL_MS) return
+    lastWarned.set(reason, now)
+    request.log.warn({ reason, value: describeRejectedValue(value) }, 'Sticky session cookie rejected; assigning this Machine')
+  }
+
+  function peerOrigin (target: string): string | null {
+    const peer = peers.get(target)
+    if (peer !== undefined) return peer
+    return appName === null ? null : `http://${target}.vm.${appName}.internal:${port}`
+  }
+
+  function serveHere (request: FastifyRequest, reply: FastifyReply, session: StickySession): void {
+    request.stickySession = session
+    reply.header('set-cookie', ownSetCookie)
+  }
+
+  function replay (request: FastifyRequest, reply: FastifyReply, target: string): void {
+    request.stickySession = { machine: target, action: 'replay' }
+    request.log.info({ machine: target }, 'Routing to machine via Fly-Replay')
+    reply.removeHeader('set-cookie')
+    reply.code(replayStatus)
+      .header('fly-replay', `instance=${target}${replaySuffix}`)
+      .type('text/plain; charset=utf-8')
+      .send(REPLAY_RESPONSE_BODY)
+  }
+
+  /** The cookie's Machine cannot be reached: maintenance (cookie kept) or serve here (cookie moved to us). */
+  function fallback (request: FastifyRequest, reply: FastifyReply, target: string, done: HookHandlerDoneFunction): void {
+    if (routeToAvailable) {
+      serveHere(request, reply, reassigned)
+      done()
+      return
+    }
+    request.stickySession = { machine: target, action: 'fallback' }
+    request.log.warn({ machine: target }, 'machine unavailable')
+    Promise.resolve(maintenance(request, reply)).then(() => { if (!reply.sent) done() }, done)
+  }
+
+  function proxyTo (request: FastifyRequest, reply: FastifyReply, target: string, done: HookHandlerDoneFunction): void {
+    const origin = peerOrigin(target)
+    if (origin === null) {
+      fallback(request, reply, target, done)
+      return
+    }
+    request.stickySession = { machine: target, action: 'proxy' }
+    proxy.forward(request, reply, { origin }, {
+      onUnreachable: () => { fallback(request, reply, target, done) }
+    }).then(() => { if (!reply.sent && request.stickySession?.action === 'proxy') done() }, done)
+  }
+
+  fastify.addHook('onRequest', function stickySessions (request, reply, done) {
+    if (!matchPath(request.url)) {
+      done()
+      return
+    }
+    const header = request.headers.cookie
+    const value = header === undefined ? undefined : readCookie(header, cookiePrefix)
+    const decision = decide(value, request.headers)
+    switch (decision.kind) {
+      case 'new':
+        serveHere(request, reply, servedHere)
+        done()
+        return
+      case 'own':
+        request.log.debug({ machine: machineId }, 'Sticky session cookie found')
+        serveHere(request, reply, servedHere)
+        done()
+        return
+      case 'rejected':
+        warnRejected(request, decision.rejection as CookieRejection, value as string)
+        serveHere(request, reply, servedHere)
+        done()
+        return
+      case 'replay':
+        request.log.debug({ machine: decision.machine }, 'Sticky session cookie found')
+        replay(request, reply, decision.machine)
+        return
+      case 'proxy':
+        request.log.debug({ machine: decision.machine }, 'Sticky session cookie found')
+        proxyTo(request, reply, decision.machine, done)
+        return
+      case 'unavailable':
+        request.log.debug({ machine: decision.machine }, 'Sticky session cookie found')
+        fallback(request, reply, decision.machine, done)
+    }
+  })
+}
+
+export const stickySessions = fp(stickySessionsPlugin, { fastify: '5.x', name: '@navigator/sticky-sessions' })
