@@ -1,13 +1,20 @@
 import { test } from 'tap'
 import { readFile } from 'node:fs/promises'
-import { renderConfigReference } from '../src/reference.js'
+import { renderConfigReference, withKeyTables } from '../src/reference.js'
 import { configJsonSchema } from '../src/json-schema.js'
 
 const REFERENCE_FILE = new URL('../../../docs/configuration.md', import.meta.url)
+const README_FILE = new URL('../README.md', import.meta.url)
 
 test('docs/configuration.md is the rendered reference (regenerate with `node packages/config/dist/reference.js --write`)', async (t) => {
   const committed = await readFile(REFERENCE_FILE, 'utf8')
   t.equal(committed, renderConfigReference())
+})
+
+test('the key tables of the package README are the rendered ones', async (t) => {
+  const readme = await readFile(README_FILE, 'utf8')
+  t.equal(readme, withKeyTables(readme))
+  t.throws(() => withKeyTables('# no markers'), /markers/)
 })
 
 test('the reference has a table row for every key of the schema, with its default', async (t) => {
