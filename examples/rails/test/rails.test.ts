@@ -290,9 +290,10 @@ t.test('a CSRF-protected form POST that lands on the other Machine is replayed a
 })
 
 t.test('each tenant answers from its own SQLite database on its Machine, and only there', async (t) => {
-  const { page } = await newPage(t)
+  const { context, page } = await newPage(t)
   await page.goto(`${edge.url}/tenant-a/`)
   const home = (await page.textContent('#machine')) as string
+  t.equal(await stickyCookie(context), home)
   const onlyInA = `only in tenant A ${Date.now()}`
   await page.fill('#message_body', onlyInA)
   await page.click('#new-message input[type=submit]')
@@ -319,24 +320,46 @@ t.test('each tenant answers from its own SQLite database on its Machine, and onl
   t.notOk((await storedMessages(join(otherDir, 'db/tenant_b.sqlite3'))).includes(onlyInB), 'not on the other Machine\'s disk')
 })
 
-t.test('Rails\' Origin check stays on behind Navigator: a WebSocket from a foreign origin is refused', async (t) => {
-  const home = MACHINE_IDS[0]
-  const wsUrl = edge.url.replace(/^http/, 'ws') + '/cable'
-  const attempt = (origin: string): Promise<number> => withTimeout(new Promise<number>((resolve, reject) => {
-    const ws = new WebSocket(wsUrl, ['actioncable-v1-json'], { origin, headers: { cookie: `${COOKIE}=${home}` } })
+/** Opens an Action Cable WebSocket through the edge; resolves with the HTTP status and, on 101, the welcome's Machine. */
+function openCable (origin: string, machineCookie: string): Promise<{ status: number, machine?: string }> {
+  const url = edge.url.replace(/^http/, 'ws') + '/cable'
+  const identifier = JSON.stringify({ channel: 'MachineChannel', room: 'tenant_a' })
+  return withTimeout(new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, ['actioncable-v1-json'], { origin, headers: { cookie: `${COOKIE}=${machineCookie}` } })
     ws.once('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0)
+      resolve({ status: res.statusCode ?? 0 })
       res.resume()
       ws.terminate()
     })
-    ws.once('open', () => {
-      resolve(101)
-      ws.close()
+    ws.on('message', (data) => {
+      const message = JSON.parse(String(data))
+      if (message.type === 'welcome') ws.send(JSON.stringify({ command: 'subscribe', identifier }))
+      if (message.message?.type === 'welcome') {
+        resolve({ status: 101, machine: message.message.machine })
+        ws.close()
+      }
     })
-    ws.once('error', (err) => reject(err))
+    ws.once('error', reject)
   }), WAIT_MS, `a WebSocket from ${origin}`)
-  t.equal(await attempt('http://evil.example'), 404, 'Action Cable refuses the foreign origin')
-  t.equal(await attempt(edge.url), 101, 'the app\'s own origin is accepted')
+}
+
+t.test('a WebSocket upgrade that lands on the other Machine is replayed before any handshake and accepted on the sticky Machine', async (t) => {
+  const home = MACHINE_IDS[1]
+  const before = routes.length
+  // Only the other Machine is started: the edge must deliver the upgrade there first.
+  await edge.suspendMachine(home)
+  const opened = await openCable(edge.url, home)
+  t.equal(opened.status, 101)
+  t.equal(opened.machine, home, 'the channel runs on the Machine the cookie names')
+  const upgrades = routes.slice(before).filter((r) => r.websocket && r.url === '/cable')
+  t.ok(upgrades.some((r) => r.machineId === other(home) && r.answeredWithReplay && r.status !== 101),
+    'the other Machine answered the upgrade with a plain fly-replay response')
+  t.ok(upgrades.some((r) => r.machineId === home && r.replayed && r.status === 101), 'the sticky Machine switched protocols')
+})
+
+t.test('Rails\' Origin check stays on behind Navigator: a WebSocket from a foreign origin is refused', async (t) => {
+  t.equal((await openCable('http://evil.example', MACHINE_IDS[0])).status, 404, 'Action Cable refuses the foreign origin')
+  t.equal((await openCable(edge.url, MACHINE_IDS[0])).status, 101, 'the app\'s own origin is accepted')
 })
 
 t.test('the edge reported no errors while the Rails example ran', async (t) => {
