@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { NavigatorConfig, ReplayTarget } from '@navigator/config'
 import { flyReplayRules } from '@navigator/fly-replay'
 import type { UpstreamProxy } from '@navigator/fly-replay'
-import { stickySessions } from '@navigator/sticky-sessions'
+import { optionsFromConfig, stickySessions } from '@navigator/sticky-sessions'
 import type { MaintenanceResponder } from './maintenance.js'
 import { createStaticFileFinder } from './static-files.js'
 import { createUpstreamRouter } from './upstreams.js'
@@ -93,25 +93,14 @@ export async function registerPipeline (fastify: FastifyInstance, options: Pipel
   const sticky = config.routes.fly.stickySessions
   if (sticky.enabled) {
     await fastify.register(stickySessions, {
-      cookieName: sticky.cookieName,
-      cookieMaxAge: sticky.cookieMaxAgeMs,
-      cookieSecure: sticky.cookieSecure,
-      cookieHttpOnly: sticky.cookieHttpOnly,
-      cookieSameSite: sticky.cookieSameSite,
-      cookiePath: sticky.cookiePath,
-      paths: sticky.paths,
-      fallbackMode: sticky.fallbackMode,
-      secret: sticky.secrets,
-      replayTimeout: sticky.replayTimeoutMs,
-      replayCache: sticky.replayCache,
-      peers: sticky.peers,
-      machineId: identity.machineId,
-      appName: identity.appName,
-      region: identity.region,
+      ...optionsFromConfig(sticky),
+      machineId: identity.machineId ?? undefined,
+      appName: identity.appName ?? undefined,
+      region: identity.region ?? undefined,
       port,
       proxy,
       maintenance
-    } as never)
+    })
   }
 
   // Steps 6 to 8. Bodies are never parsed: the proxy streams them upstream, so

@@ -114,9 +114,6 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     ? null
     : new MachineIdle({ ...config.server.idle, machineId: identity.machineId, appName: identity.appName, logger: log })
 
-  if (identity.machineId === null && config.routes.fly.stickySessions.enabled) {
-    log.warn('FLY_MACHINE_ID is not set: sticky sessions are off')
-  }
   if (config.server.idle !== null && machineIdle === null) {
     log.warn('FLY_MACHINE_ID or FLY_APP_NAME is not set: server.idle is off')
   }
