@@ -86,7 +86,8 @@ function keepsReferences (path: KeyPath): boolean {
   return path[1] === 'tenants' && (path[3] === 'env' || path[3] === 'command' || path[3] === 'args')
 }
 
-// Also drops map entries without a value: `key:` with nothing after it means "not set", so the default applies.
+// Also drops map entries without a value (`key:` with nothing after it means "not set", so the default
+// applies) and the top-level `x-` extension keys, which only hold YAML anchors.
 function substituteEnvironment (value: unknown, path: KeyPath, lookup: VariableLookup, problems: ProblemCollector): unknown {
   if (typeof value === 'string') {
     if (keepsReferences(path)) return value
@@ -100,7 +101,8 @@ function substituteEnvironment (value: unknown, path: KeyPath, lookup: VariableL
   if (isRecord(value)) {
     const out: Record<string, unknown> = {}
     for (const [key, child] of Object.entries(value)) {
-      if (child !== null && child !== undefined) out[key] = substituteEnvironment(child, [...path, key], lookup, problems)
+      if (child === null || child === undefined || (path.length === 0 && key.startsWith('x-'))) continue
+      out[key] = substituteEnvironment(child, [...path, key], lookup, problems)
     }
     return out
   }

@@ -33,6 +33,7 @@ const INTRO = `# Configuration reference
 
 Navigator reads one YAML file (\`navigator config.yml\`; default \`config/navigator.yml\`). Every key is optional
 unless marked *required*; an unknown key is an error. A key written with no value (\`idle_timeout:\`) takes its default.
+Top-level keys that start with \`x-\` are ignored: define YAML anchors there and merge them with \`<<: *name\`.
 
 - **Durations** use Go's format: a sequence of decimal numbers with a unit each, \`ns\`, \`us\` (or \`µs\`), \`ms\`, \`s\`,
   \`m\`, \`h\`: \`500ms\`, \`30m\`, \`2h\`, \`1h30m\`, \`1.5s\`. \`0\` is also accepted. Anything else is an error.

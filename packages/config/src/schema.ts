@@ -191,7 +191,12 @@ export const ConfigSchema = Type.Object({
   server: Type.Optional(ServerSchema),
   routes: Type.Optional(RoutesSchema),
   applications: Type.Optional(ApplicationsSchema)
-}, { ...strict, title: 'Navigator configuration', description: 'The Navigator for Node YAML configuration file.' })
+}, {
+  ...strict,
+  patternProperties: { '^x-': { description: 'Extension keys (x-anything) are ignored: a place to define YAML anchors for reuse.' } },
+  title: 'Navigator configuration',
+  description: 'The Navigator for Node YAML configuration file.'
+})
 
 /** The YAML document after defaults, as the schema describes it. */
 export type ConfigDocument = Static<typeof ConfigSchema>

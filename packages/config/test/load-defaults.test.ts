@@ -126,6 +126,23 @@ test('values are normalised: samesite case, methods, regions, secrets, peers, li
   t.same(sticky.peers, { m1: 'http://127.0.0.1:4101', m2: 'https://m2.example:8443' })
 })
 
+test('YAML anchors, merge keys and top-level x- extension keys work', async (t) => {
+  const config = parseConfig([
+    'x-tenant: &tenant',
+    '  working_dir: /app',
+    '  start: eager',
+    '  env: { DB: "db/${tenant_id}.sqlite3" }',
+    'applications:',
+    '  tenants:',
+    '    - { <<: *tenant, name: a, path: /a, var: { tenant_id: ta } }',
+    '    - { <<: *tenant, name: b, path: /b, var: { tenant_id: tb }, start: lazy }'
+  ].join('\n'), { env: {} })
+  t.same(config.applications.tenants.map((tenant) => [tenant.name, tenant.workingDir, tenant.start, tenant.env.DB]), [
+    ['a', '/app', 'eager', 'db/${tenant_id}.sqlite3'],
+    ['b', '/app', 'lazy', 'db/${tenant_id}.sqlite3']
+  ])
+})
+
 test('loadConfig reads a file and records its absolute path and folder', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'nav-config-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
