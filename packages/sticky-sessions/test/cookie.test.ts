@@ -1,0 +1,55 @@
+import { test } from 'tap'
+import { createHmac } from 'node:crypto'
+import { createCookieCodec, readCookie } from '../src/index.js'
+
+const sig = (secret: string, id: string): string => createHmac('sha256', secret).update(id).digest('base64url')
+
+test('an unsigned cookie is exactly a Machine ID', async (t) => {
+  const codec = createCookieCodec()
+  t.equal(codec.encode('m1'), 'm1')
+  t.equal(codec.decode('m1'), 'm1')
+  t.equal(codec.decode('3d8d9930be6e89'), '3d8d9930be6e89')
+  for (const bad of ['M1', 'm1 ', ' m1', '"m1"', 'm1;app=evil', 'm%31', '', 'a'.repeat(65), '../m1', 'm1\t']) {
+    t.equal(codec.decode(bad), null, JSON.stringify(bad))
+    t.equal(codec.rejection(bad), 'malformed', JSON.stringify(bad))
+  }
+  t.equal(codec.rejection(`m1.${sig('k', 'm1')}`), 'signature-not-configured')
+})
+
+test('a signed cookie is <id>.<base64url HMAC-SHA256> and verifies with constant-time comparison', async (t) => {
+  const codec = createCookieCodec(['k1'])
+  const value = codec.encode('m2')
+  t.equal(value, `m2.${sig('k1', 'm2')}`)
+  t.equal(codec.decode(value), 'm2')
+  t.equal(codec.decode('m2'), null)
+  t.equal(codec.rejection('m2'), 'signature-missing')
+  const tampered = `m3.${sig('k1', 'm2')}`
+  t.equal(codec.decode(tampered), null)
+  t.equal(codec.rejection(tampered), 'signature-invalid')
+  t.equal(codec.decode(`m2.${sig('other', 'm2')}`), null)
+  t.equal(codec.rejection('m2.short'), 'malformed')
+  t.equal(codec.rejection('m2.' + 'a'.repeat(200)), 'malformed')
+})
+
+test('with a list of secrets the first signs and every one verifies (rotation)', async (t) => {
+  const rotated = createCookieCodec(['new', 'old'])
+  t.equal(rotated.encode('m2'), `m2.${sig('new', 'm2')}`)
+  t.equal(rotated.decode(`m2.${sig('old', 'm2')}`), 'm2')
+  t.equal(rotated.decode(`m2.${sig('new', 'm2')}`), 'm2')
+  t.equal(rotated.decode(`m2.${sig('retired', 'm2')}`), null)
+})
+
+test('readCookie reads only the named cookie, exactly as sent', async (t) => {
+  const p = '_navigator_machine='
+  t.equal(readCookie('_navigator_machine=m1', p), 'm1')
+  t.equal(readCookie('a=1; _navigator_machine=m2; b=3', p), 'm2')
+  t.equal(readCookie('a=1;_navigator_machine=m2', p), 'm2')
+  t.equal(readCookie('x_navigator_machine=m9; _navigator_machine=m2', p), 'm2', 'a longer name is not ours')
+  t.equal(readCookie('a=_navigator_machine=m9', p), undefined, 'inside another value is not ours')
+  t.equal(readCookie('a=1 _navigator_machine=m9', p), undefined)
+  t.equal(readCookie('_navigator_machine="m2"', p), '"m2"', 'quotes are kept, so the codec rejects them')
+  t.equal(readCookie('_navigator_machine=m2 ; b=1', p), 'm2 ', 'nothing is trimmed')
+  t.equal(readCookie('_navigator_machine=m1; _navigator_machine=m2', p), 'm1', 'the first (most specific) wins')
+  t.equal(readCookie('a=1', p), undefined)
+  t.equal(readCookie('', p), undefined)
+})
