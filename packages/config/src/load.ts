@@ -86,9 +86,18 @@ function keepsReferences (path: KeyPath): boolean {
   return path[1] === 'tenants' && (path[3] === 'env' || path[3] === 'command' || path[3] === 'args')
 }
 
+// Environment values, tenant variables and arguments are strings for the process; `WORKERS: 2`
+// and `args: [-p, 4001]` are what people write, so numbers and booleans there become strings.
+function holdsStrings (path: KeyPath): boolean {
+  const parent = path[path.length - 2]
+  if (parent === 'env' || parent === 'var' || parent === 'args') return path[0] === 'applications'
+  return false
+}
+
 // Also drops map entries without a value (`key:` with nothing after it means "not set", so the default
 // applies) and the top-level `x-` extension keys, which only hold YAML anchors.
 function substituteEnvironment (value: unknown, path: KeyPath, lookup: VariableLookup, problems: ProblemCollector): unknown {
+  if ((typeof value === 'number' || typeof value === 'boolean') && holdsStrings(path)) return String(value)
   if (typeof value === 'string') {
     if (keepsReferences(path)) return value
     const result = substitute(value, lookup)

@@ -126,6 +126,23 @@ test('values are normalised: samesite case, methods, regions, secrets, peers, li
   t.same(sticky.peers, { m1: 'http://127.0.0.1:4101', m2: 'https://m2.example:8443' })
 })
 
+test('numbers and booleans in env, var and args become strings; elsewhere a string stays required', async (t) => {
+  const config = parseConfig([
+    'applications:',
+    '  env: { WEB_CONCURRENCY: 2, RAILS_LOG_TO_STDOUT: true }',
+    '  tenants:',
+    '    - { name: a, path: /a, var: { shard: 3 }, args: [-p, 4001] }',
+    '  standalone_servers:',
+    '    - { name: s, match_path: /s, command: x, args: [-p, 4002], port: 4002, env: { N: 1.5 } }'
+  ].join('\n'), { env: {} })
+  t.same(config.applications.env, { WEB_CONCURRENCY: '2', RAILS_LOG_TO_STDOUT: 'true' })
+  t.same(config.applications.tenants[0].var, { shard: '3' })
+  t.same(config.applications.tenants[0].args, ['-p', '4001'])
+  t.same(config.applications.standaloneServers[0].args, ['-p', '4002'])
+  t.same(config.applications.standaloneServers[0].env, { N: '1.5' })
+  t.throws(() => parseConfig('applications:\n  command: 5\n', { env: {} }), /applications\.command: must be a string/)
+})
+
 test('YAML anchors, merge keys and top-level x- extension keys work', async (t) => {
   const config = parseConfig([
     'x-tenant: &tenant',
