@@ -91,31 +91,27 @@ export function createCookieCodec (secrets: readonly string[] = []): CookieCodec
 }
 
 /**
- * The raw value of cookie `name` in a Cookie request header, or undefined when absent. Only this cookie is looked
- * at (no full parse on the hot path); the value is returned as sent, without trimming, unquoting or percent-decoding,
- * so that the codec sees exactly what the client sent. `prefix` is `name=`, computed once by the caller.
+ * Builds the reader of one cookie from a Cookie request header: the raw value of cookie `name`, or undefined when
+ * absent. Only this cookie is looked at (no full parse on the hot path). Cookies are separated by "; " exactly as
+ * RFC 6265 has user agents send them, so `name=m2;app=evil` is one value, `m2;app=evil`, that the codec rejects.
+ * The value is returned as sent, without trimming, unquoting or percent-decoding, so that the codec sees exactly
+ * what the client sent.
  */
-export function readCookie (header: string, prefix: string): string | undefined {
-  let from = 0
-  while (from < header.length) {
-    const at = header.indexOf(prefix, from)
-    if (at === -1) return undefined
-    if (at === 0 || header.charCodeAt(at - 1) === 59 /* ; */ || isSpace(header.charCodeAt(at - 1))) {
-      let start = at
-      while (start > 0 && isSpace(header.charCodeAt(start - 1))) start--
-      if (start === 0 || header.charCodeAt(start - 1) === 59) {
-        const valueStart = at + prefix.length
-        const end = header.indexOf(';', valueStart)
-        return end === -1 ? header.slice(valueStart) : header.slice(valueStart, end)
-      }
+export function createCookieReader (name: string): (header: string) => string | undefined {
+  const first = `${name}=`
+  const later = `; ${name}=`
+  return function readCookie (header) {
+    let start: number
+    if (header.startsWith(first)) {
+      start = first.length
+    } else {
+      const at = header.indexOf(later)
+      if (at === -1) return undefined
+      start = at + later.length
     }
-    from = at + 1
+    const end = header.indexOf('; ', start)
+    return end === -1 ? header.slice(start) : header.slice(start, end)
   }
-  return undefined
-}
-
-function isSpace (code: number): boolean {
-  return code === 32 || code === 9
 }
 
 /** A rejected value as it may appear in a log line: at most 32 characters, escaped. */

@@ -22,7 +22,7 @@ export {
   STICKY_REPLAY_STATE
 } from './options.js'
 export type { StickySessionsOptions, ResolvedOptions, DiscoveryOption } from './options.js'
-export { createCookieCodec, readCookie, COOKIE_REJECTIONS } from './cookie.js'
+export { createCookieCodec, createCookieReader, COOKIE_REJECTIONS } from './cookie.js'
 export type { CookieCodec, CookieRejection } from './cookie.js'
 export { createDecider } from './decide.js'
 export type { Decision, DecisionKind, DecisionContext, Decider } from './decide.js'

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { buildReplayHeader, createUpstreamProxy, type UpstreamProxy } from '@navigator/fly-replay'
-import { COOKIE_REJECTIONS, createCookieCodec, describeRejectedValue, readCookie, type CookieRejection } from './cookie.js'
+import { COOKIE_REJECTIONS, createCookieCodec, createCookieReader, describeRejectedValue, type CookieRejection } from './cookie.js'
 import { createDecider } from './decide.js'
 import { createDnsDiscovery, createStaticDiscovery, noDiscovery, type MachineDiscovery } from './discovery.js'
 import { defaultMaintenance } from './maintenance.js'
@@ -60,7 +60,7 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
     discovery: createDiscovery(options, fastify),
     replayState: STICKY_REPLAY_STATE
   })
-  const cookiePrefix = `${options.cookieName}=`
+  const readCookie = createCookieReader(options.cookieName)
   // This Machine's Set-Cookie never changes, so it is serialised once.
   const ownSetCookie = fastify.serializeCookie(options.cookieName, codec.encode(machineId), {
     path: options.cookiePath,
@@ -155,7 +155,7 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
       return
     }
     const header = request.headers.cookie
-    const value = header === undefined ? undefined : readCookie(header, cookiePrefix)
+    const value = header === undefined ? undefined : readCookie(header)
     const decision = decide(value, request.headers)
     switch (decision.kind) {
       case 'new':

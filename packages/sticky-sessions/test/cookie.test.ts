@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { createHmac } from 'node:crypto'
-import { createCookieCodec, readCookie } from '../src/index.js'
+import { createCookieCodec, createCookieReader } from '../src/index.js'
 
 const sig = (secret: string, id: string): string => createHmac('sha256', secret).update(id).digest('base64url')
 
@@ -39,17 +39,17 @@ test('with a list of secrets the first signs and every one verifies (rotation)',
   t.equal(rotated.decode(`m2.${sig('retired', 'm2')}`), null)
 })
 
-test('readCookie reads only the named cookie, exactly as sent', async (t) => {
-  const p = '_navigator_machine='
-  t.equal(readCookie('_navigator_machine=m1', p), 'm1')
-  t.equal(readCookie('a=1; _navigator_machine=m2; b=3', p), 'm2')
-  t.equal(readCookie('a=1;_navigator_machine=m2', p), 'm2')
-  t.equal(readCookie('x_navigator_machine=m9; _navigator_machine=m2', p), 'm2', 'a longer name is not ours')
-  t.equal(readCookie('a=_navigator_machine=m9', p), undefined, 'inside another value is not ours')
-  t.equal(readCookie('a=1 _navigator_machine=m9', p), undefined)
-  t.equal(readCookie('_navigator_machine="m2"', p), '"m2"', 'quotes are kept, so the codec rejects them')
-  t.equal(readCookie('_navigator_machine=m2 ; b=1', p), 'm2 ', 'nothing is trimmed')
-  t.equal(readCookie('_navigator_machine=m1; _navigator_machine=m2', p), 'm1', 'the first (most specific) wins')
-  t.equal(readCookie('a=1', p), undefined)
-  t.equal(readCookie('', p), undefined)
+test('the cookie reader reads only the named cookie, exactly as sent, split on "; " as browsers send it', async (t) => {
+  const read = createCookieReader('_navigator_machine')
+  t.equal(read('_navigator_machine=m1'), 'm1')
+  t.equal(read('a=1; _navigator_machine=m2; b=3'), 'm2')
+  t.equal(read('x_navigator_machine=m9; _navigator_machine=m2'), 'm2', 'a longer name is not ours')
+  t.equal(read('a=_navigator_machine=m9'), undefined, 'inside another value is not ours')
+  t.equal(read('a=1 _navigator_machine=m9'), undefined)
+  t.equal(read('_navigator_machine=m2;app=evil'), 'm2;app=evil', 'a bare ";" does not end the value')
+  t.equal(read('_navigator_machine="m2"'), '"m2"', 'quotes are kept, so the codec rejects them')
+  t.equal(read('_navigator_machine=m2 ; b=1'), 'm2 ', 'nothing is trimmed')
+  t.equal(read('_navigator_machine=m1; _navigator_machine=m2'), 'm1', 'the first (most specific path) wins')
+  t.equal(read('a=1'), undefined)
+  t.equal(read(''), undefined)
 })
