@@ -58,7 +58,7 @@ function report (error: TLocalizedValidationError, problems: ProblemCollector): 
     case 'additionalProperties': {
       const valid = Object.keys((schema as { properties?: object } | undefined)?.properties ?? {})
       for (const key of (error.params as { additionalProperties: string[] }).additionalProperties) {
-        problems.add([...path, key], unknownKeyMessage(key, valid), 'key')
+        problems.add([...path, key], unknownKeyMessage(key, valid, homesOf(key)), 'key')
       }
       return
     }
@@ -93,11 +93,32 @@ function report (error: TLocalizedValidationError, problems: ProblemCollector): 
   }
 }
 
-export function unknownKeyMessage (key: string, valid: readonly string[]): string {
+export function unknownKeyMessage (key: string, valid: readonly string[], homes: readonly string[] = []): string {
   const suggestion = closest(key, valid)
   if (suggestion !== null) return `unknown key \`${key}\`; did you mean \`${suggestion}\`?`
+  if (homes.length > 0) return `unknown key \`${key}\` here; it belongs under ${homes.map((home) => `\`${home}\``).join(' or ')}`
   if (valid.length === 0) return `unknown key \`${key}\`: this mapping takes no keys`
   return `unknown key \`${key}\`; valid keys here: ${valid.join(', ')}`
+}
+
+let keyHomes: Map<string, string[]> | null = null
+
+// Where else in the format a key exists ("sticky_sessions" -> ["routes.fly"]), for keys put at the wrong level.
+function homesOf (key: string): string[] {
+  if (keyHomes === null) {
+    const homes = new Map<string, string[]>()
+    const walk = (node: any, path: string): void => {
+      for (const [name, child] of Object.entries<any>(node?.properties ?? {})) {
+        homes.set(name, [...(homes.get(name) ?? []), path === '' ? '(top level)' : path])
+        const childPath = path === '' ? name : `${path}.${name}`
+        if (child?.type === 'object') walk(child, childPath)
+        if (child?.type === 'array' && child.items?.type === 'object') walk(child.items, `${childPath}[]`)
+      }
+    }
+    walk(ConfigSchema, '')
+    keyHomes = homes
+  }
+  return keyHomes.get(key) ?? []
 }
 
 const TYPE_NAMES: Record<string, string> = {

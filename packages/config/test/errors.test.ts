@@ -213,3 +213,10 @@ test('a document that is not a mapping is a problem at the top', async (t) => {
   t.same(summary(problems), [['', 1, 1]])
   t.match(problems[0].message, 'must be a mapping')
 })
+
+test('a known key at the wrong level says where it belongs', async (t) => {
+  const problems = problemsOf(t, 'routes:\n  sticky_sessions:\n    enabled: true\napplications:\n  - name: a\n')
+  t.same(summary(problems), [['routes.sticky_sessions', 2, 3], ['applications', 5, 3]])
+  t.match(problems[0].message, 'unknown key `sticky_sessions` here; it belongs under `routes.fly`')
+  t.match(problems[1].message, 'must be a mapping')
+})
