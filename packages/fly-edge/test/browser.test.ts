@@ -7,7 +7,7 @@ import { COOKIE, startDemoFly } from './e2e-helpers.js'
 const SCREENSHOT = fileURLToPath(new URL('../../../docs/demo.png', import.meta.url))
 
 test('in a real browser the demo stays on one Machine, with the configured cookie and a WebSocket on the same Machine', async (t) => {
-  const fly = await startDemoFly(t)
+  const fly = await startDemoFly(t, { app: 'navigator-demo' })
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,

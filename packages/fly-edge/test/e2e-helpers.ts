@@ -42,19 +42,21 @@ export async function demoConfig (t: Teardown, edits: Array<[string, string]> = 
 export async function startDemoFly (t: Teardown, options: {
   config?: string
   count?: number
+  app?: string
   edge?: Partial<FlyEdgeOptions>
 } = {}): Promise<DemoFly> {
+  const app = options.app ?? 'e2e-demo'
   const output: string[] = []
   const launched = await launchMachines({
     config: options.config ?? DEMO_CONFIG,
     count: options.count ?? 3,
-    app: 'e2e-demo',
+    app,
     regions: ['iad', 'ord', 'ams'],
     env: { LOG_LEVEL: 'info' },
     onOutput: (id, line) => { output.push(`[${id}] ${line}`) }
   })
   t.teardown(() => launched.stop())
-  const edge = new FlyEdge({ app: 'e2e-demo', machines: launched.machines, launcher: launched.launcher, ...options.edge })
+  const edge = new FlyEdge({ app, machines: launched.machines, launcher: launched.launcher, ...options.edge })
   await edge.listen()
   t.teardown(() => edge.close())
   const routes: RouteEvent[] = []
