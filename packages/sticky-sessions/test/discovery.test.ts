@@ -1,0 +1,57 @@
+import { test } from 'tap'
+import { createDnsDiscovery, createStaticDiscovery, noDiscovery } from '../src/index.js'
+
+test('DNS discovery reads Machine IDs from the all.vms.<app>.internal TXT record', async (t) => {
+  const asked: string[] = []
+  const discovery = createDnsDiscovery({
+    appName: 'web',
+    resolveTxt: async (hostname) => {
+      asked.push(hostname)
+      return [['3d8d9930be6e89 ord,148ed726c67189 iad'], ['e784079b449483 ', 'ams']]
+    }
+  })
+  t.teardown(() => discovery.close())
+  t.equal(discovery.has('3d8d9930be6e89'), undefined, 'unknown until the first answer')
+  await discovery.refresh()
+  t.equal(asked[0], 'all.vms.web.internal')
+  t.equal(discovery.has('3d8d9930be6e89'), true)
+  t.equal(discovery.has('148ed726c67189'), true)
+  t.equal(discovery.has('e784079b449483'), true)
+  t.equal(discovery.has('gone0000000000'), false)
+})
+
+test('DNS discovery keeps the last answer when a lookup fails, and says unknown before any answer', async (t) => {
+  let fail = false
+  let calls = 0
+  const warnings: unknown[] = []
+  const discovery = createDnsDiscovery({
+    appName: 'web',
+    resolveTxt: async () => {
+      calls++
+      if (fail) throw Object.assign(new Error('queryTxt ESERVFAIL'), { code: 'ESERVFAIL' })
+      return [['m1 ord,m2 iad']]
+    },
+    log: { warn: (...args: unknown[]) => warnings.push(args), info: () => {} } as never
+  })
+  t.teardown(() => discovery.close())
+  await discovery.refresh()
+  fail = true
+  const before = calls
+  t.equal(discovery.has('m9'), false)
+  await discovery.refresh()
+  t.ok(calls > before, 'a miss or a refresh asks again')
+  t.equal(discovery.has('m2'), true, 'stale on error')
+  t.equal(warnings.length, 1, 'the failure is logged once, not per lookup')
+
+  const never = createDnsDiscovery({ appName: 'web', resolveTxt: async () => { throw new Error('down') } })
+  t.teardown(() => never.close())
+  await never.refresh()
+  t.equal(never.has('m2'), undefined, 'no answer yet: every well-formed ID is taken as existing')
+})
+
+test('static discovery knows exactly its peers; none knows nothing', async (t) => {
+  const peers = createStaticDiscovery(['m1', 'm2'])
+  t.equal(peers.has('m2'), true)
+  t.equal(peers.has('m3'), false)
+  t.equal(noDiscovery.has('m3'), undefined)
+})
