@@ -1,0 +1,40 @@
+import { writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import { join } from 'node:path'
+import { test } from 'tap'
+import { http, startNavigator, tempDir } from './helpers.js'
+
+test('server.idle: after the timeout without requests, Navigator asks the Machines API to suspend this Machine', async (t) => {
+  const dir = tempDir({ 'public/hello.txt': 'hello\n' })
+  const apiSocket = join(dir, 'api.sock')
+  const calls: Array<{ method: string, url: string }> = []
+  let called: () => void = () => {}
+  const firstCall = new Promise<void>((resolve) => { called = resolve })
+  const api = createServer((req, res) => {
+    calls.push({ method: req.method ?? '', url: req.url ?? '' })
+    req.resume()
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}')
+    called()
+  })
+  await new Promise<void>((resolve) => { api.listen(apiSocket, resolve) })
+  t.teardown(() => { api.close() })
+
+  writeFileSync(join(dir, 'navigator.yml'), [
+    'server:',
+    '  listen: "127.0.0.1:0"',
+    '  idle:',
+    '    action: suspend',
+    '    timeout: 1s',
+    `    api_socket: ${JSON.stringify(apiSocket)}`,
+    ''
+  ].join('\n'))
+  const nav = await startNavigator(t, dir, { FLY_MACHINE_ID: 'm1abc', FLY_APP_NAME: 'navtest', FLY_REGION: 'ord' })
+  const requestAt = Date.now()
+  t.equal((await http(nav.address, '/hello.txt')).status, 200)
+  await firstCall
+  t.ok(Date.now() - requestAt >= 950, 'not before the idle timeout')
+  t.same(calls[0], { method: 'POST', url: '/v1/apps/navtest/machines/m1abc/suspend' })
+
+  t.equal((await http(nav.address, '/hello.txt')).status, 200)
+  await nav.waitForLog((line) => line.msg === 'machine resumed')
+})
