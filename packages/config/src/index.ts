@@ -1,5 +1,6 @@
 export * from './types.js'
-export { loadConfig, parseConfig, ConfigError, isValidMachineId, MACHINE_ID_PATTERN } from './load.js'
+export { loadConfig, parseConfig, ConfigError } from './load.js'
+export { isValidMachineId, MACHINE_ID_PATTERN } from './machine-id.js'
 export type { LoadOptions, ParseOptions } from './load.js'
 export { formatProblem } from './problems.js'
 export { parseDuration, formatDuration, isDuration, DURATION_PATTERN } from './duration.js'

@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path'
 import { LineCounter, parseDocument } from 'yaml'
 import { parseDuration } from './duration.js'
 import { DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, parseListen } from './listen.js'
+import { isValidMachineId } from './machine-id.js'
 import { pathPatternProblem } from './paths.js'
 import { ConfigError, ProblemCollector, type KeyPath } from './problems.js'
 import { environmentLookup, referencedNames, substitute, tenantLookup, type VariableLookup } from './substitute.js'
@@ -19,7 +20,7 @@ import {
 } from './schema.js'
 import type {
   ApplicationsConfig, FallbackMode, IdleAction, IdleConfig, ListenAddress, NavigatorConfig, ReplayRule, ReplayTarget,
-  RewriteRule, RoutesConfig, SameSite, ServerConfig, StandaloneServerConfig, StartMode, StickySessionsConfig, TenantConfig
+  RewriteRule, RoutesConfig, SameSite, ServerConfig, StandaloneServerConfig, StartMode, StickySessionsConfig
 } from './types.js'
 
 export { ConfigError } from './problems.js'
@@ -34,13 +35,6 @@ export interface ParseOptions extends LoadOptions {
   file?: string
   /** Folder that relative paths resolve against; default the file's folder, else the current directory. */
   dir?: string
-}
-
-/** A Machine ID: 1 to 64 characters of a-z, 0-9 and "-". */
-export const MACHINE_ID_PATTERN = /^[a-z0-9-]{1,64}$/
-
-export function isValidMachineId (id: unknown): id is string {
-  return typeof id === 'string' && MACHINE_ID_PATTERN.test(id)
 }
 
 /** Reads, validates and normalises a YAML config file. Throws `ConfigError` listing every problem. */

@@ -67,10 +67,6 @@ export class ProblemCollector {
     this.problems.push({ file: this.file, line, column: col, path: '', message })
   }
 
-  has (path: KeyPath): boolean {
-    return this.paths.has(path.join('.'))
-  }
-
   get size (): number {
     return this.problems.length
   }
