@@ -34,3 +34,17 @@ test('formatDuration writes Go durations that parse back to the same value', asy
   t.throws(() => formatDuration(-1), RangeError)
   t.throws(() => formatDuration(Number.NaN), RangeError)
 })
+
+test('formatDuration and parseDuration round-trip any whole number of milliseconds (property)', async (t) => {
+  const fc = await import('fast-check')
+  fc.assert(fc.property(fc.integer({ min: 0, max: 10 * 365 * 86_400_000 }), (ms) => parseDuration(formatDuration(ms)) === ms))
+  fc.assert(fc.property(
+    fc.array(fc.tuple(fc.integer({ min: 0, max: 10_000 }), fc.constantFrom('h', 'm', 's', 'ms')), { minLength: 1, maxLength: 4 }),
+    (parts) => {
+      const factor: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 }
+      const text = parts.map(([n, unit]) => `${n}${unit}`).join('')
+      return parseDuration(text) === parts.reduce((sum, [n, unit]) => sum + n * factor[unit], 0)
+    }
+  ))
+  t.pass('properties hold')
+})
