@@ -1,0 +1,87 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { EventEmitter, once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { test } from 'tap'
+import { request } from './fixtures.js'
+import { DEMO_CONFIG } from './e2e-helpers.js'
+
+const BIN = fileURLToPath(new URL('../bin/fly-edge.js', import.meta.url))
+const DEMO = fileURLToPath(new URL('../dist/demo.js', import.meta.url))
+
+interface Run { child: ChildProcess, lines: string[], events: EventEmitter, exited: Promise<number | null> }
+
+function run (script: string, args: string[]): Run {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const lines: string[] = []
+  const events = new EventEmitter()
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on('line', (line) => { lines.push(line); events.emit('line', line) })
+  }
+  const exited = once(child, 'exit').then(([code]) => code as number | null)
+  return { child, lines, events, exited }
+}
+
+/** Resolves with the first output line matching `pattern`; rejects when the process exits first or after `ms`. */
+function waitForLine (r: Run, pattern: RegExp, ms = 60_000): Promise<RegExpExecArray> {
+  for (const line of r.lines) {
+    const match = pattern.exec(line)
+    if (match !== null) return Promise.resolve(match)
+  }
+  return new Promise((resolve, reject) => {
+    const onLine = (line: string): void => {
+      const match = pattern.exec(line)
+      if (match === null) return
+      finish()
+      resolve(match)
+    }
+    const finish = (): void => { clearTimeout(timer); r.events.off('line', onLine) }
+    const timer = setTimeout(() => { finish(); reject(new Error(`no line matching ${pattern}:\n${r.lines.join('\n')}`)) }, ms)
+    r.events.on('line', onLine)
+    void r.exited.then(() => { finish(); reject(new Error(`exited before ${pattern}:\n${r.lines.join('\n')}`)) })
+  })
+}
+
+test('fly-edge --help prints the usage and exits 0', async (t) => {
+  const r = run(BIN, ['--help'])
+  t.equal(await r.exited, 0)
+  t.match(r.lines.join('\n'), /Usage: fly-edge --config <navigator.yml>/)
+  t.match(r.lines.join('\n'), /--machines <n>/)
+})
+
+test('fly-edge without --config or with a bad option explains and exits 2', async (t) => {
+  const missing = run(BIN, [])
+  t.equal(await missing.exited, 2)
+  t.match(missing.lines.join('\n'), /--config is required/)
+  const bad = run(BIN, ['--config', DEMO_CONFIG, '--machines', 'two'])
+  t.equal(await bad.exited, 2)
+  t.match(bad.lines.join('\n'), /--machines must be a whole number/)
+})
+
+test('fly-edge --config launches the Machines, serves through the edge, and stops everything on SIGTERM', async (t) => {
+  const r = run(BIN, ['--config', DEMO_CONFIG, '--machines', '2', '--port', '0', '--regions', 'ord,ams'])
+  t.teardown(() => { if (r.child.exitCode === null) r.child.kill('SIGKILL') })
+  const [, url] = await waitForLine(r, /^fly-edge listening on (http:\/\/\S+)/)
+  await waitForLine(r, /^ {2}Machine \S+ \(ams\)/)
+  const ids = r.lines.flatMap((line) => /^ {2}Machine (\S+) \((ord|ams)\)/.exec(line)?.[1] ?? [])
+  t.equal(ids.length, 2)
+  const reply = await request(`${url}/app/whoami`)
+  t.equal(reply.status, 200)
+  t.ok(ids.includes(reply.json<{ machine: string }>().machine))
+  r.child.kill('SIGTERM')
+  t.equal(await r.exited, 0)
+  await t.rejects(request(`${url}/app/whoami`), 'the edge is closed')
+})
+
+test('the demo command prints its URL and explanation, serves the page, and stops everything on SIGINT', async (t) => {
+  const r = run(DEMO, ['--port', '0'])
+  t.teardown(() => { if (r.child.exitCode === null) r.child.kill('SIGKILL') })
+  const [, url] = await waitForLine(r, /^Navigator demo: open (http:\/\/\S+)\/app\/$/)
+  await waitForLine(r, /sticky-session cookie keeps your browser/)
+  const page = await request(`${url}/app/`)
+  t.equal(page.status, 200)
+  t.match(page.body, /Served by Machine/)
+  t.match(String(page.headers['set-cookie']), /_navigator_machine=/)
+  r.child.kill('SIGINT')
+  t.equal(await r.exited, 0)
+})
