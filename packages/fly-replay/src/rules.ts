@@ -79,10 +79,14 @@ function compileRule (rule: ReplayRule, index: number, identity: { machineId: st
   }
   const target = rule.target
   let header: string
-  if (target?.kind === 'region') header = buildReplayHeader({ region: target.regions, state: RULES_REPLAY_STATE })
-  else if (target?.kind === 'app') header = buildReplayHeader({ app: target.app, state: RULES_REPLAY_STATE })
-  else if (target?.kind === 'machine') header = buildReplayHeader({ instance: target.machine, state: RULES_REPLAY_STATE })
-  else throw new InvalidOptionError(`${at}.target`, 'must be a region, app or machine target')
+  try {
+    if (target?.kind === 'region') header = buildReplayHeader({ region: target.regions, state: RULES_REPLAY_STATE })
+    else if (target?.kind === 'app') header = buildReplayHeader({ app: target.app, state: RULES_REPLAY_STATE })
+    else if (target?.kind === 'machine') header = buildReplayHeader({ instance: target.machine, state: RULES_REPLAY_STATE })
+    else throw new Error('must be a region, app or machine target')
+  } catch (err) {
+    throw new InvalidOptionError(`${at}.target`, (err as Error).message)
+  }
   return {
     path: rule.path,
     methods: rule.methods === null ? null : new Set(rule.methods.map((m) => m.toUpperCase())),

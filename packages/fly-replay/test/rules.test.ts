@@ -124,9 +124,11 @@ test('options are validated at registration', async (t) => {
   ]
   for (const [extra, message] of cases) {
     const app = Fastify()
-    await t.rejects(app.register(flyReplayRules, {
-      rules, machineId: 'm1', appName: 'web', region: 'iad', port: 3000, maintenance, ...extra
-    }).ready(), { message }, String(message))
+    await t.rejects(async () => {
+      await app.register(flyReplayRules, {
+        rules, machineId: 'm1', appName: 'web', region: 'iad', port: 3000, maintenance, ...extra
+      }).ready()
+    }, { message, code: 'NAV_FLY_REPLAY_INVALID_OPTION' }, String(message))
     await app.close()
   }
 })

@@ -227,7 +227,9 @@ test('options are validated at registration with precise errors', async (t) => {
   ]
   for (const [options, message] of cases) {
     const app = Fastify()
-    await t.rejects(app.register(stickySessions, { machineId: 'm1', ...options } as never).ready(), { message, code: 'NAV_STICKY_SESSIONS_INVALID_OPTION' }, JSON.stringify(options))
+    await t.rejects(async () => {
+      await app.register(stickySessions, { machineId: 'm1', ...options } as never).ready()
+    }, { message, code: 'NAV_STICKY_SESSIONS_INVALID_OPTION' }, JSON.stringify(options))
     await app.close()
   }
 })
