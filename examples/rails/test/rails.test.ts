@@ -188,6 +188,14 @@ t.before(async () => {
   await Promise.all(machines.map((m) => m.waitForLog((l) => l.msg === 'listening', 'listening')))
   await Promise.all(machines.map((m) => m.waitForLog(
     (l) => l.msg === 'standalone server ready' && l.process === 'action-cable', 'the action-cable server')))
+  // Boot every tenant on every Machine now, in parallel, by asking each Machine
+  // directly (no cookie: served locally), so that the tests below do not each wait
+  // for a Rails boot on whichever Machine a new browser lands on.
+  await Promise.all(machines.flatMap((m) => ['/tenant-a/', '/tenant-b/'].map(async (path) => {
+    const reply = await fetch(`http://127.0.0.1:${m.port}${path}`, { signal: AbortSignal.timeout(BOOT_MS) })
+    await reply.text()
+    if (reply.status !== 200) throw new Error(`${m.id}: ${path} answered ${reply.status} while booting`)
+  })))
 
   edge = new FlyEdge({
     app: APP,
