@@ -61,9 +61,18 @@ function nonEmpty (value: string | undefined): string | null {
   return value === undefined || value === '' ? null : value
 }
 
-// The hot path stays quiet: no "incoming request" / "request completed" lines.
-function fastifyOptions (logger: object): object {
-  return { ...logger, logController: new LogController({ disableRequestLogging: true }) }
+/**
+ * The hot path stays quiet: no "incoming request" / "request completed" lines.
+ * On Fly (a Machine ID is set) every request arrives through Fly's proxy or a
+ * peer on the private network, so their X-Forwarded-Proto/-Host/-For are
+ * trusted and passed on to the apps; elsewhere a client could forge them.
+ */
+function fastifyOptions (logger: object, identity: Identity): object {
+  return {
+    ...logger,
+    trustProxy: identity.machineId !== null,
+    logController: new LogController({ disableRequestLogging: true })
+  }
 }
 
 function loggerOptions (env: NodeJS.ProcessEnv): object {
@@ -103,8 +112,8 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const listenPort = await concretePort(listenHost, config.server.listen.port)
 
   const first = options.logger === undefined
-    ? Fastify(fastifyOptions({ logger: loggerOptions(env) }))
-    : Fastify(fastifyOptions({ loggerInstance: options.logger }))
+    ? Fastify(fastifyOptions({ logger: loggerOptions(env) }, identity))
+    : Fastify(fastifyOptions({ loggerInstance: options.logger }, identity))
   const log = first.log
 
   const supervisor = new Supervisor({ applications: config.applications, logger: log, env })
@@ -209,7 +218,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     if (next.server.listen.host !== listen.host || (next.server.listen.port !== listen.port && next.server.listen.port !== 0)) {
       log.warn('server.listen changed: a restart is needed to listen on the new address')
     }
-    const app = Fastify(fastifyOptions({ loggerInstance: log }))
+    const app = Fastify(fastifyOptions({ loggerInstance: log }, identity))
     const generation = await prepare(app, next)
     const previous = current
     current = generation

@@ -80,3 +80,11 @@ test('an unknown option is a usage error (exit 2)', async (t) => {
   t.equal(code, 2)
   t.match(stderr, /unknown option --frobnicate/)
 })
+
+test('the example configs are valid', async (t) => {
+  for (const example of ['basic', 'tenants']) {
+    const file = new URL(`../../../examples/${example}/navigator.yml`, import.meta.url).pathname
+    const { code, stderr } = await runCli(['--check', file])
+    t.equal(code, 0, `${example}: ${stderr}`)
+  }
+})
