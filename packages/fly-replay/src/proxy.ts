@@ -116,10 +116,10 @@ function upstreamHeaders (request: FastifyRequest): Record<string, string | stri
   headers['x-forwarded-for'] = forwardedFor === undefined || forwardedFor === ''
     ? clientAddress
     : `${Array.isArray(forwardedFor) ? forwardedFor.join(', ') : forwardedFor}, ${clientAddress}`
-  // request.protocol and request.host follow Fastify's trustProxy setting: forwarded values from a trusted edge
-  // (Fly's proxy sets X-Forwarded-Proto) are kept, a direct client cannot spoof them.
-  headers['x-forwarded-proto'] = request.protocol
-  if (request.host !== '') headers['x-forwarded-host'] = request.host
+  // Fly's edge terminates TLS and sets X-Forwarded-Proto (and the Host the client used); those values are what the
+  // app must see, so existing ones pass through and only missing ones are filled in from this hop.
+  if (incoming['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = request.protocol
+  if (incoming['x-forwarded-host'] === undefined && incoming.host !== undefined) headers['x-forwarded-host'] = incoming.host
   if (incoming['x-request-id'] === undefined) headers['x-request-id'] = randomUUID()
   return headers
 }

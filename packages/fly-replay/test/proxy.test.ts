@@ -144,7 +144,7 @@ test('upstream set-cookie headers stay separate and keep a cookie set by an earl
   t.equal(res.headers['x-private'], undefined, 'headers named by Connection are hop-by-hop')
 })
 
-test('forwarded requests carry X-Forwarded-For/-Proto/-Host and an X-Request-Id, without hop-by-hop headers', async (t) => {
+test('forwarded requests carry X-Forwarded-For/-Proto/-Host (keeping an edge\'s values) and an X-Request-Id, without hop-by-hop headers', async (t) => {
   const upstream = await startUpstream(t, (_req, res) => { res.end('ok') })
   const { url, client } = await startProxyApp(t, upstream.origin)
   const res = await request(`${url}/h`, {
@@ -170,6 +170,14 @@ test('forwarded requests carry X-Forwarded-For/-Proto/-Host and an X-Request-Id,
   await again.body.text()
   t.equal(upstream.seen[1].headers['x-request-id'], 'given-id', 'an existing request id is kept')
   t.equal(upstream.seen[1].headers['x-forwarded-for'], '127.0.0.1')
+
+  const behindEdge = await request(`${url}/h`, {
+    dispatcher: client,
+    headers: { host: 'internal:3000', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'tenant.example.com' }
+  })
+  await behindEdge.body.text()
+  t.equal(upstream.seen[2].headers['x-forwarded-proto'], 'https', 'the edge\'s scheme passes through')
+  t.equal(upstream.seen[2].headers['x-forwarded-host'], 'tenant.example.com', 'the edge\'s host passes through')
 })
 
 async function closedPortOrigin (): Promise<string> {
