@@ -70,7 +70,8 @@ function portFree (port: number): Promise<boolean> {
 
 async function freePortBlock (size: number): Promise<number> {
   for (let tries = 0; tries < 50; tries++) {
-    const base = 20_000 + Math.floor(Math.random() * 4_000) * 10
+    // Below Linux's ephemeral range (32768+), where port-0 listeners of other tests land.
+    const base = 20_000 + Math.floor(Math.random() * 1_200) * 10
     let free = true
     for (let port = base; port < base + size && free; port++) free = await portFree(port)
     if (free) return base
