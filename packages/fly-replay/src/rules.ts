@@ -130,6 +130,15 @@ async function flyReplayRulesPlugin (fastify: FastifyInstance, options: FlyRepla
   }
   const upstream = proxy
 
+  // A reply is thenable and settles when the response is finished; an error after it was sent has nobody to go to.
+  async function answerMaintenance (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    try {
+      await maintenance(request, reply)
+    } catch (err) {
+      if (!reply.sent) throw err
+    }
+  }
+
   function matchingRule (request: FastifyRequest): CompiledRule | null {
     const path = pathOf(request.url)
     for (const rule of rules) {
@@ -146,7 +155,7 @@ async function flyReplayRulesPlugin (fastify: FastifyInstance, options: FlyRepla
     // A request already replayed by a rule is served wherever it landed: nothing bounces twice.
     if (headers['fly-replay-src'] !== undefined && parseReplaySrc(headers['fly-replay-src'])?.state === RULES_REPLAY_STATE) return
     if (headers['fly-replay-failed'] !== undefined) {
-      await maintenance(request, reply)
+      await answerMaintenance(request, reply)
       return reply
     }
     if (isReplayable(headers)) {
@@ -156,13 +165,13 @@ async function flyReplayRulesPlugin (fastify: FastifyInstance, options: FlyRepla
     }
     if (rule.origin === null) {
       request.log.warn('fly-replay rule: the request cannot be replayed and the target has no private address')
-      await maintenance(request, reply)
+      await answerMaintenance(request, reply)
       return reply
     }
     await upstream.forward(request, reply, { origin: rule.origin }, {
       onUnreachable: async (err) => {
         request.log.warn({ upstream: rule.origin, code: (err as { code?: string }).code }, 'fly-replay rule: target unreachable')
-        await maintenance(request, reply)
+        await answerMaintenance(request, reply)
       }
     })
     return reply

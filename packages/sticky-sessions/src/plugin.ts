@@ -51,7 +51,9 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
     fastify.log.info('Sticky sessions are off: no Machine ID (set FLY_MACHINE_ID or the machineId option)')
     return
   }
-  if (!fastify.hasDecorator('serializeCookie')) await fastify.register(fastifyCookie)
+  // Registered without its parsing hook: the hot path reads only our cookie, and an app that wants
+  // request.cookies registers @fastify/cookie itself first.
+  if (!fastify.hasDecorator('serializeCookie')) await fastify.register(fastifyCookie, { hook: false })
 
   const codec = createCookieCodec(options.secrets)
   const decide = createDecider({
@@ -134,7 +136,11 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
     }
     request.stickySession = { machine: target, action: 'fallback' }
     request.log.warn({ machine: target }, 'machine unavailable')
-    Promise.resolve(maintenance(request, reply)).then(() => { if (!reply.sent) done() }, done)
+    // A reply is thenable and settles when the response is finished; an error after it was sent has nobody to go to.
+    Promise.resolve(maintenance(request, reply)).then(
+      () => { if (!reply.sent) done() },
+      (err: Error) => { if (!reply.sent) done(err) }
+    )
   }
 
   function proxyTo (request: FastifyRequest, reply: FastifyReply, target: string, done: HookHandlerDoneFunction): void {
@@ -146,7 +152,10 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
     request.stickySession = { machine: target, action: 'proxy' }
     proxy.forward(request, reply, { origin }, {
       onUnreachable: () => { fallback(request, reply, target, done) }
-    }).then(() => { if (!reply.sent && request.stickySession?.action === 'proxy') done() }, done)
+    }).then(
+      () => { if (!reply.sent && request.stickySession?.action === 'proxy') done() },
+      (err: Error) => { if (!reply.sent) done(err) }
+    )
   }
 
   fastify.addHook('onRequest', function stickySessions (request, reply, done) {
