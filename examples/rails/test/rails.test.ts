@@ -329,11 +329,14 @@ t.test('each tenant answers from its own SQLite database on its Machine, and onl
 })
 
 /** Opens an Action Cable WebSocket through the edge; resolves with the HTTP status and, on 101, the welcome's Machine. */
-function openCable (origin: string, machineCookie: string): Promise<{ status: number, machine?: string }> {
+function openCable (origin: string, machineCookie: string | null): Promise<{ status: number, machine?: string, setCookie?: string[] }> {
   const url = edge.url.replace(/^http/, 'ws') + '/cable'
   const identifier = JSON.stringify({ channel: 'MachineChannel', room: 'tenant_a' })
   return withTimeout(new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, ['actioncable-v1-json'], { origin, headers: { cookie: `${COOKIE}=${machineCookie}` } })
+    const headers: Record<string, string> = machineCookie === null ? {} : { cookie: `${COOKIE}=${machineCookie}` }
+    const ws = new WebSocket(url, ['actioncable-v1-json'], { origin, headers })
+    let setCookie: string[] | undefined
+    ws.once('upgrade', (res) => { setCookie = res.headers['set-cookie'] })
     ws.once('unexpected-response', (_req, res) => {
       resolve({ status: res.statusCode ?? 0 })
       res.resume()
@@ -343,7 +346,7 @@ function openCable (origin: string, machineCookie: string): Promise<{ status: nu
       const message = JSON.parse(String(data))
       if (message.type === 'welcome') ws.send(JSON.stringify({ command: 'subscribe', identifier }))
       if (message.message?.type === 'welcome') {
-        resolve({ status: 101, machine: message.message.machine })
+        resolve({ status: 101, machine: message.message.machine, setCookie })
         ws.close()
       }
     })
@@ -363,6 +366,15 @@ t.test('a WebSocket upgrade that lands on the other Machine is replayed before a
   t.ok(upgrades.some((r) => r.machineId === other(home) && r.answeredWithReplay && r.status !== 101),
     'the other Machine answered the upgrade with a plain fly-replay response')
   t.ok(upgrades.some((r) => r.machineId === home && r.replayed && r.status === 101), 'the sticky Machine switched protocols')
+})
+
+t.test('a WebSocket opened without a cookie gets the sticky cookie on its 101, naming the Machine that holds it', async (t) => {
+  const opened = await openCable(edge.url, null)
+  t.equal(opened.status, 101)
+  t.ok(MACHINE_IDS.includes(opened.machine as string))
+  const sticky = (opened.setCookie ?? []).find((c) => c.startsWith(`${COOKIE}=`))
+  t.ok(sticky, 'the 101 response sets the sticky cookie')
+  t.match(sticky, new RegExp(`^${COOKIE}=${opened.machine};`), 'for the Machine whose cable server accepted it')
 })
 
 t.test('Rails\' Origin check stays on behind Navigator: a WebSocket from a foreign origin is refused', async (t) => {
