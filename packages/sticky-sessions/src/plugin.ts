@@ -127,6 +127,15 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
       .send(REPLAY_RESPONSE_BODY)
   }
 
+  // The hook is callback-style (the happy path allocates no promise). Once something answers the request here, the
+  // hook must not call done(): that is how a callback hook replies early in Fastify. reply.sent cannot tell, since it
+  // stays false while a streamed answer is still being written.
+
+  /** The maintenance answer ends the request; an error before any header left goes to Fastify's error handler. */
+  function answerMaintenance (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    Promise.resolve(maintenance(request, reply)).catch((err: Error) => { if (!reply.raw.headersSent) done(err) })
+  }
+
   /** The cookie's Machine cannot be reached: maintenance (cookie kept) or serve here (cookie moved to us). */
   function fallback (request: FastifyRequest, reply: FastifyReply, target: string, done: HookHandlerDoneFunction): void {
     if (routeToAvailable) {
@@ -136,13 +145,10 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
     }
     request.stickySession = { machine: target, action: 'fallback' }
     request.log.warn({ machine: target }, 'machine unavailable')
-    // A reply is thenable and settles when the response is finished; an error after it was sent has nobody to go to.
-    Promise.resolve(maintenance(request, reply)).then(
-      () => { if (!reply.sent) done() },
-      (err: Error) => { if (!reply.sent) done(err) }
-    )
+    answerMaintenance(request, reply, done)
   }
 
+  /** Streams the request to the cookie's Machine; the proxy answers, or calls back before any body byte left. */
   function proxyTo (request: FastifyRequest, reply: FastifyReply, target: string, done: HookHandlerDoneFunction): void {
     const origin = peerOrigin(target)
     if (origin === null) {
@@ -152,10 +158,7 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
     request.stickySession = { machine: target, action: 'proxy' }
     proxy.forward(request, reply, { origin }, {
       onUnreachable: () => { fallback(request, reply, target, done) }
-    }).then(
-      () => { if (!reply.sent && request.stickySession?.action === 'proxy') done() },
-      (err: Error) => { if (!reply.sent) done(err) }
-    )
+    }).catch((err: Error) => { if (!reply.raw.headersSent) done(err) })
   }
 
   fastify.addHook('onRequest', function stickySessions (request, reply, done) {

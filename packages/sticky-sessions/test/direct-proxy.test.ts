@@ -11,12 +11,21 @@ import { setCookies } from './helpers.js'
 const MiB = 1024 * 1024
 
 /** A Navigator-like Machine: sticky sessions plus a route that answers with the sha256 of the streamed body. */
-async function machine (t: Test, machineId: string, options: StickySessionsOptions = {}): Promise<{ app: FastifyInstance, url: string }> {
+interface Machine {
+  app: FastifyInstance
+  url: string
+  /** Requests that reached this Machine's own route. */
+  handled: string[]
+}
+
+async function machine (t: Test, machineId: string, options: StickySessionsOptions = {}): Promise<Machine> {
   const app = Fastify()
+  const handled: string[] = []
   await app.register(stickySessions, { machineId, ...options })
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
   app.all('/*', async (request) => {
+    handled.push(request.url)
     const hash = createHash('sha256')
     let size = 0
     if (request.body !== undefined) {
@@ -29,7 +38,7 @@ async function machine (t: Test, machineId: string, options: StickySessionsOptio
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => await app.close())
-  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` }
+  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, handled }
 }
 
 async function closedPort (): Promise<string> {
@@ -70,6 +79,7 @@ test('a POST of 1,048,576 bytes reaches the other Machine through the direct pro
   const answer = await res.body.json() as Record<string, unknown>
   t.same(answer, { servedBy: 'm2', size: MiB, sha256: sha(body), sticky: { machine: 'm2', action: 'serve' } })
   t.same(setCookies(res.headers).map((c) => c.split(';')[0]), [`${DEFAULT_COOKIE_NAME}=m2`], 'only the target re-sets the cookie')
+  t.same(m1.handled, [], 'the proxying Machine does not also handle the request')
 })
 
 test('a chunked 20 MiB POST reaches the other Machine through the direct proxy, byte-identical', async (t) => {
@@ -82,6 +92,7 @@ test('a chunked 20 MiB POST reaches the other Machine through the direct proxy, 
   t.equal(answer.servedBy, 'm2')
   t.equal(answer.size, 20 * MiB)
   t.equal(answer.sha256, sha(Buffer.concat(chunks)))
+  t.same(m1.handled, [], 'the proxying Machine does not also handle the request')
 })
 
 test('an unreachable Machine on the direct path gets the maintenance fallback, cookie kept', async (t) => {
@@ -92,6 +103,22 @@ test('an unreachable Machine on the direct path gets the maintenance fallback, c
   t.equal(res.headers['retry-after'], '5')
   t.equal(res.headers['set-cookie'], undefined)
   await res.body.text()
+  t.same(m1.handled, [])
+})
+
+test('a maintenance page answered as a stream ends the request: the app does not handle it too', async (t) => {
+  const m1 = await machine(t, 'm1', {
+    peers: { m2: await closedPort() },
+    maintenance: (_request, reply) => reply.code(503).type('text/html').send(Readable.from(['<h1>', 'Back soon', '</h1>']))
+  })
+  const dispatcher = client(t)
+  const res = await request(`${m1.url}/app/upload`, { dispatcher, method: 'POST', body: Readable.from([randomBytes(10)]), headers: pinnedTo('m2') })
+  t.equal(res.statusCode, 503)
+  t.equal(await res.body.text(), '<h1>Back soon</h1>')
+  const failed = await request(`${m1.url}/app`, { dispatcher, headers: { ...pinnedTo('m2'), 'fly-replay-failed': 'instance=m2' } })
+  t.equal(failed.statusCode, 503)
+  await failed.body.text()
+  t.same(m1.handled, [])
 })
 
 test('an unreachable Machine with route_to_available is served here with the whole body, and re-pinned', async (t) => {
