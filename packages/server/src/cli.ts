@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { ConfigError, configJsonSchema, loadConfig } from '@navigator/config'
 import type { NavigatorConfig } from '@navigator/config'
-import { buildServer } from './server.js'
 import type { NavigatorServer } from './server.js'
 
 /** Config file used when none is given on the command line. */
@@ -73,6 +72,8 @@ async function run (file: string): Promise<void> {
 
   let navigator: NavigatorServer
   try {
+    // Loaded only to serve, so --check, schema and --version start fast.
+    const { buildServer } = await import('./server.js')
     navigator = await buildServer(config)
     await navigator.listen()
   } catch (err) {

@@ -1,6 +1,6 @@
 export { buildServer, identityFrom, DEFAULT_LOG_LEVEL, KEEP_ALIVE_TIMEOUT_MS } from './server.js'
 export type { BuildServerOptions, NavigatorServer } from './server.js'
-export { registerPipeline } from './pipeline.js'
+export { pipeline } from './pipeline.js'
 export type { PipelineOptions, ProcessManager, Identity } from './pipeline.js'
 export { createMaintenanceResponder, loadMaintenancePage, BUILT_IN_MAINTENANCE_PAGE, MAINTENANCE_RETRY_AFTER_SECONDS } from './maintenance.js'
 export type { MaintenanceResponder } from './maintenance.js'

@@ -1,4 +1,5 @@
 import fastifyStatic from '@fastify/static'
+import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { NavigatorConfig, ReplayTarget } from '@navigator/config'
 import { flyReplayRules } from '@navigator/fly-replay'
@@ -21,7 +22,7 @@ declare module 'fastify' {
 /** What the pipeline needs from the supervisor (the `Supervisor` of @navigator/supervisor). */
 export interface ProcessManager {
   ensureTenant (name: string): Promise<{ port: number }>
-  standaloneStatus (name: string): unknown
+  standaloneStatus (name: string): { state: string }
   trackRequest (name: string): () => void
   trackWebSocket (name: string): () => void
 }
@@ -59,7 +60,7 @@ const UPSTREAM_HOST = '127.0.0.1'
  *   7. tenants               ├ the catch-all route (toUpstream), on the forwarded path
  *   8. 404                   ┘
  */
-export async function registerPipeline (fastify: FastifyInstance, options: PipelineOptions): Promise<void> {
+async function registerPipeline (fastify: FastifyInstance, options: PipelineOptions): Promise<void> {
   const { config, identity, proxy, maintenance, port } = options
 
   fastify.decorateRequest('forwardedPath', null)
@@ -110,6 +111,9 @@ export async function registerPipeline (fastify: FastifyInstance, options: Pipel
   fastify.all('/*', toUpstream(options))
   fastify.setNotFoundHandler(notFound)
 }
+
+/** The pipeline as a Fastify plugin (not encapsulated: it is the whole application). */
+export const pipeline = fp(registerPipeline, { fastify: '5.x', name: '@navigator/server-pipeline' })
 
 function peerAddress (peers: Record<string, string>): (target: ReplayTarget) => string | null {
   return (target) => target.kind === 'machine' ? peers[target.machine] ?? null : null
@@ -176,15 +180,6 @@ function answersLocally (config: NavigatorConfig) {
   }
 }
 
-function standaloneIsUp (status: unknown): boolean {
-  if (typeof status === 'string') return status === 'running' || status === 'ready'
-  if (status !== null && typeof status === 'object') {
-    const state = (status as { state?: unknown, status?: unknown }).state ?? (status as { status?: unknown }).status
-    return state === 'running' || state === 'ready'
-  }
-  return status === true
-}
-
 /** Steps 6 to 8: proxy to the standalone server or tenant that owns the forwarded path, else 404. */
 function toUpstream (options: PipelineOptions) {
   const { processes, proxy, maintenance, webSockets } = options
@@ -203,7 +198,7 @@ function toUpstream (options: PipelineOptions) {
       port = upstream.server.port
       // A standalone server that is down (crashed, backing off) answers with
       // the maintenance page at once instead of a connection error.
-      if (!standaloneIsUp(processes.standaloneStatus(name))) return maintenance(request, reply)
+      if (processes.standaloneStatus(name).state !== 'running') return maintenance(request, reply)
       whenUnreachable = () => maintenance(request, reply)
     } else {
       name = upstream.tenant.name

@@ -10,7 +10,7 @@ import { createUpstreamProxy } from '@navigator/fly-replay'
 import type { UpstreamProxy } from '@navigator/fly-replay'
 import { MachineIdle, Supervisor } from '@navigator/supervisor'
 import { createMaintenanceResponder, loadMaintenancePage } from './maintenance.js'
-import { registerPipeline } from './pipeline.js'
+import { pipeline } from './pipeline.js'
 import type { Identity, ProcessManager } from './pipeline.js'
 import { WebSocketRelay } from './websocket.js'
 
@@ -151,7 +151,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
 
   async function prepare (app: FastifyInstance, next: NavigatorConfig): Promise<Generation> {
     const maintenance = createMaintenanceResponder(loadMaintenancePage(next.server, log))
-    await app.register(registerPipeline, {
+    await app.register(pipeline, {
       config: next,
       processes,
       proxy,
