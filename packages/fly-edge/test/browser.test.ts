@@ -7,7 +7,8 @@ import { COOKIE, startDemoFly } from './e2e-helpers.js'
 const SCREENSHOT = fileURLToPath(new URL('../../../docs/demo.png', import.meta.url))
 
 test('in a real browser the demo stays on one Machine, with the configured cookie and a WebSocket on the same Machine', async (t) => {
-  const fly = await startDemoFly(t, { app: 'navigator-demo' })
+  // Fixed ids keep the saved screenshot the same from run to run.
+  const fly = await startDemoFly(t, { app: 'navigator-demo', ids: ['d8e7a1b2c3d4e5', '91c3f07a2b4e68', '5f2a9c81e7d034'] })
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,

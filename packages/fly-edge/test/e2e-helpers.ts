@@ -43,6 +43,7 @@ export async function startDemoFly (t: Teardown, options: {
   config?: string
   count?: number
   app?: string
+  ids?: string[]
   edge?: Partial<FlyEdgeOptions>
 } = {}): Promise<DemoFly> {
   const app = options.app ?? 'e2e-demo'
@@ -51,6 +52,7 @@ export async function startDemoFly (t: Teardown, options: {
     config: options.config ?? DEMO_CONFIG,
     count: options.count ?? 3,
     app,
+    ids: options.ids,
     regions: ['iad', 'ord', 'ams'],
     env: { LOG_LEVEL: 'info' },
     onOutput: (id, line) => { output.push(`[${id}] ${line}`) }
