@@ -78,7 +78,7 @@ async function run (file: string): Promise<void> {
     await navigator.listen()
   } catch (err) {
     process.stderr.write(`navigator: ${(err as Error).message}\n`)
-    process.exit(1)
+    process.exit((err as { code?: string }).code === 'NAV_SERVER_INVALID_LOG_LEVEL' ? EXIT_CONFIG_ERROR : 1)
   }
   const log = navigator.log
 

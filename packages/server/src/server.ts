@@ -12,10 +12,13 @@ import { MachineIdle, Supervisor } from '@navigator/supervisor'
 import { createMaintenanceResponder, loadMaintenancePage } from './maintenance.js'
 import { pipeline } from './pipeline.js'
 import type { Identity, ProcessManager } from './pipeline.js'
+import { InvalidLogLevelError } from './errors.js'
 import { WebSocketRelay } from './websocket.js'
 
 /** Level used when LOG_LEVEL is not set. */
 export const DEFAULT_LOG_LEVEL = 'info'
+/** Values LOG_LEVEL may take (pino's levels). */
+export const LOG_LEVELS: readonly string[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
 /** Idle keep-alive connections are closed after this long (above the 60 s of common load balancers). */
 export const KEEP_ALIVE_TIMEOUT_MS = 72_000
 
@@ -76,7 +79,8 @@ function fastifyOptions (logger: object, identity: Identity): object {
 }
 
 function loggerOptions (env: NodeJS.ProcessEnv): object {
-  const level = nonEmpty(env.LOG_LEVEL) ?? DEFAULT_LOG_LEVEL
+  const level = nonEmpty(env.LOG_LEVEL)?.toLowerCase() ?? DEFAULT_LOG_LEVEL
+  if (!LOG_LEVELS.includes(level)) throw new InvalidLogLevelError(LOG_LEVELS.join(', '), JSON.stringify(env.LOG_LEVEL))
   // JSON lines for machines, readable lines for a person at a terminal.
   if (process.stdout.isTTY === true) return { level, stream: pretty({ colorize: true, sync: true }) }
   return { level }
@@ -200,14 +204,20 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
 
   async function listen (): Promise<string> {
     await supervisor.start()
-    machineIdle?.start()
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen({ host: listenHost, port: listenPort }, () => {
-        server.removeListener('error', reject)
-        resolve()
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen({ host: listenHost, port: listenPort }, () => {
+          server.removeListener('error', reject)
+          resolve()
+        })
       })
-    })
+    } catch (err) {
+      // Nothing may outlive a failed start: the children started above are stopped.
+      await supervisor.stop()
+      throw err
+    }
+    machineIdle?.start()
     const address = connectableAddress(server)
     log.info({ address }, 'listening')
     return address

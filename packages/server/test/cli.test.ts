@@ -1,6 +1,8 @@
+import { createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { test } from 'tap'
-import { runCli, tempDir } from './helpers.js'
+import { FIXTURES, freePort, runCli, tempDir } from './helpers.js'
 
 test('--check on a config with five mistakes exits 2 and prints each one with its line and column', async (t) => {
   const dir = tempDir({
@@ -87,4 +89,34 @@ test('the example configs are valid', async (t) => {
     const { code, stderr } = await runCli(['--check', file])
     t.equal(code, 0, `${example}: ${stderr}`)
   }
+})
+
+test('a port already in use: exit 1 with the reason, and the children it had started are stopped', async (t) => {
+  const blocker = createServer()
+  await new Promise<void>((resolve) => { blocker.listen(0, '127.0.0.1', resolve) })
+  t.teardown(() => { blocker.close() })
+  const port = (blocker.address() as AddressInfo).port
+  const cablePort = await freePort()
+  const dir = tempDir({
+    'navigator.yml': [
+      'server:',
+      `  listen: "127.0.0.1:${port}"`,
+      'applications:',
+      '  standalone_servers:',
+      '    - name: cable',
+      '      match_path: /cable',
+      '      command: node',
+      `      args: [${JSON.stringify(join(FIXTURES, 'cable.mjs'))}, "${cablePort}"]`,
+      `      port: ${cablePort}`,
+      ''
+    ].join('\n')
+  })
+  const { code, stdout, stderr } = await runCli([join(dir, 'navigator.yml')])
+  t.equal(code, 1)
+  t.match(stderr, /EADDRINUSE/)
+  const started = stdout.split('\n').filter((line) => line.includes('standalone server starting'))
+  t.equal(started.length, 1, 'the standalone server had been started')
+  // The line carries pino's "pid" and then the child's; JSON.parse keeps the last one.
+  const childPid = (JSON.parse(started[0]) as { pid: number }).pid
+  t.throws(() => process.kill(childPid, 0), { code: 'ESRCH' }, 'no orphan is left')
 })
