@@ -198,18 +198,21 @@ export class WebSocketRelay {
       socket.setNoDelay?.(true)
       socket.setTimeout?.(0)
     }
-    let ended = false
-    const end = (): void => {
-      if (ended) return
-      ended = true
+    // When one side closes cleanly, pipe() has already ended the other one,
+    // which may still be flushing the last frames (the close frame among
+    // them): it gets CLOSE_GRACE_MS to finish. A side that fails takes the
+    // other down at once.
+    let open = 2
+    const closed = (other: Duplex) => (hadError: boolean): void => {
+      if (hadError) other.destroy()
+      else if (!other.destroyed) setTimeout(() => { other.destroy() }, CLOSE_GRACE_MS).unref()
+      if (--open > 0) return
       this.#relays.delete(relay)
-      client.destroy()
-      upstream.destroy()
       release()
     }
     upstream.on('error', (err) => { this.#log.debug({ err: err.message }, 'websocket upstream socket error') })
-    client.once('close', end)
-    upstream.once('close', end)
+    client.once('close', closed(upstream))
+    upstream.once('close', closed(client))
     // pipe() applies backpressure both ways and ends the other side when one side ends.
     client.pipe(upstream)
     upstream.pipe(client)

@@ -141,6 +141,20 @@ test('echo round trip, binary frames stay binary, and the upstream close code re
   t.equal(reason, 'bye')
 })
 
+test('SIGHUP keeps open WebSockets working', async (t) => {
+  const nav = await startCableSite(t)
+  const { ws } = await open(wsUrl(nav, '/cable'))
+  t.teardown(() => { ws.terminate() })
+  nav.child.kill('SIGHUP')
+  await nav.waitForLog((line) => line.msg === 'configuration reloaded')
+  ws.send('still here')
+  t.equal((await next(ws)).data.toString(), 'still here')
+  const fresh = await open(wsUrl(nav, '/cable'))
+  fresh.ws.send('new one')
+  t.equal((await next(fresh.ws)).data.toString(), 'new one')
+  fresh.ws.terminate()
+})
+
 test('an upstream refusal (403) reaches the client as a 403, never a 101', async (t) => {
   const nav = await startCableSite(t)
   const response = await refusal(wsUrl(nav, '/cable?refuse'))
