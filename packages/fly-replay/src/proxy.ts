@@ -33,6 +33,8 @@ export interface ForwardOptions {
    * consumed, so the caller can still answer the request another way (sticky fallback, maintenance page).
    */
   onUnreachable?: (err: Error) => unknown
+  /** Extra request headers for the upstream (replacing any of the same name). */
+  headers?: Readonly<Record<string, string>>
 }
 
 export interface UpstreamProxy {
@@ -102,7 +104,7 @@ class BodyRelay {
   }
 }
 
-function upstreamHeaders (request: FastifyRequest): Record<string, string | string[]> {
+function upstreamHeaders (request: FastifyRequest, extra: Readonly<Record<string, string>> | undefined): Record<string, string | string[]> {
   const incoming = request.raw.headers
   const dropped = connectionTokens(incoming.connection)
   const headers: Record<string, string | string[]> = {}
@@ -121,6 +123,9 @@ function upstreamHeaders (request: FastifyRequest): Record<string, string | stri
   if (incoming['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = request.protocol
   if (incoming['x-forwarded-host'] === undefined && incoming.host !== undefined) headers['x-forwarded-host'] = incoming.host
   if (incoming['x-request-id'] === undefined) headers['x-request-id'] = randomUUID()
+  if (extra !== undefined) {
+    for (const name in extra) headers[name.toLowerCase()] = extra[name]
+  }
   return headers
 }
 
@@ -170,7 +175,7 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
       response = await poolFor(target.origin).request({
         method: raw.method as 'GET',
         path: target.path ?? raw.url ?? '/',
-        headers: upstreamHeaders(request),
+        headers: upstreamHeaders(request, forwardOptions?.headers),
         // undici accepts any async iterable as a body at run time; its typings list only the common kinds.
         body: body as unknown as Readable | null,
         signal: abort.signal

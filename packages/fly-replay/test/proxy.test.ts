@@ -252,3 +252,16 @@ test('a client that goes away aborts the upstream request and leaks nothing', as
   await proxy.close()
   t.pass('the proxy closes without waiting for the abandoned request')
 })
+
+test('extra headers given to forward replace the request\'s own', async (t) => {
+  const upstream = await startUpstream(t, (_req, res) => { res.end('ok') })
+  const { url, client } = await startProxyApp(t, upstream.origin, undefined, (app, proxy) => {
+    app.addHook('onRequest', async (request, reply) => {
+      await proxy.forward(request, reply, { origin: upstream.origin }, { headers: { 'X-Hop': 'm1' } })
+      return reply
+    })
+  })
+  const res = await request(`${url}/`, { dispatcher: client, headers: { 'x-hop': 'client' } })
+  await res.body.text()
+  t.equal(upstream.seen[0].headers['x-hop'], 'm1')
+})

@@ -6,6 +6,12 @@ import type { MachineDiscovery } from './discovery.js'
 // SPEC section 4, as a pure function of the request: what to do with a request on a sticky path. The plugin's hook
 // applies the answer (and the fallback mode); nothing here touches a reply or a logger.
 
+/**
+ * Set on requests this feature proxies directly to another Machine. One that arrives with it and still names
+ * another Machine (a wrong peer address, say) is not proxied a second time.
+ */
+export const PROXIED_HEADER = 'x-navigator-sticky-proxied'
+
 export type DecisionKind =
   /** No cookie: serve here and set the cookie to this Machine. */
   | 'new'
@@ -17,7 +23,10 @@ export type DecisionKind =
   | 'replay'
   /** The cookie names another Machine and the body is too large or of unknown length: proxy it there. */
   | 'proxy'
-  /** The cookie names another Machine that is known to be unavailable: apply the fallback mode. */
+  /**
+   * The cookie names another Machine that is known to be unavailable (fly-replay-failed), or the request already
+   * went through this feature once and still did not reach it: apply the fallback mode.
+   */
   | 'unavailable'
 
 export interface Decision {
@@ -54,7 +63,7 @@ export function createDecider (context: DecisionContext): Decider {
     if (target === null) return { kind: 'rejected', machine: machineId, rejection: codec.rejection(cookieValue) }
     if (target === machineId) return OWN
     if (discovery.has(target) === false) return { kind: 'rejected', machine: machineId, rejection: 'machine-unknown' }
-    if (headers['fly-replay-failed'] !== undefined || replayedByUs(headers, replayState)) {
+    if (headers['fly-replay-failed'] !== undefined || headers[PROXIED_HEADER] !== undefined || replayedByUs(headers, replayState)) {
       return { kind: 'unavailable', machine: target, rejection: null }
     }
     return { kind: isReplayable(headers) ? 'replay' : 'proxy', machine: target, rejection: null }

@@ -24,7 +24,7 @@ export {
 export type { StickySessionsOptions, ResolvedOptions, DiscoveryOption } from './options.js'
 export { createCookieCodec, createCookieReader, COOKIE_REJECTIONS } from './cookie.js'
 export type { CookieCodec, CookieRejection } from './cookie.js'
-export { createDecider } from './decide.js'
+export { createDecider, PROXIED_HEADER } from './decide.js'
 export type { Decision, DecisionKind, DecisionContext, Decider } from './decide.js'
 export { createDnsDiscovery, createStaticDiscovery, noDiscovery, DEFAULT_DISCOVERY_REFRESH_MS } from './discovery.js'
 export type { MachineDiscovery, DnsDiscoveryOptions, ResolveTxt } from './discovery.js'

@@ -3,7 +3,7 @@ import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { buildReplayHeader, createUpstreamProxy, type UpstreamProxy } from '@navigator/fly-replay'
 import { COOKIE_REJECTIONS, createCookieCodec, createCookieReader, describeRejectedValue, type CookieRejection } from './cookie.js'
-import { createDecider } from './decide.js'
+import { createDecider, PROXIED_HEADER } from './decide.js'
 import { createDnsDiscovery, createStaticDiscovery, noDiscovery, type MachineDiscovery } from './discovery.js'
 import { defaultMaintenance } from './maintenance.js'
 import { resolveOptions, STICKY_REPLAY_STATE, type ResolvedOptions, type StickySessionsOptions } from './options.js'
@@ -95,6 +95,7 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
     proxy = own
     fastify.addHook('onClose', async () => { await own.close() })
   }
+  const proxiedBy = Object.freeze({ [PROXIED_HEADER]: machineId })
   const servedHere: StickySession = Object.freeze({ machine: machineId, action: 'serve' })
   const reassigned: StickySession = Object.freeze({ machine: machineId, action: 'fallback' })
   const lastWarned = new Map<CookieRejection, number>(COOKIE_REJECTIONS.map((reason) => [reason, 0]))
@@ -157,6 +158,7 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
     }
     request.stickySession = { machine: target, action: 'proxy' }
     proxy.forward(request, reply, { origin }, {
+      headers: proxiedBy,
       onUnreachable: () => { fallback(request, reply, target, done) }
     }).catch((err: Error) => { if (!reply.raw.headersSent) done(err) })
   }

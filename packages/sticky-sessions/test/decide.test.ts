@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { createCookieCodec, createDecider, createStaticDiscovery, noDiscovery, STICKY_REPLAY_STATE } from '../src/index.js'
+import { createCookieCodec, createDecider, createStaticDiscovery, noDiscovery, PROXIED_HEADER, STICKY_REPLAY_STATE } from '../src/index.js'
 
 const decide = createDecider({ machineId: 'm1', codec: createCookieCodec(), discovery: noDiscovery, replayState: STICKY_REPLAY_STATE })
 
@@ -18,10 +18,11 @@ test('a cookie for another Machine: replay when replayable, proxy when not', asy
   t.match(decide('m2', { 'transfer-encoding': 'chunked' }), { kind: 'proxy', machine: 'm2' })
 })
 
-test('another Machine known to be unavailable: fly-replay-failed or our own replay coming back', async (t) => {
+test('another Machine known to be unavailable: fly-replay-failed, or our own replay or direct proxy coming back', async (t) => {
   t.match(decide('m2', { 'fly-replay-failed': 'instance=m2;reason=timeout' }), { kind: 'unavailable', machine: 'm2' })
   t.match(decide('m2', { 'fly-replay-src': `instance=m1;region=ord;t=1;state=${STICKY_REPLAY_STATE}` }), { kind: 'unavailable', machine: 'm2' })
   t.match(decide('m2', { 'fly-replay-src': 'instance=m1;state=somebody-else' }), { kind: 'replay' }, 'another replay state is not ours')
+  t.match(decide('m2', { [PROXIED_HEADER]: 'm3', 'transfer-encoding': 'chunked' }), { kind: 'unavailable', machine: 'm2' }, 'our direct proxy landing on the wrong Machine')
   t.match(decide('m1', { 'fly-replay-failed': 'instance=m2' }), { kind: 'own' }, 'a cookie for here is served here regardless')
 })
 

@@ -16,16 +16,20 @@ interface Machine {
   url: string
   /** Requests that reached this Machine's own route. */
   handled: string[]
+  /** Their headers. */
+  seen: Array<Record<string, unknown>>
 }
 
 async function machine (t: Test, machineId: string, options: StickySessionsOptions = {}): Promise<Machine> {
   const app = Fastify()
   const handled: string[] = []
+  const seen: Array<Record<string, unknown>> = []
   await app.register(stickySessions, { machineId, ...options })
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
   app.all('/*', async (request) => {
     handled.push(request.url)
+    seen.push(request.headers)
     const hash = createHash('sha256')
     let size = 0
     if (request.body !== undefined) {
@@ -38,7 +42,7 @@ async function machine (t: Test, machineId: string, options: StickySessionsOptio
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => await app.close())
-  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, handled }
+  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, handled, seen }
 }
 
 async function closedPort (): Promise<string> {
@@ -80,6 +84,17 @@ test('a POST of 1,048,576 bytes reaches the other Machine through the direct pro
   t.same(answer, { servedBy: 'm2', size: MiB, sha256: sha(body), sticky: { machine: 'm2', action: 'serve' } })
   t.same(setCookies(res.headers).map((c) => c.split(';')[0]), [`${DEFAULT_COOKIE_NAME}=m2`], 'only the target re-sets the cookie')
   t.same(m1.handled, [], 'the proxying Machine does not also handle the request')
+  t.equal(m2.seen[0]['x-navigator-sticky-proxied'], 'm1', 'the hop is marked')
+})
+
+test('a direct-proxied request that lands on the wrong Machine is not proxied again', async (t) => {
+  const m3 = await machine(t, 'm3', { peers: { m2: 'http://127.0.0.1:9' } })
+  const m1 = await machine(t, 'm1', { peers: { m2: m3.url } })
+  const dispatcher = client(t)
+  const res = await request(`${m1.url}/app/upload`, { dispatcher, method: 'POST', body: randomBytes(MiB), headers: pinnedTo('m2') })
+  t.equal(res.statusCode, 503, 'the wrong Machine applies the fallback')
+  await res.body.text()
+  t.same(m3.handled, [])
 })
 
 test('a chunked 20 MiB POST reaches the other Machine through the direct proxy, byte-identical', async (t) => {
