@@ -3,7 +3,9 @@ import { request } from 'node:http'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { test } from 'tap'
+import WebSocket from 'ws'
 import { FIXTURES, freePort, http, startNavigator, tempDir } from './helpers.js'
+import type { LogLine } from './helpers.js'
 
 const TENANT_APP = join(FIXTURES, 'tenant.mjs')
 
@@ -110,4 +112,35 @@ test('an upstream that refuses connections answers 502 promptly', async (t) => {
   const answer = await http(nav.address, '/alpha/after')
   t.equal(answer.status, 502)
   t.ok(Date.now() - started < 2000, 'promptly')
+})
+
+test('a WebSocket to a tenant is proxied, and keeps the tenant from its idle stop until it closes', async (t) => {
+  const dir = tempDir({
+    'navigator.yml': [
+      'server:',
+      '  listen: "127.0.0.1:0"',
+      'applications:',
+      '  command: node',
+      `  args: [${JSON.stringify(TENANT_APP)}]`,
+      `  start_port: ${await freePort()}`,
+      '  idle_timeout: 1s',
+      '  tenants:',
+      '    - name: app',
+      '      path: /app',
+      ''
+    ].join('\n')
+  })
+  const nav = await startNavigator(t, dir)
+  const ws = new WebSocket(nav.address.replace(/^http/, 'ws') + '/app/cable')
+  t.teardown(() => { ws.terminate() })
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+  ws.send('to the tenant')
+  const echo = await new Promise<string>((resolve) => { ws.once('message', (data: Buffer) => { resolve(data.toString()) }) })
+  t.equal(echo, 'to the tenant')
+
+  const idleStop = (line: LogLine): boolean => line.process === 'app' && /idle/.test(String(line.msg))
+  await t.rejects(nav.waitForLog(idleStop, 2500), 'not stopped while its WebSocket is open (2.5 s > idle_timeout)')
+  ws.close()
+  await nav.waitForLog(idleStop, 5000)
+  t.pass('stopped once idle without a WebSocket')
 })
