@@ -96,6 +96,7 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
     fastify.addHook('onClose', async () => { await own.close() })
   }
   const proxiedBy = Object.freeze({ [PROXIED_HEADER]: machineId })
+  const ownMachineLogFields = Object.freeze({ machine: machineId })
   const servedHere: StickySession = Object.freeze({ machine: machineId, action: 'serve' })
   const reassigned: StickySession = Object.freeze({ machine: machineId, action: 'fallback' })
   const lastWarned = new Map<CookieRejection, number>(COOKIE_REJECTIONS.map((reason) => [reason, 0]))
@@ -177,7 +178,7 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
         done()
         return
       case 'own':
-        request.log.debug({ machine: machineId }, 'Sticky session cookie found')
+        request.log.debug(ownMachineLogFields, 'Sticky session cookie found')
         serveHere(request, reply, servedHere)
         done()
         return
