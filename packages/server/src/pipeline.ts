@@ -169,7 +169,12 @@ function answersLocally (config: NavigatorConfig) {
       done()
       return
     }
-    findStaticFile(forwardedPath).then((file) => {
+    const found = findStaticFile(forwardedPath)
+    if (found === null) {
+      done()
+      return
+    }
+    found.then((file) => {
       if (file === null) {
         done()
         return

@@ -1,29 +1,66 @@
-import { realpath, stat } from 'node:fs/promises'
+import { realpathSync, statSync } from 'node:fs'
+import type { Stats } from 'node:fs'
+import { realpath } from 'node:fs/promises'
 import { sep } from 'node:path'
 
 /** Served for a request on a folder of public_dir, when present. */
 export const INDEX_FILE = 'index.html'
+/** A public_dir that does not exist is looked for again at most this often. */
+export const MISSING_ROOT_RECHECK_MS = 1000
 
 /**
- * Turns a forwarded URL path into the path of a regular file under publicDir,
- * relative to it and starting with "/", or null when there is no such file.
+ * Resolves a forwarded URL path to a regular file under publicDir: null at
+ * once when there is no such file (the common case for proxied requests),
+ * else a promise of the file's path relative to publicDir ("/css/app.css"),
+ * or of null when a symbolic link leads outside publicDir.
  *
  * The path is percent-decoded exactly once; anything that could name a file
  * outside publicDir (a ".." segment, a backslash, a NUL byte, a malformed
- * escape, a symbolic link pointing out) yields null, so the request simply
- * continues down the pipeline. Folders are never listed: a folder answers with
- * its index.html or not at all.
+ * escape) is not a static file, and the request goes on down the pipeline.
+ * Folders are never listed: a folder answers with its index.html or not at all.
+ *
+ * The existence check is a synchronous stat that creates no error object for
+ * a missing file: on the local disk public_dir lives on, that costs far less
+ * than a round trip through libuv's thread pool on every proxied request.
  */
-export function createStaticFileFinder (publicDir: string): (forwardedPath: string) => Promise<string | null> {
-  let resolvedRoot: string | null = null
-  return async function findStaticFile (forwardedPath) {
-    resolvedRoot ??= await realpath(publicDir).catch(() => null)
-    if (resolvedRoot === null) return null
-    return locate(publicDir, resolvedRoot, forwardedPath)
+export type StaticFileFinder = (forwardedPath: string) => Promise<string | null> | null
+
+export function createStaticFileFinder (publicDir: string): StaticFileFinder {
+  let root: string | null = null
+  let rootCheckedAt = -Infinity
+
+  return function findStaticFile (forwardedPath) {
+    if (root === null) {
+      const now = Date.now()
+      if (now - rootCheckedAt < MISSING_ROOT_RECHECK_MS) return null
+      rootCheckedAt = now
+      root = resolveRoot(publicDir)
+      if (root === null) return null
+    }
+    const relative = locate(publicDir, forwardedPath)
+    if (relative === null) return null
+    return insideRoot(publicDir, root, relative)
   }
 }
 
-async function locate (publicDir: string, resolvedRoot: string, forwardedPath: string): Promise<string | null> {
+function resolveRoot (publicDir: string): string | null {
+  try {
+    return realpathSync(publicDir)
+  } catch {
+    return null
+  }
+}
+
+function statOf (path: string): Stats | undefined {
+  try {
+    return statSync(path, { throwIfNoEntry: false })
+  } catch {
+    // ENOTDIR ("/file.txt/more"), ENAMETOOLONG, EACCES: not a file we serve.
+    return undefined
+  }
+}
+
+function locate (publicDir: string, forwardedPath: string): string | null {
   let decoded: string
   try {
     decoded = decodeURIComponent(forwardedPath)
@@ -40,17 +77,18 @@ async function locate (publicDir: string, resolvedRoot: string, forwardedPath: s
   }
 
   let relative = '/' + segments.join('/')
-  let stats = await stat(publicDir + relative).catch(() => null)
-  if (stats === null) return null
+  let stats = statOf(publicDir + relative)
+  if (stats === undefined) return null
   if (stats.isDirectory()) {
     relative = segments.length === 0 ? '/' + INDEX_FILE : relative + '/' + INDEX_FILE
-    stats = await stat(publicDir + relative).catch(() => null)
-    if (stats === null) return null
+    stats = statOf(publicDir + relative)
+    if (stats === undefined) return null
   }
-  if (!stats.isFile()) return null
+  return stats.isFile() ? relative : null
+}
 
-  // A symbolic link inside public_dir must not lead outside of it.
+/** A symbolic link inside public_dir must not lead outside of it. */
+async function insideRoot (publicDir: string, root: string, relative: string): Promise<string | null> {
   const target = await realpath(publicDir + relative).catch(() => null)
-  if (target === null || !target.startsWith(resolvedRoot + sep)) return null
-  return relative
+  return target !== null && target.startsWith(root + sep) ? relative : null
 }

@@ -93,7 +93,9 @@ test('no request leaves public_dir: dot segments, encoded dots, double encoding,
     '/%00/../secret.txt',
     '/link.txt',
     '/%',
-    '//secret.txt'
+    '//secret.txt',
+    '/hello.txt/../../secret.txt',
+    '/hello.txt/more'
   ]
   for (const path of attempts) {
     const answer = await http(nav.address, path)
