@@ -170,11 +170,15 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
 
   let current = await prepare(first, config)
 
+  function retire (generation: Generation): void {
+    generation.app.close().catch((err: Error) => { log.error({ err }, 'closing the previous configuration failed') })
+  }
+
   function finished (generation: Generation): void {
     generation.inFlight--
     inFlight--
     machineIdle?.requestFinished()
-    if (generation.retired && generation.inFlight === 0) void generation.app.close()
+    if (generation.retired && generation.inFlight === 0) retire(generation)
     if (inFlight === 0 && drained !== null) drained()
   }
 
@@ -234,7 +238,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     current = generation
     currentConfig = next
     previous.retired = true
-    if (previous.inFlight === 0) void previous.app.close()
+    if (previous.inFlight === 0) retire(previous)
     await supervisor.update(next.applications)
     log.info('configuration reloaded')
   }
