@@ -3,7 +3,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { createServer as createNetServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import Fastify, { LogController } from 'fastify'
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import pretty from 'pino-pretty'
 import type { NavigatorConfig } from '@navigator/config'
 import { createUpstreamProxy } from '@navigator/fly-replay'
@@ -103,6 +103,11 @@ async function concretePort (host: string, port: number): Promise<number> {
   })
 }
 
+function logRequest (request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+  request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request completed')
+  done()
+}
+
 function connectableAddress (server: Server): string {
   const address = server.address() as AddressInfo
   const host = address.address === '::' || address.address === '0.0.0.0' ? '127.0.0.1' : address.address
@@ -164,6 +169,8 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
       identity,
       port: listenPort
     })
+    // Per-request lines only when asked for: at info and above the hot path logs nothing.
+    if (log.level === 'debug' || log.level === 'trace') app.addHook('onResponse', logRequest)
     await app.ready()
     return { app, inFlight: 0, retired: false }
   }

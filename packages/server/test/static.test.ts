@@ -162,3 +162,15 @@ test('a tenant that does not become ready in time gets the configured maintenanc
   t.match(answer.headers['content-type'], /text\/html/)
   t.equal(answer.text, '<h1>down for maintenance</h1>\n')
 })
+
+test('per-request log lines appear at LOG_LEVEL=debug only', async (t) => {
+  const quiet = await startNavigator(t, site())
+  t.equal((await http(quiet.address, '/hello.txt')).status, 200)
+  t.equal((await http(quiet.address, '/nothing')).status, 404)
+  const verbose = await startNavigator(t, site(), { LOG_LEVEL: 'debug' })
+  t.equal((await http(verbose.address, '/hello.txt')).status, 200)
+  const line = await verbose.waitForLog((l) => l.msg === 'request completed')
+  t.match(line, { method: 'GET', url: '/hello.txt', status: 200, level: 20 })
+  // The quiet server answered both requests before the verbose one logged; nothing per request at info.
+  t.equal(quiet.logs.filter((l) => l.url !== undefined || /request/.test(String(l.msg))).length, 0)
+})
