@@ -106,6 +106,11 @@ export class WebSocketRelay {
       released = true
       target.release()
     }
+    // The client may have left while the hooks or a starting tenant kept it waiting.
+    if (client.destroyed) {
+      release()
+      return
+    }
 
     await new Promise<void>((resolve) => {
       let settled = false

@@ -144,3 +144,30 @@ test('a WebSocket to a tenant is proxied, and keeps the tenant from its idle sto
   await nav.waitForLog(idleStop, 5000)
   t.pass('stopped once idle without a WebSocket')
 })
+
+test('a WebSocket client that leaves while its tenant starts is not counted as open (the tenant still idles out)', async (t) => {
+  const dir = tempDir({
+    'navigator.yml': [
+      'server:',
+      '  listen: "127.0.0.1:0"',
+      'applications:',
+      '  command: node',
+      `  args: [${JSON.stringify(TENANT_APP)}]`,
+      `  start_port: ${await freePort()}`,
+      '  idle_timeout: 1s',
+      '  tenants:',
+      '    - name: app',
+      '      path: /app',
+      '      env: { READY_DELAY_MS: "1500" }',
+      ''
+    ].join('\n')
+  })
+  const nav = await startNavigator(t, dir)
+  const ws = new WebSocket(nav.address.replace(/^http/, 'ws') + '/app/cable')
+  ws.on('error', () => {})
+  await nav.waitForLog((line) => line.process === 'app' && line.msg === 'tenant starting')
+  ws.terminate()
+  await nav.waitForLog((line) => line.process === 'app' && line.msg === 'tenant ready')
+  await nav.waitForLog((line) => line.process === 'app' && /idle/.test(String(line.msg)), 5000)
+  t.pass('the tenant was stopped for idleness')
+})
