@@ -4,7 +4,6 @@
 
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { LineCounter, parseDocument } from 'yaml'
 import { parseDuration } from './duration.js'
 import { DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, parseListen } from './listen.js'
 import { isValidMachineId } from './machine-id.js'
@@ -12,6 +11,7 @@ import { pathPatternProblem } from './paths.js'
 import { ConfigError, ProblemCollector, type KeyPath } from './problems.js'
 import { environmentLookup, referencedNames, substitute, tenantLookup, type VariableLookup } from './substitute.js'
 import { applyDefaults, reportSchemaProblems } from './validate.js'
+import { parseFast, parseWithPositions, type PositionedYaml } from './yaml-source.js'
 import {
   DEFAULT_COOKIE_MAX_AGE, DEFAULT_COOKIE_NAME, DEFAULT_COOKIE_PATH, DEFAULT_IDLE_ACTION, DEFAULT_IDLE_API_SOCKET,
   DEFAULT_IDLE_TENANT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_PUBLIC_DIR, DEFAULT_REPLAY_STATUS, DEFAULT_REPLAY_TIMEOUT,
@@ -35,6 +35,8 @@ export interface ParseOptions extends LoadOptions {
   file?: string
   /** Folder that relative paths resolve against; default the file's folder, else the current directory. */
   dir?: string
+  /** Read the YAML with the position-keeping reader even when the file is valid (tests compare both readers). */
+  positions?: boolean
 }
 
 /** Reads, validates and normalises a YAML config file. Throws `ConfigError` listing every problem. */
@@ -54,16 +56,22 @@ export function parseConfig (text: string, options: ParseOptions = {}): Navigato
   const env = options.env ?? process.env
   const absoluteFile = options.file === undefined ? null : resolve(options.file)
   const dir = resolve(options.dir ?? (absoluteFile === null ? process.cwd() : dirname(absoluteFile)))
-  const lineCounter = new LineCounter()
-  const document = parseDocument(text, { lineCounter, prettyErrors: false, merge: true, uniqueKeys: true })
-  const problems = new ProblemCollector(options.file ?? '<string>', document, lineCounter)
+  let positioned: PositionedYaml | undefined
+  const source = (): PositionedYaml => (positioned ??= parseWithPositions(text))
+  const problems = new ProblemCollector(options.file ?? '<string>', source)
 
-  if (document.errors.length > 0) {
-    for (const error of document.errors) problems.addAtOffset(error.pos[0], error.message.split('\n')[0])
-    throw new ConfigError(problems.problems)
+  let raw: unknown
+  const fast = options.positions === true ? undefined : parseFast(text)
+  if (fast === undefined) {
+    const { document } = source()
+    if (document.errors.length > 0) {
+      for (const error of document.errors) problems.addAtOffset(error.pos[0], error.message.split('\n')[0])
+      throw new ConfigError(problems.problems)
+    }
+    raw = document.toJS({ maxAliasCount: 1000 }) ?? {}
+  } else {
+    raw = fast.value ?? {}
   }
-
-  const raw: unknown = document.toJS({ maxAliasCount: 1000 }) ?? {}
   const substituted = substituteEnvironment(raw, [], environmentLookup(env), problems)
   const value = applyDefaults(substituted)
   reportSchemaProblems(value, problems)

@@ -1,8 +1,9 @@
 // Config problems: where they are in the YAML source, how they print, and the
 // error that carries all of them.
 
-import { isMap, isScalar, isSeq, type Document, type LineCounter } from 'yaml'
+import { isMap, isScalar, isSeq } from 'yaml'
 import type { ConfigProblem } from './types.js'
+import type { PositionedYaml } from './yaml-source.js'
 
 /** A key path inside the YAML document: map keys and sequence indexes. */
 export type KeyPath = readonly (string | number)[]
@@ -40,10 +41,13 @@ export class ProblemCollector {
   readonly problems: ConfigProblem[] = []
   private readonly paths = new Set<string>()
 
+  /**
+   * `source` parses the YAML with positions; it is called at the first problem only, so a
+   * valid file is never parsed twice (see yaml-source.ts).
+   */
   constructor (
     private readonly file: string,
-    private readonly document: Document | null,
-    private readonly lineCounter: LineCounter
+    private readonly source: () => PositionedYaml
   ) {}
 
   /**
@@ -57,13 +61,13 @@ export class ProblemCollector {
     const id = at === 'key' ? `${dotted}#key` : dotted
     if (this.paths.has(id)) return
     this.paths.add(id)
-    const { line, col } = this.lineCounter.linePos(this.offsetOf(path, at))
+    const { line, col } = this.source().lineCounter.linePos(this.offsetOf(path, at))
     this.problems.push({ file: this.file, line, column: col, path: dotted, message })
   }
 
   /** Records a problem at a known source offset (YAML syntax errors). */
   addAtOffset (offset: number, message: string): void {
-    const { line, col } = this.lineCounter.linePos(offset)
+    const { line, col } = this.source().lineCounter.linePos(offset)
     this.problems.push({ file: this.file, line, column: col, path: '', message })
   }
 
@@ -72,7 +76,7 @@ export class ProblemCollector {
   }
 
   private offsetOf (path: KeyPath, at: 'value' | 'key'): number {
-    let node: unknown = this.document?.contents ?? null
+    let node: unknown = this.source().document.contents ?? null
     let offset = rangeStart(node) ?? 0
     for (let i = 0; i < path.length; i++) {
       const segment = path[i]
