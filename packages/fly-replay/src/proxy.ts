@@ -164,9 +164,9 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
     const res = reply.raw
     const body = hasBody(raw.headers) ? new BodyRelay(bodyStream(request)) : null
     const abort = new AbortController()
-    const onClientGone = (): void => {
-      if (!res.writableFinished) abort.abort()
-    }
+    // Once the client's response is closed (finished or abandoned) nothing more is owed upstream: an upload the
+    // upstream stopped reading after answering early must not keep the connection, and close(), waiting.
+    const onClientGone = (): void => { abort.abort() }
     res.once('close', onClientGone)
 
     let response
