@@ -23,6 +23,7 @@ Options:
 
 Environment:
   LOG_LEVEL      trace, debug, info, warn or error (default info)
+  NAVIGATOR_UPSTREAM_TIMEOUT   wait for an app's response headers, then 504 (Go duration, default 60s)
   FLY_MACHINE_ID, FLY_APP_NAME, FLY_REGION   this Machine's identity (set by Fly.io)
 
 Signals:
@@ -78,7 +79,8 @@ async function run (file: string): Promise<void> {
     await navigator.listen()
   } catch (err) {
     process.stderr.write(`navigator: ${(err as Error).message}\n`)
-    process.exit((err as { code?: string }).code === 'NAV_SERVER_INVALID_LOG_LEVEL' ? EXIT_CONFIG_ERROR : 1)
+    const code = (err as { code?: string }).code
+    process.exit(code === 'NAV_SERVER_INVALID_LOG_LEVEL' || code === 'NAV_SERVER_INVALID_UPSTREAM_TIMEOUT' ? EXIT_CONFIG_ERROR : 1)
   }
   const log = navigator.log
 

@@ -1,5 +1,5 @@
-export { buildServer, identityFrom, DEFAULT_LOG_LEVEL, LOG_LEVELS, KEEP_ALIVE_TIMEOUT_MS } from './server.js'
-export { InvalidLogLevelError } from './errors.js'
+export { buildServer, identityFrom, DEFAULT_LOG_LEVEL, LOG_LEVELS, KEEP_ALIVE_TIMEOUT_MS, DEFAULT_UPSTREAM_TIMEOUT_MS } from './server.js'
+export { InvalidLogLevelError, InvalidUpstreamTimeoutError } from './errors.js'
 export type { BuildServerOptions, NavigatorServer } from './server.js'
 export { pipeline } from './pipeline.js'
 export type { PipelineOptions, ProcessManager, Identity } from './pipeline.js'

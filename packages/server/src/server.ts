@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net'
 import Fastify, { LogController } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import pretty from 'pino-pretty'
+import { parseDuration } from '@navigator/config'
 import type { NavigatorConfig } from '@navigator/config'
 import { createUpstreamProxy } from '@navigator/fly-replay'
 import type { UpstreamProxy } from '@navigator/fly-replay'
@@ -12,7 +13,7 @@ import { MachineIdle, Supervisor } from '@navigator/supervisor'
 import { createMaintenanceResponder, loadMaintenancePage } from './maintenance.js'
 import { pipeline } from './pipeline.js'
 import type { Identity, ProcessManager } from './pipeline.js'
-import { InvalidLogLevelError } from './errors.js'
+import { InvalidLogLevelError, InvalidUpstreamTimeoutError } from './errors.js'
 import { WebSocketRelay } from './websocket.js'
 
 /** Level used when LOG_LEVEL is not set. */
@@ -21,12 +22,20 @@ export const DEFAULT_LOG_LEVEL = 'info'
 export const LOG_LEVELS: readonly string[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
 /** Idle keep-alive connections are closed after this long (above the 60 s of common load balancers). */
 export const KEEP_ALIVE_TIMEOUT_MS = 72_000
+/**
+ * How long a proxied request waits for the upstream's response headers before the client gets a 504. There is no
+ * config key for it (the Go Navigator has none); NAVIGATOR_UPSTREAM_TIMEOUT (a Go duration) or the
+ * `upstreamTimeoutMs` option changes it.
+ */
+export const DEFAULT_UPSTREAM_TIMEOUT_MS = 60_000
 
 export interface BuildServerOptions {
   /** Environment for identity (FLY_MACHINE_ID, FLY_APP_NAME, FLY_REGION), LOG_LEVEL and the children; default process.env. */
   env?: NodeJS.ProcessEnv
   /** A pino logger to use instead of building one from LOG_LEVEL. */
   logger?: FastifyBaseLogger
+  /** Wait for an upstream's response headers, then 504; default NAVIGATOR_UPSTREAM_TIMEOUT, else DEFAULT_UPSTREAM_TIMEOUT_MS. */
+  upstreamTimeoutMs?: number
 }
 
 export interface NavigatorServer {
@@ -103,6 +112,23 @@ async function concretePort (host: string, port: number): Promise<number> {
   })
 }
 
+function upstreamTimeout (option: number | undefined, env: NodeJS.ProcessEnv): number {
+  if (option !== undefined) {
+    if (!Number.isFinite(option) || option <= 0) throw new InvalidUpstreamTimeoutError(String(option))
+    return option
+  }
+  const text = nonEmpty(env.NAVIGATOR_UPSTREAM_TIMEOUT)
+  if (text === null) return DEFAULT_UPSTREAM_TIMEOUT_MS
+  let ms: number
+  try {
+    ms = parseDuration(text)
+  } catch {
+    throw new InvalidUpstreamTimeoutError(JSON.stringify(text))
+  }
+  if (ms <= 0) throw new InvalidUpstreamTimeoutError(JSON.stringify(text))
+  return ms
+}
+
 function logRequest (request: FastifyRequest, reply: FastifyReply, done: () => void): void {
   request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request completed')
   done()
@@ -117,6 +143,7 @@ function connectableAddress (server: Server): string {
 export async function buildServer (config: NavigatorConfig, options: BuildServerOptions = {}): Promise<NavigatorServer> {
   const env = options.env ?? process.env
   const identity = identityFrom(env)
+  const headersTimeoutMs = upstreamTimeout(options.upstreamTimeoutMs, env)
   const listenHost = config.server.listen.host
   const listenPort = await concretePort(listenHost, config.server.listen.port)
 
@@ -126,7 +153,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const log = first.log
 
   const supervisor = new Supervisor({ applications: config.applications, logger: log, env })
-  const proxy: UpstreamProxy = createUpstreamProxy()
+  const proxy: UpstreamProxy = createUpstreamProxy({ headersTimeoutMs })
   const webSockets = new WebSocketRelay({ log })
   const machineIdle = config.server.idle === null || identity.machineId === null || identity.appName === null
     ? null
