@@ -11,7 +11,7 @@ import { pathPatternProblem } from './paths.js'
 import { ConfigError, ProblemCollector, type KeyPath } from './problems.js'
 import { environmentLookup, referencedNames, substitute, tenantLookup, type VariableLookup } from './substitute.js'
 import { applyDefaults, reportSchemaProblems } from './validate.js'
-import { parseFast, parseWithPositions, type PositionedYaml } from './yaml-source.js'
+import { documentValue, parseFast, parseWithPositions, type PositionedYaml } from './yaml-source.js'
 import {
   DEFAULT_COOKIE_MAX_AGE, DEFAULT_COOKIE_NAME, DEFAULT_COOKIE_PATH, DEFAULT_IDLE_ACTION, DEFAULT_IDLE_API_SOCKET,
   DEFAULT_IDLE_TENANT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_PUBLIC_DIR, DEFAULT_REPLAY_STATUS, DEFAULT_REPLAY_TIMEOUT,
@@ -68,7 +68,12 @@ export function parseConfig (text: string, options: ParseOptions = {}): Navigato
       for (const error of document.errors) problems.addAtOffset(error.pos[0], error.message.split('\n')[0])
       throw new ConfigError(problems.problems)
     }
-    raw = document.toJS({ maxAliasCount: 1000 }) ?? {}
+    const converted = documentValue(source())
+    if ('problems' in converted) {
+      for (const problem of converted.problems) problems.addAtOffset(problem.offset, problem.message)
+      throw new ConfigError(problems.problems)
+    }
+    raw = converted.value ?? {}
   } else {
     raw = fast.value ?? {}
   }

@@ -6,7 +6,7 @@
 // merge keys, and a test checks that they agree on every example config.
 
 import jsYaml from 'js-yaml'
-import { LineCounter, parseDocument, type Document } from 'yaml'
+import { isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml'
 
 export interface PositionedYaml {
   document: Document
@@ -34,5 +34,49 @@ export function parseFast (text: string): { value: unknown } | undefined {
     return { value: jsYaml.load(text, { schema: FAST_SCHEMA }) }
   } catch {
     return undefined
+  }
+}
+
+/** Aliases a document may use in all; more means a billion-laughs style file, not a config. */
+export const MAX_ALIAS_COUNT = 1000
+
+/** Something that keeps a syntactically valid document from becoming a plain value, at a source offset. */
+export interface ValueProblem {
+  offset: number
+  message: string
+}
+
+/**
+ * The plain value of a document the careful reader parsed without errors, or why it has none. Aliases are checked
+ * first: one without an anchor before it, or one inside the very node it names (a cycle no config can mean), is
+ * reported where it stands. Whatever else the conversion refuses (a merge key on something that is not a map, too
+ * many aliases) is reported at the merge key or the first alias, never thrown.
+ */
+export function documentValue ({ document }: PositionedYaml): { value: unknown } | { problems: ValueProblem[] } {
+  const problems: ValueProblem[] = []
+  let firstAlias: number | undefined
+  let firstMerge: number | undefined
+  visit(document, {
+    Pair (_, pair) {
+      if (firstMerge === undefined && isScalar(pair.key) && pair.key.source === '<<') firstMerge = pair.key.range?.[0]
+    },
+    Alias (_, alias, path) {
+      const offset = alias.range?.[0] ?? 0
+      firstAlias ??= offset
+      const target = alias.resolve(document)
+      if (target === undefined) {
+        problems.push({ offset, message: `alias *${alias.source} has no anchor &${alias.source} before it` })
+      } else if (path.includes(target)) {
+        problems.push({ offset, message: `alias *${alias.source} is inside the node it refers to` })
+      }
+    }
+  })
+  if (problems.length > 0) return { problems }
+  try {
+    return { value: document.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) }
+  } catch (err) {
+    const message = (err as Error).message.split('\n')[0]
+    const offset = /merge/i.test(message) ? firstMerge ?? firstAlias ?? 0 : firstAlias ?? firstMerge ?? 0
+    return { problems: [{ offset, message }] }
   }
 }
