@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { Pool } from 'undici'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { InvalidOptionError, UpstreamTimeoutError, UpstreamUnreachableError } from './errors.js'
@@ -89,18 +89,46 @@ function bodyStream (request: FastifyRequest): Readable {
 }
 
 /**
- * Hands the request body to undici as an async iterable instead of the stream itself: undici destroys a stream body
- * when the connection fails, which would take the client's socket down with it and leave the onUnreachable fallback
- * nothing to answer on. The iterable touches the stream only once undici starts sending, which is also how we know
- * whether any body byte left.
+ * The request body as undici sees it: a stream that starts reading the client's request only when undici asks for
+ * the first chunk, that is once the upstream connection is made. Two reasons:
+ * - undici destroys the body it was given when the connection fails, and destroying the client's request would
+ *   close its socket: the onUnreachable fallback would have nothing left to answer on;
+ * - when the upstream answers before reading everything, the relay stops without destroying the request, and
+ *   `forward` drains the rest, as Node does for an unread body (a destroyed request leaves its socket paused with
+ *   unread bytes, and the connection hangs until a server timeout).
+ * `started` says whether any body byte may have left.
  */
-class BodyRelay {
+class BodyRelay extends Readable {
   started = false
-  constructor (private readonly source: Readable) {}
+  private readonly onData = (chunk: Buffer): void => {
+    if (!this.push(chunk)) this.source.pause()
+  }
 
-  async * [Symbol.asyncIterator] (): AsyncGenerator<Buffer> {
-    this.started = true
-    for await (const chunk of this.source) yield chunk as Buffer
+  private readonly onEnd = (): void => { this.push(null) }
+  private readonly onError = (err: Error): void => { this.destroy(err) }
+
+  constructor (private readonly source: Readable) {
+    super()
+  }
+
+  override _read (): void {
+    if (!this.started) {
+      this.started = true
+      this.source.on('data', this.onData)
+      this.source.once('end', this.onEnd)
+      this.source.once('error', this.onError)
+      this.source.once('aborted', this.onError)
+    }
+    this.source.resume()
+  }
+
+  override _destroy (err: Error | null, callback: (error?: Error | null) => void): void {
+    this.source.removeListener('data', this.onData)
+    this.source.removeListener('end', this.onEnd)
+    this.source.removeListener('error', this.onError)
+    this.source.removeListener('aborted', this.onError)
+    this.source.pause()
+    callback(err)
   }
 }
 
@@ -164,10 +192,14 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
     const res = reply.raw
     const body = hasBody(raw.headers) ? new BodyRelay(bodyStream(request)) : null
     const abort = new AbortController()
-    // Once the client's response is closed (finished or abandoned) nothing more is owed upstream: an upload the
-    // upstream stopped reading after answering early must not keep the connection, and close(), waiting.
-    const onClientGone = (): void => { abort.abort() }
-    res.once('close', onClientGone)
+    // Once the client's response is closed (finished or abandoned) nothing more is owed upstream. If the upstream
+    // answered before reading the whole body, the rest is read and discarded, as Node does for an unread body, so
+    // the client connection can be reused or closed.
+    const onResponseClosed = (): void => {
+      abort.abort()
+      if (body !== null && !raw.complete && !raw.destroyed) raw.resume()
+    }
+    res.once('close', onResponseClosed)
 
     let response
     try {
@@ -176,12 +208,10 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
         method: raw.method as 'GET',
         path: target.path ?? raw.url ?? '/',
         headers: upstreamHeaders(request, forwardOptions?.headers),
-        // undici accepts any async iterable as a body at run time; its typings list only the common kinds.
-        body: body as unknown as Readable | null,
+        body,
         signal: abort.signal
       })
     } catch (err) {
-      res.removeListener('close', onClientGone)
       if (abort.signal.aborted || res.destroyed) {
         // The client went away; the upstream request is aborted and there is nobody to answer.
         return
@@ -194,6 +224,8 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
       }
       const bodyUntouched = body === null || !body.started
       if (forwardOptions?.onUnreachable !== undefined && bodyUntouched) {
+        // The caller answers, and may still read the body (serving the request here).
+        res.removeListener('close', onResponseClosed)
         await forwardOptions.onUnreachable(err as Error)
         return
       }

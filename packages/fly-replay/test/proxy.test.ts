@@ -265,3 +265,33 @@ test('extra headers given to forward replace the request\'s own', async (t) => {
   await res.body.text()
   t.equal(upstream.seen[0].headers['x-hop'], 'm1')
 })
+
+test('an upstream that answers before reading the body leaves no connection hanging', async (t) => {
+  const upstream = await startUpstream(t, (_req, res) => {
+    res.statusCode = 413
+    res.end('too large')
+  })
+  const proxy = createUpstreamProxy()
+  const app = Fastify()
+  app.addHook('onRequest', async (request, reply) => {
+    await proxy.forward(request, reply, { origin: upstream.origin })
+    return reply
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const client = new Agent()
+  const res = await request(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/upload`, {
+    dispatcher: client,
+    method: 'POST',
+    body: randomBytes(8 * 1024 * 1024)
+  })
+  t.equal(res.statusCode, 413)
+  t.equal(await res.body.text(), 'too large')
+  await client.close()
+  let bound: NodeJS.Timeout | undefined
+  const closed = await Promise.race([
+    (async () => { await app.close(); await proxy.close(); return 'closed' })(),
+    new Promise((resolve) => { bound = setTimeout(resolve, 10_000, 'still open') })
+  ])
+  clearTimeout(bound)
+  t.equal(closed, 'closed', 'the server and the proxy close without waiting for a server timeout')
+})
