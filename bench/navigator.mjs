@@ -9,7 +9,7 @@ export async function startNavigator (yamlForPort, env = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'navigator-bench-'))
   writeFileSync(join(dir, 'navigator.yml'), yamlForPort(port))
   const child = spawnPinned(PROXY_CORE, process.execPath, [NAVIGATOR_BIN, join(dir, 'navigator.yml')], {
-    env: { FLY_APP_NAME: 'bench', FLY_REGION: 'lcl', LOG_LEVEL: 'warn', ...env }
+    env: { FLY_APP_NAME: 'bench', FLY_REGION: 'lcl', LOG_LEVEL: 'info', ...env }
   })
   await waitForPort(port)
   return { port, child, dir }

@@ -63,7 +63,7 @@ ${peerLines ? `      peers:\n${peerLines}\n` : ''}applications:
 `
   writeFileSync(join(dir, 'navigator.yml'), yaml)
   const child = spawnPinned(PROXY_CORE, process.execPath, [NAVIGATOR_BIN, join(dir, 'navigator.yml')], {
-    env: { FLY_MACHINE_ID: machineId, FLY_APP_NAME: 'bench', FLY_REGION: 'lcl', LOG_LEVEL: 'warn' }
+    env: { FLY_MACHINE_ID: machineId, FLY_APP_NAME: 'bench', FLY_REGION: 'lcl', LOG_LEVEL: 'info' }
   })
   await waitForPort(port)
   // The first request starts nothing (eager tenant) but makes sure the tenant is ready.
