@@ -42,6 +42,12 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
 export const CONNECT_ATTEMPTS = 3
 const RETRY_BACKOFF_MS = 50
 const MAX_REPLAY_JSON_BYTES = 64 * 1024
+/**
+ * Methods that may be sent again after a Machine reset the connection before any byte of its answer (RFC 9110
+ * section 9.2.2). A Machine that is being killed still completes TCP handshakes for a moment (the kernel does it) and
+ * then resets them; such a request never reached the app, or may safely run twice.
+ */
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'
@@ -533,7 +539,10 @@ export class FlyEdge extends EventEmitter {
       })
       upstream.on('response', (res) => { finish({ kind: 'response', res, request: upstream }) })
       upstream.on('upgrade', (res, socket: Socket, head: Buffer) => { finish({ kind: 'upgrade', res, socket, head }) })
-      upstream.on('error', (error) => { finish({ failure: connected ? 'connected' : 'retries_exhausted', error }) })
+      // A reset before any answer, on a request the edge can send again (its whole body is held), counts as a failed
+      // connection: the next attempt or candidate gets it. Anything else is passed on as the Machine's error.
+      const retryable = exchange.stream === null && IDEMPOTENT_METHODS.has(exchange.method)
+      upstream.on('error', (error) => { finish({ failure: connected && !retryable ? 'connected' : 'retries_exhausted', error }) })
       if (exchange.stream !== null) {
         exchange.stream.pipe(upstream)
       } else {
