@@ -1,4 +1,4 @@
-export { buildServer, identityFrom, DEFAULT_LOG_LEVEL, LOG_LEVELS, KEEP_ALIVE_TIMEOUT_MS, DEFAULT_UPSTREAM_TIMEOUT_MS } from './server.js'
+export { buildServer, identityFrom, DEFAULT_LOG_LEVEL, LOG_LEVELS, KEEP_ALIVE_TIMEOUT_MS, HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS, CONNECTIONS_CHECK_INTERVAL_MS, DEFAULT_UPSTREAM_TIMEOUT_MS } from './server.js'
 export { InvalidLogLevelError, InvalidUpstreamTimeoutError } from './errors.js'
 export type { BuildServerOptions, NavigatorServer } from './server.js'
 export { pipeline } from './pipeline.js'

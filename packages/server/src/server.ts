@@ -23,6 +23,18 @@ export const LOG_LEVELS: readonly string[] = ['trace', 'debug', 'info', 'warn', 
 /** Idle keep-alive connections are closed after this long (above the 60 s of common load balancers). */
 export const KEEP_ALIVE_TIMEOUT_MS = 72_000
 /**
+ * A client must have sent its complete request headers this long after it connected (or after its previous
+ * request on a kept-alive connection); a slowloris client trickling header bytes is cut off with 408.
+ */
+export const HEADERS_TIMEOUT_MS = 20_000
+/**
+ * A client must have sent its whole request, body included, within this long (Node's own default): a client that
+ * trickles a body cannot hold a connection, and an upstream, forever. Responses are not limited by it.
+ */
+export const REQUEST_TIMEOUT_MS = 300_000
+/** How often the two limits above are checked; a slow client is cut off at most this long after its limit. */
+export const CONNECTIONS_CHECK_INTERVAL_MS = 1_000
+/**
  * How long a proxied request waits for the upstream's response headers before the client gets a 504. There is no
  * config key for it (the Go Navigator has none); NAVIGATOR_UPSTREAM_TIMEOUT (a Go duration) or the
  * `upstreamTimeoutMs` option changes it.
@@ -134,6 +146,14 @@ function logRequest (request: FastifyRequest, reply: FastifyReply, done: () => v
   done()
 }
 
+/** The answer to a request Node's parser refused, as Node itself would give it (431 and 408 keep their meaning). */
+function clientErrorResponse (code: string | undefined): string {
+  const status = code === 'HPE_HEADER_OVERFLOW'
+    ? '431 Request Header Fields Too Large'
+    : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request'
+  return `HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`
+}
+
 function connectableAddress (server: Server): string {
   const address = server.address() as AddressInfo
   const host = address.address === '::' || address.address === '0.0.0.0' ? '127.0.0.1' : address.address
@@ -227,7 +247,12 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     generation.app.routing(req, res)
   }
 
-  const server = createServer({ requestTimeout: 0, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, onRequest)
+  const server = createServer({
+    headersTimeout: HEADERS_TIMEOUT_MS,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS
+  }, onRequest)
   server.on('upgrade', (req, socket, head) => {
     if (closing) {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
@@ -235,9 +260,13 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     }
     webSockets.route(current.app, req, socket, head)
   })
-  server.on('clientError', (err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
-    log.debug({ err: err.message }, 'client error')
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    // A response already under way on this connection (a pipelined request after it failed to parse) must not
+    // get a second status line in the middle of its body: the connection is dropped instead.
+    const answering = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
+    if (socket.writable && (answering == null || !answering.headersSent)) socket.end(clientErrorResponse(err.code))
+    else socket.destroy()
+    log.debug({ err: err.message, code: err.code }, 'client error')
   })
 
   async function listen (): Promise<string> {
