@@ -31,7 +31,7 @@ const HAND_PICKED: Record<string, string> = {
 }
 
 /** Runs the tasks, a few processes at a time. */
-async function inParallel (tasks: Array<() => Promise<void>>, width = 6): Promise<void> {
+async function inParallel (tasks: Array<() => Promise<void>>, width = 3): Promise<void> {
   let next = 0
   await Promise.all(Array.from({ length: width }, async () => {
     while (next < tasks.length) await tasks[next++]()
@@ -57,7 +57,7 @@ test('navigator --check reports hand-picked hostile config files with positions,
   await inParallel(Object.entries(HAND_PICKED).map(([label, text], i) => async () => {
     const file = join(dir, `picked-${i}.yml`)
     writeFileSync(file, text, 'latin1')
-    wellFormed(t, label, await runCli(['--check', file]), file)
+    wellFormed(t, label, await runCli(['--check', file], 60_000), file)
   }))
 })
 
@@ -72,6 +72,6 @@ test('navigator --check on mutated example configs: exit 0 or 2, never a stack t
   await inParallel(texts.map((text, i) => async () => {
     const file = join(dir, `mutant-${i}.yml`)
     writeFileSync(file, text)
-    wellFormed(t, `mutant ${i}`, await runCli(['--check', file]), file)
+    wellFormed(t, `mutant ${i}`, await runCli(['--check', file], 60_000), file)
   }))
 })
