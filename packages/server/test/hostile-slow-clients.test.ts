@@ -109,6 +109,6 @@ test('slowloris clients are cut off after the headers timeout while a normal cli
   }
   t.same([...statuses], [200], 'the normal client got only 200s')
   t.ok(latencies.length >= 20, `the normal client made ${latencies.length} requests meanwhile`)
-  t.ok(Math.max(...latencies) < 1_000, `its slowest answer took ${Math.max(...latencies)} ms`)
+  t.ok(Math.max(...latencies) < 2_500, `its slowest answer took ${Math.max(...latencies)} ms`)
   t.equal(navigator.child.exitCode, null)
 })
