@@ -46,7 +46,7 @@ const stats = {
 
 function fail (kind, detail) {
   stats[kind].failed++
-  if (stats.failures.length < 20) stats.failures.push(`${kind}: ${detail}`)
+  if (stats.failures.length < 20) stats.failures.push(`${kind} at ${Math.round((Date.now() - (endAt - DURATION_MS)) / 1000)} s: ${detail}`)
 }
 
 function cookieOf (headers) {
@@ -165,6 +165,7 @@ function rssMiB (pid) {
 }
 
 const pids = new Map()
+const cableReady = new Set()
 const launched = await launchMachines({
   config: join(ROOT, 'examples/demo/navigator.yml'),
   count: 3,
@@ -174,6 +175,7 @@ const launched = await launchMachines({
   onOutput: (id, line) => {
     // Lines about a child carry the child's pid; the "listening" line carries only Navigator's own.
     if (line.includes('"msg":"listening"')) pids.set(id, JSON.parse(line).pid)
+    if (line.includes('"msg":"standalone server ready"')) cableReady.add(id)
   }
 })
 const edge = new FlyEdge({ app: 'soak', machines: launched.machines, launcher: launched.launcher })
@@ -185,6 +187,13 @@ let edgeErrors = 0
 edge.on('edge-error', () => { edgeErrors++ })
 
 const ids = launched.machines.map((m) => m.id)
+// A Machine answers once Navigator listens; its WebSocket server may still be starting (its upgrades get the
+// maintenance page meanwhile). Traffic starts once every Machine is fully up.
+const readyBy = Date.now() + 30_000
+while (ids.some((id) => !cableReady.has(id) || !pids.has(id))) {
+  if (Date.now() > readyBy) throw new Error('the Machines did not come up within 30 s')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+}
 const samples = []
 function sample (at) {
   samples.push({ second: Math.round(at / 1000), rss: ids.map((id) => pids.has(id) ? rssMiB(pids.get(id)) : null) })
