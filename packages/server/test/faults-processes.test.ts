@@ -113,7 +113,7 @@ test('kill -9 of a tenant under load: requests in the gap get a prompt 502/503, 
   t.same(unexpected.map((o) => `${o.status} ${String(o.error)}`), [], 'every request got a complete 200, 502 or 503')
   const failed = outcomes.filter((o) => o.status !== 200)
   const slowest = Math.max(0, ...failed.map((o) => o.ms))
-  t.ok(slowest < 1000, `every failure is prompt (slowest ${slowest} ms)`)
+  t.ok(slowest < 2000, `every failure is prompt (slowest ${slowest} ms)`)
   t.ok(failed.every((o) => o.at >= killedAt - 50), 'nothing failed before the kill')
   const last = outcomes.slice(-50)
   t.ok(last.every((o) => o.status === 200), 'the last 50 requests are all served')
@@ -161,7 +161,7 @@ test('kill -9 of a standalone server under load: 503 maintenance while it is dow
   const down = outcomes.filter((o) => o.status !== 200)
   t.ok(down.filter((o) => o.status === 503).length >= 1, 'the maintenance page was served while it was down')
   const slowest = Math.max(0, ...down.map((o) => o.ms))
-  t.ok(slowest < 1000, `every 503 is prompt (slowest ${slowest} ms)`)
+  t.ok(slowest < 2000, `every 503 is prompt (slowest ${slowest} ms)`)
   t.ok(outcomes.filter((o) => o.at > readyAt + 500).every((o) => o.status === 200), 'once it is back, every request is served')
 })
 
