@@ -238,3 +238,58 @@ test('hand-picked Cookie headers: huge, thousands, duplicates, our cookie twice,
   t.equal((await http(navigator.address, '/up')).status, 200)
   t.same(navigator.logs.filter((line) => line.level === undefined), [], 'every log line is one JSON object: no line injected')
 })
+
+/** Sends an upgrade request and resolves with the response head (a 101 keeps the connection open, so it is cut). */
+async function upgradeHead (navigator: Running, cookie: Buffer): Promise<string> {
+  const url = new URL(navigator.address)
+  return await new Promise((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname)
+    let received = Buffer.alloc(0)
+    const timer = setTimeout(() => {
+      socket.destroy()
+      reject(new Error('no answer within 10 s'))
+    }, 10_000)
+    const finish = (): void => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve(received.toString('latin1'))
+    }
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk])
+      if (received.includes('\r\n\r\n')) finish()
+    })
+    socket.on('error', () => {})
+    socket.on('close', finish)
+    socket.write(Buffer.concat([
+      Buffer.from('GET /app/socket HTTP/1.1\r\nHost: hostile.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nCookie: ', 'latin1'),
+      cookie,
+      Buffer.from('\r\n\r\n', 'latin1')
+    ]))
+  })
+}
+
+test('WebSocket upgrades with fuzzed Cookie headers: a plain answer or a 101, never an echo, never a crash', async (t) => {
+  const navigator = await site(t)
+  const cookies = fc.sample(cookieHeader, { numRuns: 150, seed: 11 })
+  const statuses = new Map<string, number>()
+  for (const [i, cookie] of cookies.entries()) {
+    const head = await upgradeHead(navigator, cookie)
+    const status = /^HTTP\/1\.1 (\d{3}) /.exec(head)?.[1] ?? 'none'
+    statuses.set(status, (statuses.get(status) ?? 0) + 1)
+    if (status === 'none') t.fail(`upgrade ${i}: no HTTP answer: ${JSON.stringify(head.slice(0, 100))}`)
+    const headers = head.split('\r\n\r\n')[0].split('\r\n').slice(1)
+    const echoed = headers.filter((line) => line.includes(MARK))
+    if (echoed.length > 0) t.fail(`upgrade ${i}: echoed into ${JSON.stringify(echoed)}`)
+    for (const line of headers.filter((line) => /^set-cookie:/i.test(line) && line.includes(`${COOKIE}=`))) {
+      if (!line.toLowerCase().startsWith(`set-cookie: ${COOKIE}=${MACHINE};`)) t.fail(`upgrade ${i}: cookie set to ${line}`)
+    }
+    if (status === '307' && !headers.some((line) => line.toLowerCase() === `fly-replay: instance=${OTHER};state=nav-sticky;timeout=10s;fallback=force_self`)) {
+      t.fail(`upgrade ${i}: a 307 that is not our replay to ${OTHER}`)
+    }
+  }
+  t.comment(`statuses: ${JSON.stringify(Object.fromEntries(statuses))}`)
+  t.ok((statuses.get('101') ?? 0) > 0, 'some upgrades went through to the tenant')
+  t.equal(navigator.child.exitCode, null, 'still running')
+  t.equal((await http(navigator.address, '/up')).status, 200)
+})
