@@ -1,6 +1,7 @@
 // A whole Machine dying (kill -9 of Navigator and its children) or being stopped (SIGTERM) while clients keep
 // sending requests through the edge to three real navigator Machines.
 import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { request } from 'node:http'
@@ -91,14 +92,12 @@ async function until (predicate: () => boolean, ms: number, what: string): Promi
   }
 }
 
-function navigatorPid (fly: DemoFly, id: string): number {
-  for (const line of fly.output) {
-    // Lines about a child carry the child's pid; the "listening" line carries only Navigator's own.
-    if (!line.startsWith(`[${id}] {`) || !line.includes('"msg":"listening"')) continue
-    const pid = (JSON.parse(line.slice(id.length + 3)) as { pid?: number }).pid
-    if (pid !== undefined) return pid
-  }
-  throw new Error(`no log line of ${id} names its pid`)
+/** Navigator's pid, from its "listening" line (which can reach us a moment after its port answers). */
+async function navigatorPid (fly: DemoFly, id: string): Promise<number> {
+  // Lines about a child carry the child's pid; the "listening" line carries only Navigator's own.
+  const find = (): string | undefined => fly.output.find((line) => line.startsWith(`[${id}] {`) && line.includes('"msg":"listening"'))
+  await until(() => find() !== undefined, 5000, `the "listening" line of ${id}`)
+  return (JSON.parse((find() as string).slice(id.length + 3)) as { pid: number }).pid
 }
 
 /** The pid and every descendant of it: a whole Machine's processes. */
@@ -110,8 +109,14 @@ function processTree (root: number): number[] {
   return tree
 }
 
+/** Running, as opposed to gone or a zombie (an orphan's zombie may never be reaped in a container). */
 function alive (pid: number): boolean {
-  try { process.kill(pid, 0); return true } catch { return false }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch {
+    return false
+  }
 }
 
 function tally (outcomes: Outcome[]): Record<string, number> {
@@ -125,9 +130,10 @@ function tally (outcomes: Outcome[]): Record<string, number> {
 
 async function killMachineUnderLoad (t: Test, fallbackMode: string): Promise<{ fly: DemoFly, outcomes: Outcome[], killedAt: number }> {
   const fly = await startDemoFly(t, { config: await faultConfig(t, fallbackMode), ids: IDS, edge: { autostart: false } })
-  const tree = processTree(navigatorPid(fly, VICTIM))
+  const tree = processTree(await navigatorPid(fly, VICTIM))
   t.ok(tree.length >= 3, `the victim Machine runs ${tree.length} processes (navigator, tenant, cable)`)
   const traffic = load(fly.edge.url, '/app/whoami', { anonymous: 6, pinned: 2 })
+  t.teardown(traffic.stop)
   await until(() => traffic.outcomes.length >= 150, 15_000, '150 requests before the kill')
   const killedAt = Date.now()
   for (const pid of tree) process.kill(pid, 'SIGKILL')
@@ -175,11 +181,12 @@ test('kill -9 of a whole Machine under load: with route_to_available its pinned 
 
 test('SIGTERM of a Machine under load: its in-flight requests complete, and the edge answers new ones cleanly, never with a reset', async (t) => {
   const fly = await startDemoFly(t, { config: await faultConfig(t), ids: IDS, edge: { autostart: false } })
-  const pid = navigatorPid(fly, VICTIM)
+  const pid = await navigatorPid(fly, VICTIM)
   const started = (): number => fly.output.filter((line) => line.startsWith(`[${VICTIM}]`) && line.includes('slow request started')).length
   const slow = Array.from({ length: 4 }, async () => await get(fly.edge.url, '/app/slow?ms=1500', VICTIM))
   await until(() => started() === 4, 10_000, 'four slow requests in flight on the victim')
   const traffic = load(fly.edge.url, '/app/whoami', { anonymous: 6, pinned: 2 })
+  t.teardown(traffic.stop)
   await until(() => traffic.outcomes.length >= 50, 10_000, 'traffic before SIGTERM')
   const termAt = Date.now()
   process.kill(pid, 'SIGTERM')

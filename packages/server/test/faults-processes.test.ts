@@ -99,6 +99,7 @@ test('kill -9 of a tenant under load: requests in the gap get a prompt 502/503, 
   t.teardown(() => { agent.destroy() })
 
   const traffic = load(nav.address, ['/app/a', '/app/b'], 8, agent)
+  t.teardown(traffic.stop)
   await until(traffic.outcomes, (all) => all.filter((o) => o.status === 200).length >= 100, 10_000, '100 answers before the kill')
   const killedAt = Date.now()
   process.kill(pid, 'SIGKILL')
@@ -143,6 +144,7 @@ test('kill -9 of a standalone server under load: 503 maintenance while it is dow
   t.teardown(() => { agent.destroy() })
 
   const traffic = load(nav.address, ['/cable'], 8, agent)
+  t.teardown(traffic.stop)
   await until(traffic.outcomes, (all) => all.length >= 100, 10_000, '100 answers before the kill')
   const killedAt = Date.now()
   process.kill(starting.pid as number, 'SIGKILL')
@@ -191,7 +193,9 @@ test('SIGHUP reloads under load: three reloads while 8 clients send requests, ze
 
   // Half through fresh connections, half through kept-alive ones: both kinds must survive a reload.
   const kept = load(nav.address, ['/app/a', '/greeting', '/app/slow?ms=50'], 4, agent)
+  t.teardown(kept.stop)
   const fresh = load(nav.address, ['/app/b', '/greeting'], 4, false)
+  t.teardown(fresh.stop)
   for (let reload = 1; reload <= 3; reload++) {
     await until(kept.outcomes, (all) => all.length >= reload * 100, 10_000, `traffic before reload ${reload}`)
     writeFileSync(join(dir, 'navigator.yml'), config(reload % 2 === 1 ? 'two' : 'one'))

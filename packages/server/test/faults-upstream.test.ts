@@ -91,6 +91,8 @@ test('an upstream that accepts and never answers: 20 concurrent requests get 504
   const answers = await Promise.all(Array.from({ length: 20 }, async () => await partialGet(nav.address, '/bad/hang', 10_000)))
   t.same(answers.map((a) => a.status), Array(20).fill(504), 'every request got a 504')
   for (const answer of answers) t.ok(answer.ms >= 900 && answer.ms < 5000, `504 after ${answer.ms} ms`)
+  const times = answers.map((a) => a.ms)
+  t.comment(`hanging upstream: 20 requests, 20 x 504 after ${Math.min(...times)}-${Math.max(...times)} ms`)
 
   // Navigator closes each timed-out upstream socket; the close reaches the upstream a moment later.
   const deadline = Date.now() + 3000
@@ -116,6 +118,7 @@ test('an upstream that dies mid-body: the client sees an aborted response, never
     t.equal(outcome.complete, false, `the response is incomplete (${outcome.received} of 1048576 bytes, ${String(outcome.error)})`)
     t.ok(outcome.received < 1024 * 1024)
   }
+  t.comment(`upstream dying mid-body: 5 responses cut after ${outcomes.map((o) => o.received).join(', ')} of 1048576 bytes (${String(outcomes[0].error)})`)
   const after = await http(nav.address, '/bad/count')
   t.equal(after.status, 200, 'the same upstream is served again')
   t.equal(nav.child.exitCode, null, 'navigator is still running')
