@@ -1,9 +1,10 @@
-import { randomUUID } from 'node:crypto'
-import type { IncomingHttpHeaders } from 'node:http'
-import { Readable } from 'node:stream'
 import { Pool } from 'undici'
+import type { Dispatcher } from 'undici'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { InvalidOptionError, UpstreamTimeoutError, UpstreamUnreachableError } from './errors.js'
+import { BodyRelay, bodyStream, hasBody } from './body-relay.js'
+import { InvalidOptionError, UpstreamUnreachableError } from './errors.js'
+import { Exchange, type Settle } from './exchange.js'
+import { upstreamRequestHeaders } from './proxy-headers.js'
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
 export const DEFAULT_HEADERS_TIMEOUT_MS = 60_000
@@ -38,127 +39,22 @@ export interface ForwardOptions {
 }
 
 export interface UpstreamProxy {
+  /**
+   * Proxies the request to `target` and answers it: streams both bodies, writes the upstream's response straight
+   * to the client (the reply is hijacked once the upstream's headers arrived, keeping headers already set on the
+   * reply), 502 when unreachable, 504 on the headers timeout. Resolves once the answer is under way (the reply is
+   * hijacked or sent), so an async hook may `return reply` after awaiting it.
+   */
   forward (request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options?: ForwardOptions): Promise<void>
+  /** `forward` without the promise, for a route handler that returns nothing and leaves the answer to the proxy. */
+  relay (request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options?: ForwardOptions): void
   close (): Promise<void>
-}
-
-// Hop-by-hop headers (RFC 9110 section 7.6.1) describe one connection and must not be forwarded; `expect` is
-// answered by Node's server already, and undici refuses it.
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'expect'
-])
-
-function isHopByHop (name: string): boolean {
-  return HOP_BY_HOP.has(name) || name.startsWith('proxy-')
-}
-
-function connectionTokens (value: string | string[] | undefined): Set<string> | null {
-  if (value === undefined) return null
-  const text = Array.isArray(value) ? value.join(',') : value
-  const tokens = new Set<string>()
-  for (const token of text.split(',')) {
-    const name = token.trim().toLowerCase()
-    if (name !== '' && name !== 'close' && name !== 'keep-alive') tokens.add(name)
-  }
-  return tokens.size === 0 ? null : tokens
 }
 
 function checkTimeout (name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback
   if (!Number.isFinite(value) || value <= 0) throw new InvalidOptionError(name, 'must be a positive number of milliseconds')
   return value
-}
-
-function hasBody (headers: IncomingHttpHeaders): boolean {
-  if (headers['transfer-encoding'] !== undefined) return true
-  const length = headers['content-length']
-  return length !== undefined && length !== '0'
-}
-
-function bodyStream (request: FastifyRequest): Readable {
-  // A route with a pass-through content-type parser hands the (possibly decoded) payload stream over as the body.
-  const body = request.body as { pipe?: unknown } | undefined
-  if (body !== null && typeof body === 'object' && typeof body.pipe === 'function') return body as unknown as Readable
-  return request.raw
-}
-
-/**
- * The request body as undici sees it: a stream that starts reading the client's request only when undici asks for
- * the first chunk, that is once the upstream connection is made. Two reasons:
- * - undici destroys the body it was given when the connection fails, and destroying the client's request would
- *   close its socket: the onUnreachable fallback would have nothing left to answer on;
- * - when the upstream answers before reading everything, the relay stops without destroying the request, and
- *   `forward` drains the rest, as Node does for an unread body (a destroyed request leaves its socket paused with
- *   unread bytes, and the connection hangs until a server timeout).
- * `started` says whether any body byte may have left.
- */
-class BodyRelay extends Readable {
-  started = false
-  private readonly onData = (chunk: Buffer): void => {
-    if (!this.push(chunk)) this.source.pause()
-  }
-
-  private readonly onEnd = (): void => { this.push(null) }
-  private readonly onError = (err: Error): void => { this.destroy(err) }
-
-  constructor (private readonly source: Readable) {
-    super()
-  }
-
-  override _read (): void {
-    if (!this.started) {
-      this.started = true
-      this.source.on('data', this.onData)
-      this.source.once('end', this.onEnd)
-      this.source.once('error', this.onError)
-      this.source.once('aborted', this.onError)
-    }
-    this.source.resume()
-  }
-
-  override _destroy (err: Error | null, callback: (error?: Error | null) => void): void {
-    this.source.removeListener('data', this.onData)
-    this.source.removeListener('end', this.onEnd)
-    this.source.removeListener('error', this.onError)
-    this.source.removeListener('aborted', this.onError)
-    this.source.pause()
-    callback(err)
-  }
-}
-
-function upstreamHeaders (request: FastifyRequest, extra: Readonly<Record<string, string>> | undefined): Record<string, string | string[]> {
-  const incoming = request.raw.headers
-  const dropped = connectionTokens(incoming.connection)
-  const headers: Record<string, string | string[]> = {}
-  for (const name in incoming) {
-    if (isHopByHop(name) || (dropped !== null && dropped.has(name))) continue
-    const value = incoming[name]
-    if (value !== undefined) headers[name] = value
-  }
-  const clientAddress = request.raw.socket.remoteAddress ?? ''
-  const forwardedFor = incoming['x-forwarded-for']
-  headers['x-forwarded-for'] = forwardedFor === undefined || forwardedFor === ''
-    ? clientAddress
-    : `${Array.isArray(forwardedFor) ? forwardedFor.join(', ') : forwardedFor}, ${clientAddress}`
-  // Fly's edge terminates TLS and sets X-Forwarded-Proto (and the Host the client used); those values are what the
-  // app must see, so existing ones pass through and only missing ones are filled in from this hop.
-  if (incoming['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = request.protocol
-  if (incoming['x-forwarded-host'] === undefined && incoming.host !== undefined) headers['x-forwarded-host'] = incoming.host
-  if (incoming['x-request-id'] === undefined) headers['x-request-id'] = randomUUID()
-  if (extra !== undefined) {
-    for (const name in extra) headers[name.toLowerCase()] = extra[name]
-  }
-  return headers
-}
-
-function errorCode (err: unknown): string | undefined {
-  return (err as { code?: string } | null)?.code
 }
 
 export function createUpstreamProxy (options: UpstreamProxyOptions = {}): UpstreamProxy {
@@ -182,74 +78,49 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
     return pool
   }
 
+  function start (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    target: UpstreamTarget,
+    forwardOptions: ForwardOptions | undefined,
+    settled: Settle | null
+  ): void {
+    const raw = request.raw
+    const body = hasBody(raw.headers) ? new BodyRelay(bodyStream(request)) : null
+    const exchange = new Exchange(request, reply, target.origin, body, forwardOptions?.onUnreachable, settled)
+    if (closed) {
+      exchange.onError(new UpstreamUnreachableError())
+      return
+    }
+    let headers: string[]
+    try {
+      headers = upstreamRequestHeaders(raw, forwardOptions?.headers)
+    } catch (err) {
+      exchange.onError(err as Error)
+      return
+    }
+    // dispatch() reports its own failures (a bad header, a closed pool) to the handler's onError.
+    poolFor(target.origin).dispatch({
+      method: raw.method as Dispatcher.HttpMethod,
+      path: target.path ?? raw.url ?? '/',
+      headers,
+      body
+    }, exchange as unknown as Dispatcher.DispatchHandler)
+  }
+
   async function forward (
     request: FastifyRequest,
     reply: FastifyReply,
     target: UpstreamTarget,
     forwardOptions?: ForwardOptions
   ): Promise<void> {
-    const raw = request.raw
-    const res = reply.raw
-    const body = hasBody(raw.headers) ? new BodyRelay(bodyStream(request)) : null
-    const abort = new AbortController()
-    // Once the client's response is closed (finished or abandoned) nothing more is owed upstream. If the upstream
-    // answered before reading the whole body, the rest is read and discarded, as Node does for an unread body, so
-    // the client connection can be reused or closed.
-    const onResponseClosed = (): void => {
-      abort.abort()
-      if (body !== null && !raw.complete && !raw.destroyed) raw.resume()
-    }
-    res.once('close', onResponseClosed)
+    await new Promise<void>((resolve, reject) => {
+      start(request, reply, target, forwardOptions, (err) => { if (err === undefined) resolve(); else reject(err) })
+    })
+  }
 
-    let response
-    try {
-      if (closed) throw new UpstreamUnreachableError()
-      response = await poolFor(target.origin).request({
-        method: raw.method as 'GET',
-        path: target.path ?? raw.url ?? '/',
-        headers: upstreamHeaders(request, forwardOptions?.headers),
-        body,
-        signal: abort.signal
-      })
-    } catch (err) {
-      if (abort.signal.aborted || res.destroyed) {
-        // The client went away; the upstream request is aborted and there is nobody to answer.
-        return
-      }
-      const code = errorCode(err)
-      if (code === 'UND_ERR_HEADERS_TIMEOUT') {
-        request.log.warn({ upstream: target.origin }, 'upstream did not answer in time')
-        reply.send(new UpstreamTimeoutError())
-        return
-      }
-      const bodyUntouched = body === null || !body.started
-      if (forwardOptions?.onUnreachable !== undefined && bodyUntouched) {
-        // The caller answers, and may still read the body (serving the request here).
-        res.removeListener('close', onResponseClosed)
-        await forwardOptions.onUnreachable(err as Error)
-        return
-      }
-      request.log.warn({ upstream: target.origin, code }, 'upstream could not be reached')
-      reply.send(new UpstreamUnreachableError())
-      return
-    }
-
-    const headers = response.headers
-    const dropped = connectionTokens(headers.connection)
-    reply.code(response.statusCode)
-    for (const name in headers) {
-      if (isHopByHop(name) || (dropped !== null && dropped.has(name))) continue
-      const value = headers[name]
-      if (value === undefined) continue
-      if (name === 'set-cookie') {
-        // Fastify appends each set-cookie value, keeping any cookie a hook already set on this reply.
-        if (Array.isArray(value)) for (const cookie of value) reply.header('set-cookie', cookie)
-        else reply.header('set-cookie', value)
-      } else {
-        reply.header(name, value)
-      }
-    }
-    reply.send(response.body)
+  function relay (request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, forwardOptions?: ForwardOptions): void {
+    start(request, reply, target, forwardOptions, null)
   }
 
   async function close (): Promise<void> {
@@ -259,5 +130,5 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
     await Promise.all(all.map(async (pool) => await pool.close()))
   }
 
-  return { forward, close }
+  return { forward, relay, close }
 }

@@ -22,6 +22,8 @@ declare module 'fastify' {
 /** What the pipeline needs from the supervisor (the `Supervisor` of @navigator/supervisor). */
 export interface ProcessManager {
   ensureTenant (name: string): Promise<{ port: number }>
+  /** The port of a tenant that is ready now, else null (then ensureTenant starts or waits for it); optional. */
+  readyPort? (name: string): number | null
   standaloneStatus (name: string): { state: string }
   trackRequest (name: string): () => void
   trackWebSocket (name: string): () => void
@@ -132,11 +134,6 @@ function pathOf (url: string): string {
   return query === -1 ? url : url.slice(0, query)
 }
 
-function queryOf (url: string): string {
-  const query = url.indexOf('?')
-  return query === -1 ? '' : url.slice(query)
-}
-
 /** Steps 1 to 3: the answers Navigator gives by itself, and the forwarded path. */
 function answersLocally (config: NavigatorConfig) {
   const healthCheck = config.server.healthCheck
@@ -189,48 +186,84 @@ function answersLocally (config: NavigatorConfig) {
 function toUpstream (options: PipelineOptions) {
   const { processes, proxy, maintenance, webSockets } = options
   const findUpstream = createUpstreamRouter(options.config.applications)
+  const readyPort = processes.readyPort?.bind(processes)
+  // Built once per port: the origin strings of local upstreams.
+  const origins = new Map<number, string>()
+  function originOf (port: number): string {
+    let origin = origins.get(port)
+    if (origin === undefined) {
+      origin = `http://${UPSTREAM_HOST}:${port}`
+      origins.set(port, origin)
+    }
+    return origin
+  }
 
-  return async function proxyToUpstream (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    const forwardedPath = request.forwardedPath ?? pathOf(request.url)
-    const upstream: Upstream | null = findUpstream(forwardedPath)
-    if (upstream === null) return notFound(request, reply)
+  /** The request is counted for its upstream until its response closes; the proxy answers it. */
+  function relay (request: FastifyRequest, reply: FastifyReply, name: string, port: number, path: string, whenUnreachable: (() => unknown) | undefined): void {
+    reply.raw.on('close', processes.trackRequest(name))
+    proxy.relay(request, reply, { origin: originOf(port), path },
+      whenUnreachable === undefined ? undefined : { onUnreachable: whenUnreachable })
+  }
 
-    let name: string
+  /** A tenant that is not ready (stopped, starting): wait for it, then proxy; the maintenance page if it fails. */
+  async function whenTenantReady (request: FastifyRequest, reply: FastifyReply, name: string, path: string): Promise<FastifyReply> {
     let port: number
-    let whenUnreachable: (() => unknown) | undefined
+    try {
+      port = (await processes.ensureTenant(name)).port
+    } catch (err) {
+      request.log.warn({ tenant: name, err: (err as Error).message }, 'tenant unavailable')
+      return maintenance(request, reply)
+    }
+    if (isUpgrade(request.raw)) return await relayWebSocket(request, reply, name, port, path, undefined)
+    reply.raw.on('close', processes.trackRequest(name))
+    // Awaited: the promise settles once the reply is hijacked or answered, and `reply` then waits for its end.
+    await proxy.forward(request, reply, { origin: originOf(port), path })
+    return reply
+  }
+
+  async function relayWebSocket (request: FastifyRequest, reply: FastifyReply, name: string, port: number, path: string, whenUnreachable: (() => unknown) | undefined): Promise<FastifyReply> {
+    await webSockets.relay(request, reply, {
+      host: UPSTREAM_HOST,
+      port,
+      path,
+      release: processes.trackWebSocket(name),
+      onUnreachable: whenUnreachable
+    })
+    return reply
+  }
+
+  // Synchronous on the hot path (a ready tenant, a running standalone server): the proxy answers, the handler
+  // returns nothing, and no promise is made. Anything that must wait returns a promise of the reply.
+  return function proxyToUpstream (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> | undefined {
+    const url = request.url
+    const forwardedPath = request.forwardedPath ?? pathOf(url)
+    const upstream: Upstream | null = findUpstream(forwardedPath)
+    if (upstream === null) {
+      notFound(request, reply)
+      return undefined
+    }
+    const query = url.indexOf('?')
+    const path = query === -1 ? forwardedPath : forwardedPath + url.slice(query)
+
     if (upstream.kind === 'standalone') {
-      name = upstream.server.name
-      port = upstream.server.port
+      const name = upstream.server.name
+      const port = upstream.server.port
       // A standalone server that is down (crashed, backing off) answers with
       // the maintenance page at once instead of a connection error.
-      if (processes.standaloneStatus(name).state !== 'running') return maintenance(request, reply)
-      whenUnreachable = () => maintenance(request, reply)
-    } else {
-      name = upstream.tenant.name
-      try {
-        port = (await processes.ensureTenant(name)).port
-      } catch (err) {
-        request.log.warn({ tenant: name, err: (err as Error).message }, 'tenant unavailable')
-        return maintenance(request, reply)
+      if (processes.standaloneStatus(name).state !== 'running') {
+        maintenance(request, reply)
+        return undefined
       }
+      const whenUnreachable = (): unknown => maintenance(request, reply)
+      if (isUpgrade(request.raw)) return relayWebSocket(request, reply, name, port, path, whenUnreachable)
+      relay(request, reply, name, port, path, whenUnreachable)
+      return undefined
     }
 
-    const path = forwardedPath + queryOf(request.url)
-    if (isUpgrade(request.raw)) {
-      await webSockets.relay(request, reply, {
-        host: UPSTREAM_HOST,
-        port,
-        path,
-        release: processes.trackWebSocket(name),
-        onUnreachable: whenUnreachable
-      })
-      return reply
-    }
-
-    const finished = processes.trackRequest(name)
-    reply.raw.once('close', finished)
-    await proxy.forward(request, reply, { origin: `http://${UPSTREAM_HOST}:${port}`, path },
-      whenUnreachable === undefined ? undefined : { onUnreachable: whenUnreachable })
-    return reply
+    const name = upstream.tenant.name
+    const port = readyPort === undefined ? null : readyPort(name)
+    if (port === null || isUpgrade(request.raw)) return whenTenantReady(request, reply, name, path)
+    relay(request, reply, name, port, path, undefined)
+    return undefined
   }
 }

@@ -186,6 +186,15 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   // Open WebSockets count for both the process (idle tenant stop) and the Machine (idle suspend).
   const processes: ProcessManager = {
     ensureTenant: async (name) => await supervisor.ensureTenant(name),
+    // The hot path's synchronous check: a ready tenant is proxied without a promise.
+    readyPort (name) {
+      try {
+        const status = supervisor.tenantStatus(name)
+        return status.state === 'ready' ? status.port : null
+      } catch {
+        return null // an unknown tenant (a reload removed it): ensureTenant says why
+      }
+    },
     standaloneStatus: (name) => supervisor.standaloneStatus(name),
     trackRequest: (name) => supervisor.trackRequest(name),
     trackWebSocket (name) {

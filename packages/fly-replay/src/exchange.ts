@@ -1,0 +1,201 @@
+import type { ServerResponse } from 'node:http'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { BodyRelay } from './body-relay.js'
+import { UpstreamTimeoutError, UpstreamUnreachableError } from './errors.js'
+import { clientResponseHeaders } from './proxy-headers.js'
+
+// One proxied request, as an undici dispatch handler (the callback API: no Readable, no promise, no AbortController
+// per request). The upstream's response goes straight to the client's ServerResponse: its headers (with those hooks
+// set on the reply, the sticky cookie among them) in one writeHead, its body chunk by chunk with backpressure both
+// ways. Until the upstream's headers arrive, Fastify still owns the reply, so a 502, a 504 or the caller's fallback
+// are ordinary Fastify answers; once they arrive the reply is hijacked. onResponse hooks and the server's own
+// accounting still see the response finish and close.
+
+const kExchange = Symbol('navigator.upstreamExchange')
+type Response = ServerResponse & { [kExchange]?: Exchange }
+
+/** Listeners shared by every exchange (no closure per request): `this` is the client's response. */
+function onClientClose (this: Response): void {
+  this[kExchange]?.clientClosed()
+}
+
+function onClientDrain (this: Response): void {
+  this[kExchange]?.clientDrained()
+}
+
+function errorCode (err: unknown): string | undefined {
+  return (err as { code?: string } | null)?.code
+}
+
+function clientGoneError (): Error {
+  return Object.assign(new Error('The client closed the connection'), { code: 'NAV_FLY_REPLAY_CLIENT_GONE' })
+}
+
+/** `settled(err)` ends forward()'s promise: resolved once the answer is under way, rejected when the fallback throws. */
+export type Settle = (err?: unknown) => void
+
+export class Exchange {
+  private abortUpstream: ((err: Error) => void) | null = null
+  private resumeUpstream: (() => void) | null = null
+  /** The upstream's headers were written to the client: the reply is hijacked, and failures cut the response. */
+  private answering = false
+  /** res.end() was called here. */
+  private ended = false
+  /** Nothing more is written by this exchange: the client went away, or the reply was answered or handed back. */
+  private gone = false
+  private upstreamDone = false
+  private paused = false
+  private drainListening = false
+  /** Response body bytes still expected (from Content-Length); -1 when unknown. */
+  private remaining = -1
+
+  constructor (
+    private readonly request: FastifyRequest,
+    private readonly reply: FastifyReply,
+    private readonly origin: string,
+    private readonly body: BodyRelay | null,
+    private readonly onUnreachable: ((err: Error) => unknown) | undefined,
+    private settled: Settle | null
+  ) {
+    const res = reply.raw as Response
+    res[kExchange] = this
+    res.on('close', onClientClose)
+  }
+
+  private settle (err?: unknown): void {
+    const settled = this.settled
+    if (settled !== null) {
+      this.settled = null
+      settled(err)
+    } else if (err !== undefined) {
+      // No promise to reject (relay): the fallback failed, so the request is answered with the error.
+      if (!this.reply.raw.headersSent) this.reply.send(err)
+      else this.reply.raw.destroy()
+    }
+  }
+
+  /** The response closed: finished by us, or abandoned by the client (then the upstream request is aborted). */
+  clientClosed (): void {
+    if (!this.ended && !this.gone) {
+      this.gone = true
+      if (!this.upstreamDone && this.abortUpstream !== null) this.abortUpstream(clientGoneError())
+      this.settle()
+    }
+    // An upstream that answered before reading the whole request body: the rest is read and discarded, as Node
+    // does for an unread body, so the client connection can be reused or closed.
+    const raw = this.request.raw
+    if (this.body !== null && !raw.complete && !raw.destroyed) raw.resume()
+  }
+
+  clientDrained (): void {
+    if (!this.paused) return
+    this.paused = false
+    this.resumeUpstream?.()
+  }
+
+  onConnect (abort: (err?: Error) => void): void {
+    if (this.gone) abort(clientGoneError())
+    else this.abortUpstream = abort
+  }
+
+  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    // Interim responses (103 Early Hints) are not relayed; the final response follows.
+    if (statusCode < 200) return true
+    const reply = this.reply
+    const res = reply.raw
+    let headers: string[]
+    try {
+      headers = clientResponseHeaders(rawHeaders, reply.getHeaders())
+      res.writeHead(statusCode, headers)
+    } catch (err) {
+      // A header Node refuses to send: the upstream's answer cannot be relayed.
+      this.gone = true
+      this.abortUpstream?.(err as Error)
+      this.request.log.warn({ upstream: this.origin, err: (err as Error).message }, 'upstream response could not be relayed')
+      reply.send(new UpstreamUnreachableError())
+      this.settle()
+      return false
+    }
+    this.answering = true
+    this.resumeUpstream = resume
+    reply.hijack()
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]
+      if (name.length === 14 && name.toLowerCase() === 'content-length') {
+        this.remaining = Number(headers[i + 1])
+        break
+      }
+    }
+    this.settle()
+    return true
+  }
+
+  onData (chunk: Buffer): boolean {
+    const res = this.reply.raw
+    if (chunk.length === this.remaining) {
+      // The whole (rest of the) body: headers and body leave together, and the response is over.
+      this.remaining = 0
+      this.ended = true
+      res.end(chunk)
+      return true
+    }
+    if (this.remaining > 0) this.remaining -= chunk.length
+    if (res.write(chunk)) return true
+    if (!this.drainListening) {
+      this.drainListening = true
+      res.on('drain', onClientDrain)
+    }
+    this.paused = true
+    return false
+  }
+
+  onComplete (): void {
+    this.upstreamDone = true
+    if (this.ended || this.gone) return
+    this.ended = true
+    this.reply.raw.end()
+  }
+
+  onError (err: Error): void {
+    this.upstreamDone = true
+    if (this.gone) return
+    const reply = this.reply
+    if (this.answering) {
+      // The status line is out: the only honest signal left is an incomplete response.
+      this.request.log.warn({ upstream: this.origin, code: errorCode(err) }, 'upstream response failed before its end')
+      this.ended = true
+      reply.raw.destroy(err)
+      return
+    }
+    const code = errorCode(err)
+    if (code === 'UND_ERR_HEADERS_TIMEOUT') {
+      this.request.log.warn({ upstream: this.origin }, 'upstream did not answer in time')
+      reply.send(new UpstreamTimeoutError())
+      this.settle()
+      return
+    }
+    const onUnreachable = this.onUnreachable
+    if (onUnreachable !== undefined && (this.body === null || !this.body.started)) {
+      // The caller answers, and may still read the body (serving the request here), so this exchange lets go of
+      // the response; the caller runs outside undici's callbacks.
+      this.gone = true
+      const res = reply.raw as Response
+      res.removeListener('close', onClientClose)
+      if (res[kExchange] === this) res[kExchange] = undefined
+      queueMicrotask(() => {
+        let answered: unknown
+        try {
+          answered = onUnreachable(err)
+        } catch (thrown) {
+          this.settle(thrown)
+          return
+        }
+        Promise.resolve(answered).then(() => { this.settle() }, (thrown: unknown) => { this.settle(thrown) })
+      })
+      return
+    }
+    this.request.log.warn({ upstream: this.origin, code }, 'upstream could not be reached')
+    reply.send(new UpstreamUnreachableError())
+    this.settle()
+  }
+}
