@@ -1,10 +1,11 @@
+import { writeSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { createRequire } from 'node:module'
 import { createServer as createNetServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import Fastify, { LogController } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import pretty from 'pino-pretty'
 import { parseDuration } from '@navigator/config'
 import type { NavigatorConfig } from '@navigator/config'
 import { createUpstreamProxy } from '@navigator/fly-replay'
@@ -66,6 +67,9 @@ export interface NavigatorServer {
   close (): Promise<void>
 }
 
+/** The generation that answers a response, set on the ServerResponse itself. */
+const kGeneration = Symbol('navigator.generation')
+
 /** One Fastify instance per config generation; the previous one is closed once its last request is done. */
 interface Generation {
   app: FastifyInstance
@@ -103,8 +107,62 @@ function loggerOptions (env: NodeJS.ProcessEnv): object {
   const level = nonEmpty(env.LOG_LEVEL)?.toLowerCase() ?? DEFAULT_LOG_LEVEL
   if (!LOG_LEVELS.includes(level)) throw new InvalidLogLevelError(LOG_LEVELS.join(', '), JSON.stringify(env.LOG_LEVEL))
   // JSON lines for machines, readable lines for a person at a terminal.
-  if (process.stdout.isTTY === true) return { level, stream: pretty({ colorize: true, sync: true }) }
-  return { level }
+  if (process.stdout.isTTY === true) {
+    // Loaded only for a terminal: pino-pretty costs about 10 MiB of memory that a server on Fly never needs.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as (options: object) => object
+    return { level, stream: pretty({ colorize: true, sync: true }) }
+  }
+  return { level, stream: batchedStdout() }
+}
+
+/**
+ * JSON log lines go to stdout in batches: the lines of one turn of the event loop leave in one write at its end,
+ * and what is pending is written synchronously at exit (a SIGKILL loses at most one turn's lines). Under load this
+ * replaces a write system call per line (the info line of every sticky replay) with one per turn.
+ */
+class BatchedStdout {
+  private pending = ''
+  private scheduled = false
+  private readonly flushSoon = (): void => {
+    this.scheduled = false
+    this.flush()
+  }
+
+  write (line: string): boolean {
+    this.pending += line
+    if (this.pending.length >= 65_536) this.flush()
+    else if (!this.scheduled) {
+      this.scheduled = true
+      setImmediate(this.flushSoon)
+    }
+    return true
+  }
+
+  flush (): void {
+    if (this.pending === '') return
+    let buffer = Buffer.from(this.pending)
+    this.pending = ''
+    while (buffer.length > 0) {
+      try {
+        buffer = buffer.subarray(writeSync(1, buffer))
+      } catch (err) {
+        // A non-blocking pipe that is full: wait a millisecond and go on; anything else (EPIPE): the lines are lost.
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1)
+      }
+    }
+  }
+}
+
+let stdoutLines: BatchedStdout | null = null
+
+function batchedStdout (): BatchedStdout {
+  if (stdoutLines === null) {
+    const lines = new BatchedStdout()
+    process.once('exit', () => { lines.flush() })
+    stdoutLines = lines
+  }
+  return stdoutLines
 }
 
 /**
@@ -245,14 +303,20 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     if (inFlight === 0 && drained !== null) drained()
   }
 
-  function onRequest (req: IncomingMessage, res: ServerResponse): void {
+  // One listener for every response (no closure per request): the generation rides on the response.
+  function onResponseClosed (this: ServerResponse & { [kGeneration]?: Generation }): void {
+    finished(this[kGeneration] as Generation)
+  }
+
+  function onRequest (req: IncomingMessage, res: ServerResponse & { [kGeneration]?: Generation }): void {
     const generation = current
     generation.inFlight++
     inFlight++
     machineIdle?.requestStarted()
     // While draining, answered connections are closed rather than kept alive.
     if (closing) res.shouldKeepAlive = false
-    res.once('close', () => { finished(generation) })
+    res[kGeneration] = generation
+    res.on('close', onResponseClosed)
     generation.app.routing(req, res)
   }
 

@@ -7,6 +7,14 @@ import { sep } from 'node:path'
 export const INDEX_FILE = 'index.html'
 /** A public_dir that does not exist is looked for again at most this often. */
 export const MISSING_ROOT_RECHECK_MS = 1000
+/**
+ * A path found to be no static file is not looked up again for this long: the proxied paths of an app (every
+ * page, every API call) cost a stat system call once a second each instead of once per request. A file added to
+ * public_dir is served at most this long after it appears; one removed is noticed at once (hits are not cached).
+ */
+export const MISS_CACHE_TTL_MS = 1000
+/** At most this many misses are remembered; beyond it the cache starts over (a flood of distinct paths). */
+export const MISS_CACHE_MAX_ENTRIES = 10_000
 
 /**
  * Resolves a forwarded URL path to a regular file under publicDir: null at
@@ -28,17 +36,28 @@ export type StaticFileFinder = (forwardedPath: string) => Promise<string | null>
 export function createStaticFileFinder (publicDir: string): StaticFileFinder {
   let root: string | null = null
   let rootCheckedAt = -Infinity
+  let misses = new Set<string>()
+  let missesSince = -Infinity
 
   return function findStaticFile (forwardedPath) {
+    const now = Date.now()
     if (root === null) {
-      const now = Date.now()
       if (now - rootCheckedAt < MISSING_ROOT_RECHECK_MS) return null
       rootCheckedAt = now
       root = resolveRoot(publicDir)
       if (root === null) return null
     }
+    if (now - missesSince >= MISS_CACHE_TTL_MS || misses.size >= MISS_CACHE_MAX_ENTRIES) {
+      misses = new Set()
+      missesSince = now
+    } else if (misses.has(forwardedPath)) {
+      return null
+    }
     const relative = locate(publicDir, forwardedPath)
-    if (relative === null) return null
+    if (relative === null) {
+      misses.add(forwardedPath)
+      return null
+    }
     return insideRoot(publicDir, root, relative)
   }
 }
