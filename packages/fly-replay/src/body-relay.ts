@@ -1,6 +1,34 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { Readable } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+
+/** Called with the size of every relayed body chunk. */
+export type BodyAccounting = (bytes: number) => void
+
+/**
+ * An accounting that runs a minor garbage collection every `everyBytes` of request body relayed (all requests of
+ * one proxy together). Relayed chunks are large (up to 64 KiB each, held outside the JavaScript heap) and die at
+ * once, but the few small objects each one leaves in the young generation fill it slowly, so without a nudge dead
+ * chunks pile up towards V8's external-memory limit (about 64 MiB) before anything frees them. A scavenge of a
+ * young generation of short-lived objects takes well under a millisecond, about 1% of the time 16 MiB take to
+ * relay. `gc` comes from a throw-away context: the flag is on only while that context is made, so no global `gc`
+ * appears anywhere.
+ */
+export function minorCollectionEvery (everyBytes: number): BodyAccounting {
+  setFlagsFromString('--expose-gc')
+  const collect = runInNewContext('gc') as (options: { type: 'minor', execution: 'sync' }) => void
+  setFlagsFromString('--no-expose-gc')
+  let since = 0
+  return (bytes) => {
+    since += bytes
+    if (since >= everyBytes) {
+      since = 0
+      collect({ type: 'minor', execution: 'sync' })
+    }
+  }
+}
 
 export function hasBody (headers: IncomingHttpHeaders): boolean {
   if (headers['transfer-encoding'] !== undefined) return true
@@ -28,13 +56,14 @@ export function bodyStream (request: FastifyRequest): Readable {
 export class BodyRelay extends Readable {
   started = false
   private readonly onData = (chunk: Buffer): void => {
+    if (this.accounting !== null) this.accounting(chunk.length)
     if (!this.push(chunk)) this.source.pause()
   }
 
   private readonly onEnd = (): void => { this.push(null) }
   private readonly onError = (err: Error): void => { this.destroy(err) }
 
-  constructor (private readonly source: Readable) {
+  constructor (private readonly source: Readable, private readonly accounting: BodyAccounting | null = null) {
     super()
   }
 

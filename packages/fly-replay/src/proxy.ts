@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module'
 import type { Dispatcher, Pool as UndiciPool } from 'undici'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { BodyRelay, bodyStream, hasBody } from './body-relay.js'
+import { BodyRelay, bodyStream, hasBody, minorCollectionEvery } from './body-relay.js'
 import { InvalidOptionError, UpstreamUnreachableError } from './errors.js'
 import { Exchange, type Settle } from './exchange.js'
 import { upstreamRequestHeaders } from './proxy-headers.js'
@@ -23,6 +23,11 @@ export interface UpstreamProxyOptions {
   bodyTimeoutMs?: number
   /** Maximum connections per upstream origin; undefined = unlimited. */
   connections?: number
+  /**
+   * Run a minor garbage collection every this many bytes of relayed request body, so that large uploads do not
+   * grow the process's memory by tens of MiB of dead chunks; undefined = never (the process's own GC policy).
+   */
+  collectEveryBodyBytes?: number
 }
 
 export interface UpstreamTarget {
@@ -70,6 +75,12 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
     throw new InvalidOptionError('connections', 'must be a positive integer')
   }
 
+  const every = options.collectEveryBodyBytes
+  if (every !== undefined && (!Number.isInteger(every) || every < 1)) {
+    throw new InvalidOptionError('collectEveryBodyBytes', 'must be a positive integer')
+  }
+  const accounting = every === undefined ? null : minorCollectionEvery(every)
+
   const pools = new Map<string, UndiciPool>()
   let closed = false
 
@@ -90,7 +101,7 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
     settled: Settle | null
   ): void {
     const raw = request.raw
-    const body = hasBody(raw.headers) ? new BodyRelay(bodyStream(request)) : null
+    const body = hasBody(raw.headers) ? new BodyRelay(bodyStream(request), accounting) : null
     const exchange = new Exchange(request, reply, target.origin, body, forwardOptions?.onUnreachable, settled)
     if (closed) {
       exchange.onError(new UpstreamUnreachableError())

@@ -67,6 +67,12 @@ export interface NavigatorServer {
   close (): Promise<void>
 }
 
+/**
+ * A minor garbage collection runs every this many bytes of proxied request bodies: a 200 MiB upload then grows
+ * the process by about half as much as without (bench/upload.mjs; figures in bench/profiles/README.md).
+ */
+export const UPLOAD_BYTES_PER_MINOR_GC = 16 * 1024 * 1024
+
 /** The generation that answers a response, set on the ServerResponse itself. */
 const kGeneration = Symbol('navigator.generation')
 
@@ -231,7 +237,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const log = first.log
 
   const supervisor = new Supervisor({ applications: config.applications, logger: log, env })
-  const proxy: UpstreamProxy = createUpstreamProxy({ headersTimeoutMs })
+  const proxy: UpstreamProxy = createUpstreamProxy({ headersTimeoutMs, collectEveryBodyBytes: UPLOAD_BYTES_PER_MINOR_GC })
   const webSockets = new WebSocketRelay({ log })
   const machineIdle = config.server.idle === null || identity.machineId === null || identity.appName === null
     ? null
