@@ -100,12 +100,9 @@ export class WebSocketRelay {
     if (pending === undefined) throw new Error('relay() called for a request that is not an upgrade')
     const client = pending.socket
     const log = request.log
-    let released = false
-    const release = (): void => {
-      if (released) return
-      released = true
-      target.release()
-    }
+    // Made outside this scope: a closure made here would share this scope's context with the handshake
+    // listeners and keep the request, the reply and the target alive for as long as the WebSocket lasts.
+    const release = onceOnly(target.release)
     // The client may have left while the hooks or a starting tenant kept it waiting.
     if (client.destroyed) {
       release()
@@ -221,6 +218,15 @@ export class WebSocketRelay {
     // pipe() applies backpressure both ways and ends the other side when one side ends.
     client.pipe(upstream)
     upstream.pipe(client)
+  }
+}
+
+function onceOnly (fn: () => void): () => void {
+  let called = false
+  return () => {
+    if (called) return
+    called = true
+    fn()
   }
 }
 
