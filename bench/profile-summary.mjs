@@ -2,11 +2,16 @@
 // Reads a V8 .cpuprofile (node --cpu-prof) and prints the top functions by self time, and the share of
 // each script (by package) in the total: where the microseconds of the hot path go.
 //
-//   node bench/profile-summary.mjs <file.cpuprofile> [--top 40]
+//   node bench/profile-summary.mjs <file.cpuprofile> [--top 40] [--inclusive <regexp of function or file names>]
+//
+// --inclusive also lists, for the matching functions, their total time (self and everything they called).
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '40' } } })
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { top: { type: 'string', default: '40' }, inclusive: { type: 'string' } }
+})
 const file = positionals[0]
 if (!file) {
   console.error('usage: node bench/profile-summary.mjs <file.cpuprofile> [--top N]')
@@ -68,4 +73,29 @@ for (const [name, time] of [...groups].filter(([k]) => k !== '(idle)').sort((a, 
 console.log(`\ntop ${values.top} functions by self time:`)
 for (const [name, time] of [...functions].filter(([k]) => !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, Number(values.top))) {
   console.log(`${pct(time)}  ${name}`)
+}
+
+if (values.inclusive) {
+  const wanted = new RegExp(values.inclusive)
+  const children = new Map(profile.nodes.map((node) => [node.id, node.children ?? []]))
+  const totals = new Map()
+  function total (id) {
+    let sum = selfTime.get(id) ?? 0
+    for (const child of children.get(id)) sum += total(child)
+    const node = byId.get(id)
+    const frame = node.callFrame
+    const key = `${frame.functionName || '(anonymous)'} ${shortUrl(frame.url)}:${frame.lineNumber + 1}`
+    if (wanted.test(key)) {
+      // A function under itself (recursion) is counted once, at its outermost frame.
+      const entry = totals.get(key) ?? { time: 0, depth: 0 }
+      if (entry.depth === 0) entry.time += sum
+      totals.set(key, entry)
+    }
+    return sum
+  }
+  total(profile.nodes[0].id)
+  console.log(`\ninclusive time of functions matching ${wanted}:`)
+  for (const [name, { time }] of [...totals].sort((a, b) => b[1].time - a[1].time).slice(0, Number(values.top))) {
+    console.log(`${pct(time)}  ${name}`)
+  }
 }
