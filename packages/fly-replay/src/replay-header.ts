@@ -55,11 +55,15 @@ function checkedRegions (value: string | string[]): string {
   return regions.map((region) => checked('region', region, REGION_PATTERN)).join(',')
 }
 
+/**
+ * Written in whole milliseconds, rounded up: a Go duration in ASCII (`800ms`, `1m30s`), never `µs` (not ASCII) nor an
+ * exponent (`1e+21`), which a header value must not carry and Fly could not read.
+ */
 function checkedTimeout (value: unknown): string {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || !Number.isSafeInteger(Math.ceil(value))) {
     throw new InvalidReplayFieldError('timeout', `${describe(value)} is not a positive number of milliseconds`)
   }
-  return formatDuration(value)
+  return formatDuration(Math.ceil(value))
 }
 
 function checkedFallback (value: unknown): ReplayFallback {
