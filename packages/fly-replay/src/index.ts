@@ -9,7 +9,7 @@ export {
   REPLAY_JSON_CONTENT_TYPE
 } from './replay-header.js'
 export type { ReplayFields, ReplayJson } from './replay-header.js'
-export { parseReplaySrc, parseReplayFailed } from './replay-src.js'
+export { parseReplaySrc, parseReplayFailed, navigatorReplayState, NAVIGATOR_STATE_PREFIX } from './replay-src.js'
 export type { ReplaySource, ReplayFailure } from './replay-src.js'
 export { isReplayable, MAX_REPLAY_BODY_BYTES } from './replayable.js'
 export { isValidMachineId, MACHINE_ID_PATTERN } from './machine-id.js'

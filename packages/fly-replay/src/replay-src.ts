@@ -25,6 +25,14 @@ export interface ReplayFailure {
   elapsedMs?: number
 }
 
+/**
+ * Every `state` Navigator writes into its own fly-replay answers starts with this (`nav-rule` for replay rules,
+ * `nav-sticky` for sticky sessions). A request whose `fly-replay-src` carries such a state was replayed by Navigator
+ * once already, by whichever feature on whichever Machine: no feature replays it again, so two features that
+ * disagree about where a request belongs cannot bounce it between Machines.
+ */
+export const NAVIGATOR_STATE_PREFIX = 'nav-'
+
 const NUMBER = /^\d{1,20}$/
 const REASON = /^[a-z_]{1,64}$/
 
@@ -42,6 +50,13 @@ export function parseReplaySrc (value: unknown): ReplaySource | null {
   const state = validField(fields, 'state', STATE_PATTERN)
   if (state !== undefined) out.state = state
   return Object.keys(out).length === 0 ? null : out
+}
+
+/** The Navigator `state` of a `fly-replay-src` value (see NAVIGATOR_STATE_PREFIX), or null; never throws. */
+export function navigatorReplayState (value: unknown): string | null {
+  if (value === undefined) return null
+  const state = parseReplaySrc(value)?.state
+  return state !== undefined && state.startsWith(NAVIGATOR_STATE_PREFIX) ? state : null
 }
 
 /** Reads `fly-replay-failed`; tolerant and total: null for an absent or unusable value, never throws. */

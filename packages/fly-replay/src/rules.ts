@@ -6,7 +6,7 @@ import { InvalidOptionError } from './errors.js'
 import { APP_PATTERN, REGION_PATTERN } from './grammar.js'
 import { createUpstreamProxy, type UpstreamProxy } from './proxy.js'
 import { buildReplayHeader } from './replay-header.js'
-import { parseReplaySrc } from './replay-src.js'
+import { navigatorReplayState } from './replay-src.js'
 import { isReplayable } from './replayable.js'
 
 /** The `state` of replays issued by the rules; a request that comes back with it is served, never bounced again. */
@@ -153,7 +153,8 @@ async function flyReplayRulesPlugin (fastify: FastifyInstance, options: FlyRepla
     if (rule === null || rule.satisfied) return
     const headers = request.headers
     // A request already replayed by a rule is served wherever it landed: nothing bounces twice.
-    if (headers['fly-replay-src'] !== undefined && parseReplaySrc(headers['fly-replay-src'])?.state === RULES_REPLAY_STATE) return
+    // Replayed by Navigator already (this rule, or sticky sessions sending it to the user's Machine): served here.
+    if (navigatorReplayState(headers['fly-replay-src']) !== null) return
     if (headers['fly-replay-failed'] !== undefined) {
       await answerMaintenance(request, reply)
       return reply

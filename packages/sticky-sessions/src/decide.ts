@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { isReplayable, parseReplaySrc } from '@navigator/fly-replay'
+import { isReplayable, NAVIGATOR_STATE_PREFIX, parseReplaySrc } from '@navigator/fly-replay'
 import type { CookieCodec, CookieRejection } from './cookie.js'
 import type { MachineDiscovery } from './discovery.js'
 
@@ -28,6 +28,12 @@ export type DecisionKind =
    * went through this feature once and still did not reach it: apply the fallback mode.
    */
   | 'unavailable'
+  /**
+   * The cookie names another Machine, but another part of Navigator replayed this request here already (a
+   * `routes.fly.replay` rule, whose `state` also starts with `nav-`): that routing stands, so the request is served
+   * here and the cookie is left as it is. Replaying it again could bounce it between the two for ever.
+   */
+  | 'routed'
 
 export interface Decision {
   kind: DecisionKind
@@ -63,15 +69,14 @@ export function createDecider (context: DecisionContext): Decider {
     if (target === null) return { kind: 'rejected', machine: machineId, rejection: codec.rejection(cookieValue) }
     if (target === machineId) return OWN
     if (discovery.has(target) === false) return { kind: 'rejected', machine: machineId, rejection: 'machine-unknown' }
-    if (headers['fly-replay-failed'] !== undefined || headers[PROXIED_HEADER] !== undefined || replayedByUs(headers, replayState)) {
+    // Loop freedom: a request this feature replayed already, that still did not reach its Machine, is not replayed
+    // again; neither is one that another part of Navigator replayed here.
+    const source = headers['fly-replay-src']
+    const replayedAs = source === undefined ? undefined : parseReplaySrc(source)?.state
+    if (headers['fly-replay-failed'] !== undefined || headers[PROXIED_HEADER] !== undefined || replayedAs === replayState) {
       return { kind: 'unavailable', machine: target, rejection: null }
     }
+    if (replayedAs?.startsWith(NAVIGATOR_STATE_PREFIX) === true) return { kind: 'routed', machine: target, rejection: null }
     return { kind: isReplayable(headers) ? 'replay' : 'proxy', machine: target, rejection: null }
   }
-}
-
-/** Loop freedom: a request we already replayed that still did not reach its Machine is not replayed again. */
-function replayedByUs (headers: IncomingHttpHeaders, replayState: string): boolean {
-  const source = headers['fly-replay-src']
-  return source !== undefined && parseReplaySrc(source)?.state === replayState
 }

@@ -198,6 +198,11 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
       case 'unavailable':
         request.log.debug({ machine: decision.machine }, 'Sticky session cookie found')
         fallback(request, reply, decision.machine, done)
+        return
+      case 'routed':
+        request.log.debug({ machine: decision.machine }, 'Sticky session cookie found')
+        request.stickySession = { machine: decision.machine, action: 'serve' }
+        done()
     }
   })
 }
