@@ -46,11 +46,19 @@ function lowerCaseNames (extra: Readonly<Record<string, string>>): Set<string> {
 }
 
 /**
- * The request headers for the upstream: the client's, without hop-by-hop ones, plus X-Forwarded-For (this client
- * appended), X-Forwarded-Proto and -Host (kept when an edge set them: Fly's edge terminates TLS, and its values are
- * what the app must see), X-Request-Id when absent, and `extra` (replacing any of the same name).
+ * The request headers for the upstream: the client's, without hop-by-hop ones, plus X-Forwarded-For, -Proto and
+ * -Host, X-Request-Id when absent, and `extra` (replacing any of the same name).
+ *
+ * With `trustForwarded` (the peer is a trusted edge, such as Fly's, which terminates TLS and whose values are what the
+ * app must see) the peer's X-Forwarded-Proto and -Host are kept and this peer is appended to its X-Forwarded-For.
+ * Without it (the default) any X-Forwarded-* the client sent is discarded: X-Forwarded-For is the socket's address,
+ * -Proto that of this connection, -Host the Host header.
  */
-export function upstreamRequestHeaders (raw: IncomingMessage, extra: Readonly<Record<string, string>> | undefined): string[] {
+export function upstreamRequestHeaders (
+  raw: IncomingMessage,
+  extra: Readonly<Record<string, string>> | undefined,
+  trustForwarded = false
+): string[] {
   const incoming = raw.headers
   const dropped = connectionTokens(incoming.connection)
   const replaced = extra === undefined ? null : lowerCaseNames(extra)
@@ -64,12 +72,16 @@ export function upstreamRequestHeaders (raw: IncomingMessage, extra: Readonly<Re
     if (value === undefined || isHopByHop(name) || (dropped !== null && dropped.has(name)) || (replaced !== null && replaced.has(name))) continue
     if (name.charCodeAt(0) === 120 /* x */) {
       if (name === 'x-forwarded-for') {
-        forwardedFor = Array.isArray(value) ? value.join(', ') : value
+        if (trustForwarded) forwardedFor = Array.isArray(value) ? value.join(', ') : value
         continue
       }
-      if (name === 'x-forwarded-proto') hasProto = true
-      else if (name === 'x-forwarded-host') hasHost = true
-      else if (name === 'x-request-id') hasRequestId = true
+      if (name === 'x-forwarded-proto') {
+        if (!trustForwarded) continue
+        hasProto = true
+      } else if (name === 'x-forwarded-host') {
+        if (!trustForwarded) continue
+        hasHost = true
+      } else if (name === 'x-request-id') hasRequestId = true
     }
     if (typeof value === 'string') {
       out.push(name, value)

@@ -28,6 +28,11 @@ export interface UpstreamProxyOptions {
    * grow the process's memory by tens of MiB of dead chunks; undefined = never (the process's own GC policy).
    */
   collectEveryBodyBytes?: number
+  /**
+   * Keep the client's X-Forwarded-Proto and -Host and append to its X-Forwarded-For: only when every peer is a
+   * trusted edge (on Fly, its proxy). Default false: those headers are replaced by this connection's own values.
+   */
+  trustForwarded?: boolean
 }
 
 export interface UpstreamTarget {
@@ -80,6 +85,10 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
     throw new InvalidOptionError('collectEveryBodyBytes', 'must be a positive integer')
   }
   const accounting = every === undefined ? null : minorCollectionEvery(every)
+  if (options.trustForwarded !== undefined && typeof options.trustForwarded !== 'boolean') {
+    throw new InvalidOptionError('trustForwarded', 'must be a boolean')
+  }
+  const trustForwarded = options.trustForwarded === true
 
   const pools = new Map<string, UndiciPool>()
   let closed = false
@@ -109,7 +118,7 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
     }
     let headers: string[]
     try {
-      headers = upstreamRequestHeaders(raw, forwardOptions?.headers)
+      headers = upstreamRequestHeaders(raw, forwardOptions?.headers, trustForwarded)
     } catch (err) {
       exchange.onError(err as Error)
       return

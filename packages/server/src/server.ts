@@ -237,7 +237,12 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const log = first.log
 
   const supervisor = new Supervisor({ applications: config.applications, logger: log, env })
-  const proxy: UpstreamProxy = createUpstreamProxy({ headersTimeoutMs, collectEveryBodyBytes: UPLOAD_BYTES_PER_MINOR_GC })
+  const proxy: UpstreamProxy = createUpstreamProxy({
+    headersTimeoutMs,
+    collectEveryBodyBytes: UPLOAD_BYTES_PER_MINOR_GC,
+    // The same condition as Fastify's trustProxy: off Fly a client could forge X-Forwarded-*.
+    trustForwarded: identity.machineId !== null
+  })
   const webSockets = new WebSocketRelay({ log })
   const machineIdle = config.server.idle === null || identity.machineId === null || identity.appName === null
     ? null
