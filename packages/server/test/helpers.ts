@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import type { IncomingHttpHeaders } from 'node:http'
 import { createServer } from 'node:net'
@@ -25,14 +25,95 @@ export interface Running {
   exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
 }
 
-/** Writes files (path -> content) under a new temporary folder and returns it. */
+/**
+ * How long a test Navigator drains on SIGTERM. The default (30 s) outlives the teardown's patience, and a Navigator
+ * killed while draining leaves its tenants running; test configs get this instead unless they set their own.
+ */
+export const TEST_SHUTDOWN_TIMEOUT = '1s'
+/** How long teardown waits after SIGTERM before it kills Navigator's process group (well above the drain time). */
+export const STOP_GRACE_MS = 8_000
+
+/**
+ * A config text with `server.shutdown_timeout` set to TEST_SHUTDOWN_TIMEOUT when the text has a top-level
+ * `server:` section (indented by two spaces) that does not set one; any other text is returned as it is.
+ */
+export function withTestShutdown (yaml: string): string {
+  if (/^\s*shutdown_timeout:/m.test(yaml)) return yaml
+  return yaml.replace(/^server:[ \t]*\n(?=  \S)/m, (section) => `${section}  shutdown_timeout: ${TEST_SHUTDOWN_TIMEOUT}\n`)
+}
+
+/** (Re)writes `<dir>/navigator.yml` (see withTestShutdown). */
+export function writeConfig (dir: string, yaml: string): void {
+  writeFileSync(join(dir, 'navigator.yml'), withTestShutdown(yaml))
+}
+
+/** Writes files (path -> content) under a new temporary folder and returns it; `navigator.yml` as writeConfig does. */
 export function tempDir (files: Record<string, string | Buffer> = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'navigator-server-'))
   for (const [name, content] of Object.entries(files)) {
     mkdirSync(dirname(join(dir, name)), { recursive: true })
-    writeFileSync(join(dir, name), content)
+    writeFileSync(join(dir, name), name === 'navigator.yml' && typeof content === 'string' ? withTestShutdown(content) : content)
   }
   return dir
+}
+
+/** Process ids (other than this one) whose working directory is `dir` or below it, from /proc. */
+export function processesIn (dir: string): number[] {
+  const found: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue
+    let cwd: string
+    try { cwd = readlinkSync(`/proc/${entry}/cwd`) } catch { continue }
+    if (cwd === dir || cwd.startsWith(`${dir}/`)) found.push(Number(entry))
+  }
+  return found
+}
+
+function signal (pid: number, name: NodeJS.Signals): void {
+  try { process.kill(pid, name) } catch {}
+}
+
+/** Resolves true when `promise` settles within `ms`, false otherwise. */
+async function within (promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<false>((resolve) => { timer = setTimeout(() => { resolve(false) }, ms) })
+  try {
+    return await Promise.race([promise.then(() => true), expired])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Waits (bounded, checking every 50 ms) until no process works in `dir`; returns the ones still there. */
+async function settled (dir: string, ms: number): Promise<number[]> {
+  const deadline = Date.now() + ms
+  let left = processesIn(dir)
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    left = processesIn(dir)
+  }
+  return left
+}
+
+/**
+ * Stops a Navigator started by startNavigator: SIGTERM, then after STOP_GRACE_MS SIGKILL to its whole process group;
+ * then any process still working in `dir` (a tenant Navigator did not stop) is killed too and reported by throwing,
+ * which fails the test that started it (tap counts an error thrown in teardown as a failure).
+ */
+export async function stopNavigator (child: ChildProcess, exited: Promise<unknown>, dir: string): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGTERM')
+    if (!await within(exited, STOP_GRACE_MS)) {
+      signal(-(child.pid as number), 'SIGKILL')
+      await within(exited, 2_000)
+    }
+  }
+  // Navigator waits for its tenants before it exits; a short bound covers one that is still being reaped.
+  const left = await settled(dir, 2_000)
+  for (const pid of left) signal(pid, 'SIGKILL')
+  if (left.length > 0) {
+    throw new Error(`processes left running in ${dir} after navigator stopped (killed now): ${left.join(', ')}`)
+  }
 }
 
 /** Runs the CLI to completion and collects its output. */
@@ -62,11 +143,13 @@ export async function freePort (): Promise<number> {
 
 /**
  * Starts `navigator <dir>/navigator.yml` as a real process and waits for its
- * "listening" log line. Stopped (SIGTERM, then SIGKILL) at teardown.
+ * "listening" log line. Stopped at teardown by stopNavigator (which fails the test if a process outlives it).
  */
 export async function startNavigator (t: Teardown, dir: string, env: NodeJS.ProcessEnv = {}): Promise<Running> {
   const child = spawn(process.execPath, [BIN, join(dir, 'navigator.yml')], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Leader of its own process group, so that teardown can kill it with whatever it started in that group.
+    detached: true,
     env: { ...process.env, LOG_LEVEL: 'info', ...env }
   })
   const logs: LogLine[] = []
@@ -114,13 +197,7 @@ export async function startNavigator (t: Teardown, dir: string, env: NodeJS.Proc
     })
   }
 
-  t.teardown(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, 10_000)
-    await exited
-    clearTimeout(timer)
-  })
+  t.teardown(async () => { await stopNavigator(child, exited, dir) })
 
   const listening = await Promise.race([
     waitForLog((line) => line.msg === 'listening', 15_000),
