@@ -92,26 +92,37 @@ export function createCookieCodec (secrets: readonly string[] = []): CookieCodec
 
 /**
  * Builds the reader of one cookie from a Cookie request header: the raw value of cookie `name`, or undefined when
- * absent. Only this cookie is looked at (no full parse on the hot path). Cookies are separated by "; " exactly as
- * RFC 6265 has user agents send them, so `name=m2;app=evil` is one value, `m2;app=evil`, that the codec rejects.
- * The value is returned as sent, without trimming, unquoting or percent-decoding, so that the codec sees exactly
- * what the client sent.
+ * absent. Only this cookie is looked at (no full parse on the hot path). Cookies are separated by ";" followed by
+ * optional spaces or tabs: browsers send "; ", but other clients and proxies send ";" alone, and a cookie missed
+ * there would silently move the user off their Machine. A value ends at the next ";", so it never holds one: a
+ * header `name=m2;app=evil` is the value `m2` and a separate cookie `app`; what keeps a value from reaching a header
+ * is the codec's strict validation, not the splitting. The value is returned as sent, without trimming, unquoting or
+ * percent-decoding, so that the codec sees exactly what the client sent.
  */
 export function createCookieReader (name: string): (header: string) => string | undefined {
   const first = `${name}=`
-  const later = `; ${name}=`
   return function readCookie (header) {
-    let start: number
-    if (header.startsWith(first)) {
-      start = first.length
-    } else {
-      const at = header.indexOf(later)
-      if (at === -1) return undefined
-      start = at + later.length
+    let at = header.indexOf(first)
+    while (at !== -1) {
+      if (startsCookie(header, at)) {
+        const start = at + first.length
+        const end = header.indexOf(';', start)
+        return end === -1 ? header.slice(start) : header.slice(start, end)
+      }
+      at = header.indexOf(first, at + 1)
     }
-    const end = header.indexOf('; ', start)
-    return end === -1 ? header.slice(start) : header.slice(start, end)
+    return undefined
   }
+}
+
+/** Whether a cookie pair may begin at `at`: only spaces or tabs lie between it and the header's start or a ";". */
+function startsCookie (header: string, at: number): boolean {
+  for (let i = at - 1; i >= 0; i--) {
+    const code = header.charCodeAt(i)
+    if (code === 59 /* ; */) return true
+    if (code !== 32 && code !== 9) return false
+  }
+  return true
 }
 
 /** A rejected value as it may appear in a log line: at most 32 characters, escaped. */

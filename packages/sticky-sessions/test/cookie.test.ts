@@ -39,14 +39,18 @@ test('with a list of secrets the first signs and every one verifies (rotation)',
   t.equal(rotated.decode(`m2.${sig('retired', 'm2')}`), null)
 })
 
-test('the cookie reader reads only the named cookie, exactly as sent, split on "; " as browsers send it', async (t) => {
+test('the cookie reader reads only the named cookie, exactly as sent, split on ";" and optional whitespace', async (t) => {
   const read = createCookieReader('_navigator_machine')
   t.equal(read('_navigator_machine=m1'), 'm1')
   t.equal(read('a=1; _navigator_machine=m2; b=3'), 'm2')
   t.equal(read('x_navigator_machine=m9; _navigator_machine=m2'), 'm2', 'a longer name is not ours')
   t.equal(read('a=_navigator_machine=m9'), undefined, 'inside another value is not ours')
   t.equal(read('a=1 _navigator_machine=m9'), undefined)
-  t.equal(read('_navigator_machine=m2;app=evil'), 'm2;app=evil', 'a bare ";" does not end the value')
+  t.equal(read('a=b;_navigator_machine=m2'), 'm2', 'a bare ";" separates cookies, as some clients send them')
+  t.equal(read('a=b;\t _navigator_machine=m2'), 'm2', 'spaces and tabs after ";" are skipped')
+  t.equal(read('  _navigator_machine=m2'), 'm2', 'leading whitespace is skipped')
+  t.equal(read('_navigator_machine=m2;app=evil'), 'm2', 'a bare ";" ends the value: the rest is another cookie')
+  t.equal(read('a=1;x_navigator_machine=m9;_navigator_machine=m3'), 'm3', 'a longer name is not ours without a space either')
   t.equal(read('_navigator_machine="m2"'), '"m2"', 'quotes are kept, so the codec rejects them')
   t.equal(read('_navigator_machine=m2 ; b=1'), 'm2 ', 'nothing is trimmed')
   t.equal(read('_navigator_machine=m1; _navigator_machine=m2'), 'm1', 'the first (most specific path) wins')
