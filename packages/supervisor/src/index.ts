@@ -2,6 +2,8 @@ export {
   Supervisor,
   DEFAULT_HOST,
   DEFAULT_STOP_GRACE_MS,
+  DEFAULT_DRAIN_MS,
+  type UpdateOptions,
   type SupervisorOptions,
   type SpawnEvent,
   type ReadyEvent,

@@ -52,6 +52,8 @@ export class StandaloneServer {
   private webSockets = 0
   private stopRequested = false
   private spawning: Promise<void> | null = null
+  /** Set while drainRequests() waits; called when the in-flight count reaches 0 (or on stop()). */
+  private drained: (() => void) | null = null
 
   constructor (
     private readonly context: SupervisorContext,
@@ -91,7 +93,29 @@ export class StandaloneServer {
       if (done) return
       done = true
       this.inFlight--
+      if (this.inFlight === 0) this.drained?.()
     }
+  }
+
+  /**
+   * Resolves once no tracked request is in flight, or after `drainMs`. Open WebSockets are not
+   * waited for: a restart on the same fixed port closes them.
+   */
+  async drainRequests (drainMs: number): Promise<void> {
+    if (this.inFlight === 0) return
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.drained = null
+        this.context.logger.warn({ process: this.name, drainMs, requests: this.inFlight }, 'standalone server still busy after the drain limit; restarting it')
+        resolve()
+      }, drainMs)
+      timer.unref()
+      this.drained = () => {
+        clearTimeout(timer)
+        this.drained = null
+        resolve()
+      }
+    })
   }
 
   trackWebSocket (): () => void {
@@ -105,6 +129,7 @@ export class StandaloneServer {
   }
 
   async stop (): Promise<void> {
+    this.drained?.()
     this.stopRequested = true
     if (this.restartTimer !== null) {
       clearTimeout(this.restartTimer)

@@ -20,6 +20,13 @@ import { tenantSignature } from './tenant-launch.js'
 export const DEFAULT_HOST = '127.0.0.1'
 /** Time between SIGTERM and SIGKILL when stopping a process group. */
 export const DEFAULT_STOP_GRACE_MS = 5000
+/** How long update() lets a replaced process finish its requests before stopping it (the server passes shutdown_timeout). */
+export const DEFAULT_DRAIN_MS = 30_000
+
+export interface UpdateOptions {
+  /** Wait at most this long for a replaced or removed process's requests (and a tenant's WebSockets); default the constructor's drainMs. */
+  drainMs?: number
+}
 
 export interface SupervisorOptions {
   applications: ApplicationsConfig
@@ -28,6 +35,8 @@ export interface SupervisorOptions {
   env?: NodeJS.ProcessEnv
   host?: string
   stopGraceMs?: number
+  /** Default drain limit of update(); default DEFAULT_DRAIN_MS. */
+  drainMs?: number
   /** Standalone server restart backoff; defaults to 100 ms doubling to 30 s, reset after 60 s up. */
   restartBackoff?: Partial<RestartBackoff>
 }
@@ -51,6 +60,11 @@ export class Supervisor extends EventEmitter {
   private readonly backoff: RestartBackoff
   private readonly tenants = new Map<string, Tenant>()
   private readonly standalone = new Map<string, StandaloneServer>()
+  /** Tenants a reload replaced or removed, until their process group is stopped. */
+  private readonly retired = new Set<Tenant>()
+  /** The pending drain-and-restart (or stop) of each standalone server a reload changed. */
+  private readonly serverChanges = new Map<StandaloneServer, Promise<void>>()
+  private readonly drainMs: number
   private closed = false
 
   constructor (options: SupervisorOptions) {
@@ -60,6 +74,9 @@ export class Supervisor extends EventEmitter {
     if (options.logger === null || typeof options.logger?.child !== 'function') throw new InvalidOptionError('logger must be a pino-like logger with info, warn, error, debug and child')
     const stopGraceMs = options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS
     if (!Number.isFinite(stopGraceMs) || stopGraceMs < 0) throw new InvalidOptionError(`stopGraceMs must be a non-negative number, got ${String(options.stopGraceMs)}`)
+    const drainMs = options.drainMs ?? DEFAULT_DRAIN_MS
+    if (!Number.isFinite(drainMs) || drainMs < 0) throw new InvalidOptionError(`drainMs must be a non-negative number, got ${String(options.drainMs)}`)
+    this.drainMs = drainMs
     const host = options.host ?? DEFAULT_HOST
     this.backoff = {
       initialMs: options.restartBackoff?.initialMs ?? RESTART_BACKOFF_INITIAL_MS,
@@ -100,7 +117,15 @@ export class Supervisor extends EventEmitter {
     const tenant = this.tenants.get(name)
     if (tenant === undefined) return Promise.reject(new UnknownTenantError(name))
     if (this.closed) return Promise.reject(new StoppedError(name))
-    return tenant.ensure()
+    // A caller still waiting when a reload replaces the tenant is moved to the new instance, so a request
+    // is never proxied to (nor counted against the wrong instance of) a process that is being retired.
+    return tenant.ensure().then(
+      (result) => this.tenants.get(name) === tenant || this.closed ? result : this.ensureTenant(name),
+      (err: unknown) => {
+        if (this.tenants.get(name) === tenant || this.closed || !this.tenants.has(name)) throw err
+        return this.ensureTenant(name)
+      }
+    )
   }
 
   tenantStatus (name: string): TenantStatus {
@@ -144,15 +169,31 @@ export class Supervisor extends EventEmitter {
   }
 
   /**
-   * Applies a reloaded configuration: new processes start (standalone servers, eager tenants),
-   * removed ones stop, changed ones (command, args, env, var, working directory, health check,
-   * port) are stopped and started again, unchanged ones keep running untouched.
+   * Applies a reloaded configuration without dropping a request or a WebSocket (SPEC section 7).
+   *
+   * The new configuration is registered synchronously, before update() returns its promise: from then
+   * on ensureTenant() and trackRequest() see it. Unchanged processes keep running untouched. A changed
+   * tenant (command, args, env, var, working directory, health check) is replaced: new requests go to a
+   * fresh instance (started lazily on a new port, or at once when eager) and the old process group is
+   * stopped once its tracked requests and WebSockets are done, or after `drainMs`. A removed tenant is
+   * retired the same way. A changed standalone server (one fixed port, so it cannot run twice) is
+   * restarted once its in-flight requests are done or after `drainMs`; the restart closes its open
+   * WebSockets. A removed one is stopped after the same wait.
+   *
+   * Throws NAV_SUPERVISOR_INVALID_OPTION synchronously (nothing applied) for a bad option. The promise
+   * resolves once every retired process has stopped and every new or changed one has been spawned.
    */
-  async update (applications: ApplicationsConfig): Promise<void> {
+  update (applications: ApplicationsConfig, options: UpdateOptions = {}): Promise<void> {
+    if (applications === null || typeof applications !== 'object' || !Array.isArray(applications.tenants) || !Array.isArray(applications.standaloneServers)) {
+      throw new InvalidOptionError('applications must be the normalised ApplicationsConfig')
+    }
+    const drainMs = options.drainMs ?? this.drainMs
+    if (!Number.isFinite(drainMs) || drainMs < 0) throw new InvalidOptionError(`drainMs must be a non-negative number, got ${String(options.drainMs)}`)
+
     const previous = this.context.applications
-    const stopping: Promise<void>[] = []
-    const restartTenants: Tenant[] = []
-    const restartServers: StandaloneServer[] = []
+    const retiring: Promise<void>[] = []
+    const replacedTenants: Tenant[] = []
+    const restarting: Promise<void>[] = []
     const nextTenants = new Map(applications.tenants.map((tenant) => [tenant.name, tenant]))
     const nextServers = new Map(applications.standaloneServers.map((server) => [server.name, server]))
 
@@ -160,11 +201,12 @@ export class Supervisor extends EventEmitter {
       const next = nextTenants.get(name)
       if (next === undefined) {
         this.tenants.delete(name)
-        stopping.push(tenant.stop())
+        retiring.push(this.retireTenant(tenant, drainMs))
       } else if (tenantSignature(previous, tenant.config) !== tenantSignature(applications, next)) {
-        tenant.config = next
-        stopping.push(tenant.stop())
-        restartTenants.push(tenant)
+        const fresh = new Tenant(this.context, next)
+        this.tenants.set(name, fresh)
+        replacedTenants.push(fresh)
+        retiring.push(this.retireTenant(tenant, drainMs))
       } else {
         tenant.config = next
       }
@@ -173,24 +215,28 @@ export class Supervisor extends EventEmitter {
       const next = nextServers.get(name)
       if (next === undefined) {
         this.standalone.delete(name)
-        stopping.push(server.stop())
+        retiring.push(this.afterDrain(server, drainMs, async () => { await server.stop() }))
       } else if (standaloneSignature(server.config) !== standaloneSignature(next)) {
         server.config = next
-        stopping.push(server.stop().then(() => { restartServers.push(server) }))
+        restarting.push(this.afterDrain(server, drainMs, async () => {
+          await server.stop()
+          if (!this.closed && this.standalone.get(name) === server) await server.start()
+        }))
       } else {
         server.config = next
       }
     }
     this.context.applications = applications
-    this.context.ports.setFixedPorts(applications.standaloneServers.map((server) => server.port))
     const added = this.load(applications)
     for (const tenant of this.tenants.values()) tenant.refresh()
-    await Promise.all(stopping)
-    if (this.closed) return
-    await Promise.all([...restartServers, ...added.servers].map((server) => server.start()))
-    for (const tenant of [...restartTenants, ...added.tenants]) {
+    for (const tenant of [...replacedTenants, ...added.tenants]) {
       if (tenant.config.start === 'eager') this.startEager(tenant)
     }
+    return Promise.all([
+      ...retiring,
+      ...restarting,
+      ...added.servers.map(async (server) => { if (!this.closed) await server.start() })
+    ]).then(() => {})
   }
 
   /** Stops every process: SIGTERM to each process group, SIGKILL after stopGraceMs. */
@@ -198,8 +244,33 @@ export class Supervisor extends EventEmitter {
     this.closed = true
     await Promise.all([
       ...[...this.tenants.values()].map((tenant) => tenant.stop()),
+      ...[...this.retired].map((tenant) => tenant.stop()),
       ...[...this.standalone.values()].map((server) => server.stop())
     ])
+  }
+
+  /** Stops a replaced or removed tenant once it is idle (or after drainMs); stop() stops it at once. */
+  private async retireTenant (tenant: Tenant, drainMs: number): Promise<void> {
+    this.retired.add(tenant)
+    try {
+      await tenant.retire(drainMs)
+    } finally {
+      this.retired.delete(tenant)
+    }
+  }
+
+  /** Runs `then` for a standalone server after its requests drained; restarts of one server run one after another. */
+  private afterDrain (server: StandaloneServer, drainMs: number, then: () => Promise<void>): Promise<void> {
+    const previous = this.serverChanges.get(server) ?? Promise.resolve()
+    const change = previous.then(async () => {
+      await server.drainRequests(drainMs)
+      await then()
+    }).catch((err: Error) => {
+      this.context.logger.error({ process: server.name, err }, 'applying a reloaded configuration to a standalone server failed')
+    })
+    this.serverChanges.set(server, change)
+    void change.then(() => { if (this.serverChanges.get(server) === change) this.serverChanges.delete(server) })
+    return change
   }
 
   /** Creates the tenants and standalone servers not known yet; returns them. */

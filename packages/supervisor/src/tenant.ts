@@ -32,6 +32,8 @@ export class Tenant {
   private inFlight = 0
   private webSockets = 0
   private idleTimer: NodeJS.Timeout | null = null
+  /** Set while retire() waits for the last request and WebSocket; called when both counts reach 0. */
+  private drained: (() => void) | null = null
 
   constructor (private readonly context: SupervisorContext, public config: TenantConfig) {}
 
@@ -73,6 +75,7 @@ export class Tenant {
       done = true
       this.inFlight--
       this.armIdleTimer()
+      this.checkDrained()
     }
   }
 
@@ -85,7 +88,35 @@ export class Tenant {
       closed = true
       this.webSockets--
       this.armIdleTimer()
+      this.checkDrained()
     }
+  }
+
+  /**
+   * Stops this instance once its tracked requests and WebSockets reach 0, or after `drainMs`
+   * (whatever is still open then is cut by the stop). Used when a reload replaced the tenant.
+   */
+  async retire (drainMs: number): Promise<void> {
+    if (this.inFlight > 0 || this.webSockets > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.drained = null
+          this.context.logger.warn({ process: this.name, drainMs, requests: this.inFlight, webSockets: this.webSockets }, 'replaced tenant still busy after the drain limit; stopping it')
+          resolve()
+        }, drainMs)
+        timer.unref()
+        this.drained = () => {
+          clearTimeout(timer)
+          this.drained = null
+          resolve()
+        }
+      })
+    }
+    await this.stop()
+  }
+
+  private checkDrained (): void {
+    if (this.drained !== null && this.inFlight === 0 && this.webSockets === 0) this.drained()
   }
 
   /** Re-reads timeouts after a configuration reload. */
@@ -95,6 +126,7 @@ export class Tenant {
   }
 
   async stop (): Promise<void> {
+    this.drained?.()
     this.generation++
     this.clearIdleTimer()
     const starting = this.starting
