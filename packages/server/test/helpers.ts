@@ -10,6 +10,10 @@ import { fileURLToPath } from 'node:url'
 
 export const BIN = fileURLToPath(new URL('../bin/navigator.js', import.meta.url))
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url))
+/** The fixture tenant app (answers with what it saw; see fixtures/tenant.mjs). */
+export const TENANT_APP = join(FIXTURES, 'tenant.mjs')
+/** The fixture standalone server (an echoing WebSocket server on the port given as its argument). */
+export const CABLE_APP = join(FIXTURES, 'cable.mjs')
 
 interface Teardown { teardown (fn: () => unknown): void }
 
@@ -204,6 +208,67 @@ export async function startNavigator (t: Teardown, dir: string, env: NodeJS.Proc
     exited.then(({ code }) => { throw new Error(`navigator exited with ${String(code)}: ${errors}`) })
   ])
   return { child, dir, address: listening.address as string, logs, stderr: () => errors, waitForLog, exited }
+}
+
+/** A config of tenants of the fixture app behind a Navigator; every list holds lines as they appear in the file. */
+export interface Site {
+  /** `server.listen`; a free port is picked by Navigator unless given. */
+  listen?: string
+  /** Lines under `server:` after `listen`. */
+  server?: string[]
+  /** Lines under `routes:` (no routes section without them). */
+  routes?: string[]
+  /** Lines under `applications:` after `start_port` and before `tenants:`. */
+  applications?: string[]
+  /** The tenants, each from tenant(). */
+  tenants: string[][]
+  /** Lines under `applications:` after the tenants (e.g. `standalone_servers:`). */
+  after?: string[]
+  /** `applications.start_port`; a free port unless given. */
+  startPort?: number
+}
+
+/** The lines of one tenant entry under `applications.tenants`; `more` are its further keys, unindented. */
+export function tenant (name: string, path: string, ...more: string[]): string[] {
+  return [`    - name: ${name}`, `      path: ${path}`, ...more.map((line) => `      ${line}`)]
+}
+
+/** The navigator.yml text of a Site (running TENANT_APP with `command: node`). */
+export async function siteConfig (site: Site): Promise<string> {
+  return [
+    'server:',
+    `  listen: ${site.listen ?? '"127.0.0.1:0"'}`,
+    ...site.server ?? [],
+    ...site.routes === undefined ? [] : ['routes:', ...site.routes],
+    'applications:',
+    '  command: node',
+    `  args: [${JSON.stringify(TENANT_APP)}]`,
+    `  start_port: ${site.startPort ?? await freePort()}`,
+    ...site.applications ?? [],
+    '  tenants:',
+    ...site.tenants.flat(),
+    ...site.after ?? [],
+    ''
+  ].join('\n')
+}
+
+/**
+ * Writes a Site's config into a new temporary folder (with `files` beside it), starts Navigator on it and, before
+ * returning, asks each of `warm` (paths, with `headers`) once: any answer but 200 is thrown as a set-up failure.
+ */
+export async function startSite (t: Teardown, site: Site, options: {
+  env?: NodeJS.ProcessEnv
+  warm?: string[]
+  headers?: Record<string, string>
+  files?: Record<string, string | Buffer>
+} = {}): Promise<Running> {
+  const dir = tempDir({ ...options.files, 'navigator.yml': await siteConfig(site) })
+  const navigator = await startNavigator(t, dir, options.env)
+  for (const path of options.warm ?? []) {
+    const warm = await http(navigator.address, path, { headers: options.headers })
+    if (warm.status !== 200) throw new Error(`${path} does not answer: ${warm.status}`)
+  }
+  return navigator
 }
 
 export interface Answer {

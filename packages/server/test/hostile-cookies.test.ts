@@ -1,9 +1,8 @@
 import { connect } from 'node:net'
-import { join } from 'node:path'
 import { test } from 'tap'
 import type { Test } from 'tap'
 import fc from 'fast-check'
-import { FIXTURES, freePort, http, startNavigator, tempDir } from './helpers.js'
+import { freePort, http, startSite, tenant } from './helpers.js'
 import type { Running } from './helpers.js'
 
 // Hostile input (issue 7): fuzzed Cookie headers, sent as raw bytes to the real navigator process with sticky
@@ -17,13 +16,11 @@ const COOKIE = '_navigator_machine'
 /** Every value the fuzzer makes up carries this mark, so an echo into a response header can be recognised. */
 const MARK = 'zqx'
 
-async function site (t: Parameters<typeof startNavigator>[0]): Promise<Running> {
-  const dir = tempDir({
-    'navigator.yml': [
-      'server:',
-      '  listen: "127.0.0.1:0"',
-      '  health_check: /up',
-      'routes:',
+async function site (t: Test): Promise<Running> {
+  // The tenant answers before the fuzzing starts, so every answer below is about the cookie, not about a start-up.
+  return await startSite(t, {
+    server: ['  health_check: /up'],
+    routes: [
       '  fly:',
       '    sticky_sessions:',
       '      enabled: true',
@@ -31,23 +28,10 @@ async function site (t: Parameters<typeof startNavigator>[0]): Promise<Running> 
       '      paths: ["/app/*"]',
       '      peers:',
       `        ${MACHINE}: "http://127.0.0.1:1"`,
-      `        ${OTHER}: "http://127.0.0.1:${await freePort()}"`,
-      'applications:',
-      '  command: node',
-      `  args: [${JSON.stringify(join(FIXTURES, 'tenant.mjs'))}]`,
-      `  start_port: ${await freePort()}`,
-      '  tenants:',
-      '    - name: app',
-      '      path: /app',
-      '      start: eager',
-      ''
-    ].join('\n')
-  })
-  const navigator = await startNavigator(t, dir, { FLY_MACHINE_ID: MACHINE, FLY_APP_NAME: 'hostile', FLY_REGION: 'ord' })
-  // The tenant answers before the fuzzing starts, so every answer below is about the cookie, not about a start-up.
-  const warm = await http(navigator.address, '/app/warm-up')
-  if (warm.status !== 200) throw new Error(`the tenant does not answer: ${warm.status}`)
-  return navigator
+      `        ${OTHER}: "http://127.0.0.1:${await freePort()}"`
+    ],
+    tenants: [tenant('app', '/app', 'start: eager')]
+  }, { env: { FLY_MACHINE_ID: MACHINE, FLY_APP_NAME: 'hostile', FLY_REGION: 'ord' }, warm: ['/app/warm-up'] })
 }
 
 interface Parsed {

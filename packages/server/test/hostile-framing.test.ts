@@ -1,7 +1,6 @@
 import { connect } from 'node:net'
-import { join } from 'node:path'
 import { test } from 'tap'
-import { FIXTURES, freePort, http, startNavigator, tempDir } from './helpers.js'
+import { http, startSite, tenant } from './helpers.js'
 import type { Running } from './helpers.js'
 
 // Hostile input (issue 7): ambiguous request framing (request smuggling attempts) through the real navigator in
@@ -9,27 +8,11 @@ import type { Running } from './helpers.js'
 // same way: the tenant never sees both Content-Length and Transfer-Encoding, never a request Navigator did not
 // answer for, and the smuggled request that follows is answered as its own request or not at all.
 
-async function site (t: Parameters<typeof startNavigator>[0]): Promise<Running> {
-  const dir = tempDir({
-    'navigator.yml': [
-      'server:',
-      '  listen: "127.0.0.1:0"',
-      '  health_check: /up',
-      'applications:',
-      '  command: node',
-      `  args: [${JSON.stringify(join(FIXTURES, 'tenant.mjs'))}]`,
-      `  start_port: ${await freePort()}`,
-      '  tenants:',
-      '    - name: app',
-      '      path: /app',
-      '      start: eager',
-      ''
-    ].join('\n')
-  })
-  const navigator = await startNavigator(t, dir)
-  const warm = await http(navigator.address, '/app/warm-up')
-  if (warm.status !== 200) throw new Error(`the tenant does not answer: ${warm.status}`)
-  return navigator
+async function site (t: Parameters<typeof startSite>[0]): Promise<Running> {
+  return await startSite(t, {
+    server: ['  health_check: /up'],
+    tenants: [tenant('app', '/app', 'start: eager')]
+  }, { warm: ['/app/warm-up'] })
 }
 
 /** Sends bytes on one connection and returns everything received until the server closes it (bounded). */

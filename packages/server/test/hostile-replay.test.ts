@@ -1,10 +1,9 @@
-import { join } from 'node:path'
 import { test } from 'tap'
 import type { Test } from 'tap'
 import fc from 'fast-check'
 import { createCookieCodec, STICKY_REPLAY_STATE } from '@navigator/sticky-sessions'
 import { RULES_REPLAY_STATE, parseReplaySrc } from '@navigator/fly-replay'
-import { FIXTURES, freePort, http, startNavigator, tempDir } from './helpers.js'
+import { freePort, http, startSite, tenant } from './helpers.js'
 import type { Answer, Running } from './helpers.js'
 
 // Hostile input (issue 7): forged `fly-replay-src`, `fly-replay-failed` and `x-navigator-sticky-proxied` headers,
@@ -23,12 +22,9 @@ const CHOSEN = 'm3'
 type FallbackMode = 'maintenance' | 'route_to_available'
 
 async function machine (t: Test, options: { region: string, fallback: FallbackMode }): Promise<Running> {
-  const dir = tempDir({
-    'navigator.yml': [
-      'server:',
-      '  listen: "127.0.0.1:0"',
-      '  health_check: /up',
-      'routes:',
+  return await startSite(t, {
+    server: ['  health_check: /up'],
+    routes: [
       '  fly:',
       '    replay:',
       '      - path: "^/api/"',
@@ -41,27 +37,14 @@ async function machine (t: Test, options: { region: string, fallback: FallbackMo
       '      peers:',
       `        ${SELF}: "http://127.0.0.1:1"`,
       `        ${HOME}: "http://127.0.0.1:${await freePort()}"`,
-      `        ${CHOSEN}: "http://127.0.0.1:${await freePort()}"`,
-      'applications:',
-      '  command: node',
-      `  args: [${JSON.stringify(join(FIXTURES, 'tenant.mjs'))}]`,
-      `  start_port: ${await freePort()}`,
-      '  tenants:',
-      '    - name: app',
-      '      path: /app',
-      '      start: eager',
-      '    - name: api',
-      '      path: /api',
-      '      start: eager',
-      ''
-    ].join('\n')
+      `        ${CHOSEN}: "http://127.0.0.1:${await freePort()}"`
+    ],
+    tenants: [tenant('app', '/app', 'start: eager'), tenant('api', '/api', 'start: eager')]
+  }, {
+    env: { FLY_MACHINE_ID: SELF, FLY_APP_NAME: 'hostile', FLY_REGION: options.region },
+    warm: ['/app/warm-up', '/api/warm-up'],
+    headers: { cookie: `${COOKIE}=${codec.encode(SELF)}`, 'fly-replay-src': `state=${RULES_REPLAY_STATE}` }
   })
-  const navigator = await startNavigator(t, dir, { FLY_MACHINE_ID: SELF, FLY_APP_NAME: 'hostile', FLY_REGION: options.region })
-  for (const path of ['/app/warm-up', '/api/warm-up']) {
-    const warm = await http(navigator.address, path, { headers: { cookie: `${COOKIE}=${codec.encode(SELF)}`, 'fly-replay-src': `state=${RULES_REPLAY_STATE}` } })
-    if (warm.status !== 200) throw new Error(`${path} does not answer: ${warm.status}`)
-  }
-  return navigator
 }
 
 const cookieFor = (id: string): string => `${COOKIE}=${codec.encode(id)}`
