@@ -7,7 +7,7 @@ import { createDecider, PROXIED_HEADER } from './decide.js'
 import { createDnsDiscovery, createStaticDiscovery, noDiscovery, type MachineDiscovery } from './discovery.js'
 import { defaultMaintenance } from './maintenance.js'
 import { resolveOptions, STICKY_REPLAY_STATE, type ResolvedOptions, type StickySessionsOptions } from './options.js'
-import { compileStickyPaths } from './paths.js'
+import { compileStickyPaths, stickyMatchPath } from './paths.js'
 
 export type StickyAction = 'serve' | 'replay' | 'proxy' | 'fallback'
 
@@ -165,7 +165,7 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
   }
 
   fastify.addHook('onRequest', function stickySessions (request, reply, done) {
-    if (!matchPath(request.url)) {
+    if (!matchPath(stickyMatchPath(request.url))) {
       done()
       return
     }

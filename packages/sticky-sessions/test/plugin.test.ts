@@ -8,6 +8,7 @@ import {
   STICKY_REPLAY_STATE,
   REPLAY_RESPONSE_BODY
 } from '../src/index.js'
+import { stickyMatchPath } from '../src/paths.js'
 import { build, setCookies } from './helpers.js'
 
 test('a first visit is served here and pinned with a cookie carrying exactly the configured attributes', async (t) => {
@@ -112,6 +113,31 @@ test('paths: "/cable" exact, "/app/*" the prefix and below, "*/admin" any ending
     t.equal(res.headers['set-cookie'], undefined, `${url} gets no cookie`)
     t.equal(res.json().sticky, null)
   }
+})
+
+test('paths are matched on the path percent-decoded once, as the app reads it', async (t) => {
+  const { app } = await build(t, { paths: ['/cable', '/app/*', '*/admin'] })
+  const cookie = { cookie: `${DEFAULT_COOKIE_NAME}=m2` }
+  for (const url of ['/%61pp/x', '/%61pp', '/app%2Fx', '/c%61ble?x=%41', '/x/%61dmin']) {
+    t.equal((await app.inject({ url, headers: cookie })).statusCode, 307, `${url} is sticky`)
+  }
+  // Decoded once only (%2561 is "%61" to the app), case kept, an encoded "?" is part of the path, the query is not.
+  for (const url of ['/%2561pp/x', '/%41pp/x', '/cable%3Fx', '/x?p=%2Fcable']) {
+    const res = await app.inject({ url, headers: cookie })
+    t.equal(res.statusCode, 200, `${url} is not sticky`)
+    t.equal(res.json().sticky, null)
+  }
+})
+
+test('the path for matching: the URL itself without "%" in the path, decoded once otherwise, as sent when malformed', async (t) => {
+  const plain = '/app/x?q=%41'
+  t.equal(stickyMatchPath(plain), plain, 'no "%" in the path: the same string, no work')
+  t.equal(stickyMatchPath('/%61pp/x?q=1'), '/app/x')
+  t.equal(stickyMatchPath('/%2561pp'), '/%61pp', 'decoded once only')
+  t.equal(stickyMatchPath('/cable%3Fx'), '/cable%3Fx', 'a decoded "?" stays encoded')
+  t.equal(stickyMatchPath('/app/%zz'), '/app/%zz', 'a malformed escape: the raw path')
+  t.equal(stickyMatchPath('/%c0%afapp'), '/%c0%afapp', 'invalid UTF-8: the raw path')
+  t.equal(stickyMatchPath('/%E2%82%AC'), '/\u20ac', 'UTF-8 decoded')
 })
 
 test('signed cookies: issued signed, verified, rotated, and unsigned or forged ones reassigned', async (t) => {
