@@ -26,9 +26,11 @@ interface ApiResponse {
 
 /**
  * Asks Fly to suspend or stop this Machine once nothing has happened for `timeoutMs`: no request in
- * flight and no WebSocket open. Emits 'idle' { action } when it asks, and 'resumed' when activity
- * returns after a suspend (a suspended Machine resumes exactly where it was, so the first request
- * after the suspend is how we notice).
+ * flight and no WebSocket open (the caller leaves health checks out: Fly polls them while the Machine
+ * runs). Emits 'idle' { action } when it asks, 'accepted' { action, status } when the Machines API
+ * accepted, and 'resumed' when activity returns after an accepted suspend (a suspended Machine resumes
+ * exactly where it was, so the first request after it is how we notice). Activity while the call is
+ * under way is not a resume: the Machine had not been suspended yet, or the call failed.
  */
 export class MachineIdle extends EventEmitter {
   private readonly action: IdleAction
@@ -41,6 +43,8 @@ export class MachineIdle extends EventEmitter {
   private timer: NodeJS.Timeout | null = null
   private running = false
   private idle = false
+  /** A call to the Machines API is under way. */
+  private asking = false
 
   constructor (options: MachineIdleOptions) {
     super()
@@ -88,7 +92,7 @@ export class MachineIdle extends EventEmitter {
 
   private activity (): void {
     this.disarm()
-    if (!this.idle) return
+    if (!this.idle || this.asking) return
     this.idle = false
     if (this.action === 'suspend') {
       this.logger.info({ action: this.action }, 'machine resumed')
@@ -97,7 +101,7 @@ export class MachineIdle extends EventEmitter {
   }
 
   private arm (): void {
-    if (!this.running || this.idle || this.timer !== null || this.inFlight > 0 || this.webSockets > 0) return
+    if (!this.running || this.idle || this.asking || this.timer !== null || this.inFlight > 0 || this.webSockets > 0) return
     this.timer = setTimeout(() => {
       this.timer = null
       void this.goIdle()
@@ -112,15 +116,20 @@ export class MachineIdle extends EventEmitter {
   }
 
   private async goIdle (): Promise<void> {
-    if (!this.running || this.inFlight > 0 || this.webSockets > 0) return
-    // Marked idle before the call: a suspend may freeze us before its response arrives.
+    // Checked again right before the call, synchronously with it: nothing may start in between.
+    if (!this.running || this.asking || this.inFlight > 0 || this.webSockets > 0) return
+    // Marked idle before the call (nothing re-arms the timer), but a resume is reported only after the API
+    // accepted: a request arriving while the call is under way finds `asking` set and is no resume.
     this.idle = true
+    this.asking = true
     this.logger.info({ action: this.action, timeoutMs: this.timeoutMs }, `machine idle; asking Fly to ${this.action} it`)
     this.emit('idle', { action: this.action })
     try {
       const response = await this.callApi()
       if (response.status >= 200 && response.status < 300) {
+        this.asking = false
         this.logger.info({ action: this.action, status: response.status }, `machine ${this.action} accepted`)
+        this.emit('accepted', { action: this.action, status: response.status })
         return
       }
       this.logger.error({ action: this.action, status: response.status, body: response.body.slice(0, 500) }, `machine ${this.action} refused by the Machines API`)
@@ -128,6 +137,7 @@ export class MachineIdle extends EventEmitter {
       this.logger.error({ action: this.action, err, apiSocket: this.apiSocket }, `machine ${this.action} failed: Machines API unreachable`)
     }
     // The Machine keeps running: count idleness again from now.
+    this.asking = false
     this.idle = false
     this.arm()
   }

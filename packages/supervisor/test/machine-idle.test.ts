@@ -75,9 +75,9 @@ test('no call while a request is in flight or a WebSocket is open', async (t) =>
 test('activity after a suspend logs "machine resumed" and emits resumed', async (t) => {
   const api = await fakeMachinesApi(t)
   const { idle, lines } = machineIdle(t, { apiSocket: api.socketPath })
-  const call = nextEvent(api.server, 'call')
+  const accepted = nextEvent(idle, 'accepted')
   idle.start()
-  await call
+  t.same(await accepted, { action: 'suspend', status: 200 })
   const resumed = nextEvent(idle, 'resumed')
   idle.requestStarted()
   await resumed
@@ -86,6 +86,75 @@ test('activity after a suspend logs "machine resumed" and emits resumed', async 
   idle.requestFinished()
   await again
   t.equal(api.calls.length, 2, 'idles again after the next quiet period')
+})
+
+/** A fake Machines API that answers each call only when the test says so, with the status it gives. */
+async function heldMachinesApi (t: Test): Promise<{ socketPath: string, server: http.Server, answer: (status: number) => void }> {
+  const dir = await mkdtemp(join(tmpdir(), 'nav-machines-api-'))
+  const socketPath = join(dir, 'api.sock')
+  const waiting: http.ServerResponse[] = []
+  const server = http.createServer((request, response) => {
+    request.resume()
+    waiting.push(response)
+    server.emit('call')
+  })
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve))
+  t.teardown(async () => {
+    for (const response of waiting) response.destroy()
+    await new Promise((resolve) => server.close(resolve))
+    await rm(dir, { recursive: true, force: true })
+  })
+  return {
+    socketPath,
+    server,
+    answer (status) {
+      const response = waiting.shift()
+      if (response === undefined) throw new Error('no call is waiting')
+      response.statusCode = status
+      response.end('{}')
+    }
+  }
+}
+
+test('a request arriving while the suspend call is under way is no resume; the first one after the accepted call is', async (t) => {
+  const api = await heldMachinesApi(t)
+  const { idle, lines } = machineIdle(t, { apiSocket: api.socketPath })
+  const resumes: unknown[] = []
+  idle.on('resumed', () => resumes.push(true))
+  const call = nextEvent(api.server, 'call')
+  idle.start()
+  await call
+  idle.requestStarted()
+  idle.requestFinished()
+  const accepted = nextEvent(idle, 'accepted')
+  api.answer(200)
+  await accepted
+  t.equal(resumes.length, 0, 'no resumed event for the request during the call')
+  t.notOk(lines.some((line) => line.msg === 'machine resumed'), 'no "machine resumed" line for it')
+  const resumed = nextEvent(idle, 'resumed')
+  idle.requestStarted()
+  await resumed
+  t.equal(lines.filter((line) => line.msg === 'machine resumed').length, 1, 'logged once, after the accepted call')
+  idle.requestFinished()
+})
+
+test('a request during a suspend call that then fails is no resume, and idleness is counted again after it', async (t) => {
+  const api = await heldMachinesApi(t)
+  const { idle, lines } = machineIdle(t, { apiSocket: api.socketPath })
+  let resumes = 0
+  idle.on('resumed', () => { resumes++ })
+  const call = nextEvent(api.server, 'call')
+  idle.start()
+  await call
+  idle.requestStarted()
+  const again = nextEvent(api.server, 'call')
+  api.answer(503)
+  idle.requestFinished()
+  await again
+  t.ok(lines.some((line) => line.level === 'error' && line.status === 503), 'the refusal was logged before asking again')
+  t.equal(resumes, 0, 'never reported as resumed')
+  t.notOk(lines.some((line) => line.msg === 'machine resumed'))
+  api.answer(200)
 })
 
 test('a refused or unreachable Machines API is logged at error and idleness is counted again', async (t) => {
