@@ -375,19 +375,40 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   }
 
   async function reload (next: NavigatorConfig): Promise<void> {
+    if (closing) {
+      log.warn('shutting down: the configuration is not reloaded')
+      return
+    }
     const listen = currentConfig.server.listen
     if (next.server.listen.host !== listen.host || (next.server.listen.port !== listen.port && next.server.listen.port !== 0)) {
       log.warn('server.listen changed: a restart is needed to listen on the new address')
     }
     const app = Fastify(fastifyOptions({ loggerInstance: log }, identity))
-    const generation = await prepare(app, next)
+    let generation: Generation
+    try {
+      generation = await prepare(app, next)
+    } catch (err) {
+      // A half-built generation never answers: it is closed and the previous one stays current.
+      await app.close().catch(() => {})
+      throw err
+    }
+    // The supervisor learns the new processes before the new routes can reach them. update() registers
+    // synchronously (it throws at once, having applied nothing, or returns); the drain of replaced
+    // processes and the restarts go on in the background, bounded by shutdown_timeout.
+    let applied: Promise<void>
+    try {
+      applied = supervisor.update(next.applications, { drainMs: next.server.shutdownTimeoutMs })
+    } catch (err) {
+      await app.close().catch(() => {})
+      throw err
+    }
     const previous = current
     current = generation
     currentConfig = next
     previous.retired = true
     if (previous.inFlight === 0) retire(previous)
-    await supervisor.update(next.applications)
     log.info('configuration reloaded')
+    applied.catch((err: Error) => { log.error({ err }, 'the reloaded configuration is in effect, but replacing a process failed') })
   }
 
   async function waitForDrain (timeoutMs: number): Promise<void> {
