@@ -129,6 +129,12 @@ function notFound (request: FastifyRequest, reply: FastifyReply): FastifyReply {
   return reply.code(404).type('text/plain; charset=utf-8').send('Not Found\n')
 }
 
+/** Whether `url` (path and query) is the health check path `healthCheck` (null: none), as step 1 matches it. */
+export function isHealthCheckUrl (url: string | undefined, healthCheck: string | null): boolean {
+  if (healthCheck === null || url === undefined || !url.startsWith(healthCheck)) return false
+  return url.length === healthCheck.length || url.charCodeAt(healthCheck.length) === 63 /* ? */
+}
+
 function pathOf (url: string): string {
   const query = url.indexOf('?')
   return query === -1 ? url : url.slice(0, query)

@@ -12,7 +12,7 @@ import { createUpstreamProxy } from '@navigator/fly-replay'
 import type { UpstreamProxy } from '@navigator/fly-replay'
 import { MachineIdle, Supervisor } from '@navigator/supervisor'
 import { createMaintenanceResponder, loadMaintenancePage } from './maintenance.js'
-import { pipeline } from './pipeline.js'
+import { isHealthCheckUrl, pipeline } from './pipeline.js'
 import type { Identity, ProcessManager } from './pipeline.js'
 import { InvalidLogLevelError, InvalidUpstreamTimeoutError } from './errors.js'
 import { WebSocketRelay } from './websocket.js'
@@ -75,6 +75,8 @@ export const UPLOAD_BYTES_PER_MINOR_GC = 16 * 1024 * 1024
 
 /** The generation that answers a response, set on the ServerResponse itself. */
 const kGeneration = Symbol('navigator.generation')
+/** Set on a response whose request counts for the Machine's idleness (every request but a health check). */
+const kIdleCounted = Symbol('navigator.idleCounted')
 
 /** One Fastify instance per config generation; the previous one is closed once its last request is done. */
 interface Generation {
@@ -309,21 +311,25 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   function finished (generation: Generation): void {
     generation.inFlight--
     inFlight--
-    machineIdle?.requestFinished()
     if (generation.retired && generation.inFlight === 0) retire(generation)
     if (inFlight === 0 && drained !== null) drained()
   }
 
   // One listener for every response (no closure per request): the generation rides on the response.
-  function onResponseClosed (this: ServerResponse & { [kGeneration]?: Generation }): void {
+  function onResponseClosed (this: ServerResponse & { [kGeneration]?: Generation, [kIdleCounted]?: true }): void {
+    if (this[kIdleCounted] === true) machineIdle?.requestFinished()
     finished(this[kGeneration] as Generation)
   }
 
-  function onRequest (req: IncomingMessage, res: ServerResponse & { [kGeneration]?: Generation }): void {
+  function onRequest (req: IncomingMessage, res: ServerResponse & { [kGeneration]?: Generation, [kIdleCounted]?: true }): void {
     const generation = current
     generation.inFlight++
     inFlight++
-    machineIdle?.requestStarted()
+    // Health checks are no traffic: Fly polls them every 15 s, and counted they would keep the Machine awake.
+    if (machineIdle !== null && !isHealthCheckUrl(req.url, currentConfig.server.healthCheck)) {
+      machineIdle.requestStarted()
+      res[kIdleCounted] = true
+    }
     // While draining, answered connections are closed rather than kept alive.
     if (closing) res.shouldKeepAlive = false
     res[kGeneration] = generation
