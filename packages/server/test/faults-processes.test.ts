@@ -1,14 +1,11 @@
 // Processes dying or being signalled while clients keep sending requests: kill -9 of a tenant and of a standalone
 // server, SIGHUP reloads under load. Real navigator processes and real children; every request is bounded, so a
 // hang fails the test instead of stalling it.
-import { writeFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
-import { join } from 'node:path'
 import { test } from 'tap'
-import { FIXTURES, freePort, http, startNavigator, tempDir } from './helpers.js'
+import { CABLE_APP, freePort, http, siteConfig, startNavigator, startSite, tempDir, tenant, writeConfig } from './helpers.js'
+import type { Site } from './helpers.js'
 
-const TENANT_APP = join(FIXTURES, 'tenant.mjs')
-const CABLE_APP = join(FIXTURES, 'cable.mjs')
 /** A request without an answer after this long counts as a hang. */
 const HANG_MS = 5000
 
@@ -77,22 +74,7 @@ function tally (outcomes: Outcome[]): Record<string, number> {
 }
 
 test('kill -9 of a tenant under load: requests in the gap get a prompt 502/503, none hangs, and traffic recovers on a new process', async (t) => {
-  const dir = tempDir({
-    'navigator.yml': [
-      'server:',
-      '  listen: "127.0.0.1:0"',
-      'applications:',
-      '  command: node',
-      `  args: [${JSON.stringify(TENANT_APP)}]`,
-      `  start_port: ${await freePort()}`,
-      '  startup_timeout: 20s',
-      '  tenants:',
-      '    - name: app',
-      '      path: /app',
-      ''
-    ].join('\n')
-  })
-  const nav = await startNavigator(t, dir)
+  const nav = await startSite(t, { applications: ['  startup_timeout: 20s'], tenants: [tenant('app', '/app')] })
   const first = await http(nav.address, '/app/')
   const pid = (JSON.parse(first.text) as { pid: number }).pid
   const agent = new Agent({ keepAlive: true, maxSockets: 8 })
@@ -168,25 +150,13 @@ test('kill -9 of a standalone server under load: 503 maintenance while it is dow
 })
 
 test('SIGHUP reloads under load: three reloads while 8 clients send requests, zero failed requests', async (t) => {
-  const config = (greeting: string): string => [
-    'server:',
-    '  listen: "127.0.0.1:0"',
-    'routes:',
-    '  rewrites:',
-    '    - pattern: "^/greeting$"',
-    `      rewrite: "/${greeting}.txt"`,
-    'applications:',
-    '  command: node',
-    `  args: [${JSON.stringify(TENANT_APP)}]`,
-    `  start_port: ${startPort}`,
-    '  tenants:',
-    '    - name: app',
-    '      path: /app',
-    ''
-  ].join('\n')
   const startPort = await freePort()
-  const dir = tempDir({ 'navigator.yml': config('one'), 'public/one.txt': 'one\n', 'public/two.txt': 'two\n' })
-  const nav = await startNavigator(t, dir)
+  const site = (greeting: string): Site => ({
+    routes: ['  rewrites:', '    - pattern: "^/greeting$"', `      rewrite: "/${greeting}.txt"`],
+    startPort,
+    tenants: [tenant('app', '/app')]
+  })
+  const nav = await startSite(t, site('one'), { files: { 'public/one.txt': 'one\n', 'public/two.txt': 'two\n' } })
   t.equal((await http(nav.address, '/app/warm')).status, 200)
   const agent = new Agent({ keepAlive: true, maxSockets: 8 })
   t.teardown(() => { agent.destroy() })
@@ -198,7 +168,7 @@ test('SIGHUP reloads under load: three reloads while 8 clients send requests, ze
   t.teardown(fresh.stop)
   for (let reload = 1; reload <= 3; reload++) {
     await until(kept.outcomes, (all) => all.length >= reload * 100, 10_000, `traffic before reload ${reload}`)
-    writeFileSync(join(dir, 'navigator.yml'), config(reload % 2 === 1 ? 'two' : 'one'))
+    writeConfig(nav.dir, await siteConfig(site(reload % 2 === 1 ? 'two' : 'one')))
     nav.child.kill('SIGHUP')
     await nav.waitForLog((line) => line.msg === 'configuration reloaded' &&
       nav.logs.filter((l) => l.msg === 'configuration reloaded').length >= reload, 10_000)

@@ -2,15 +2,13 @@
 // cookies are logged rate-limited, and the example production config sets the cookie attributes the seed
 // documentation recommends.
 import { createHmac } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { test } from 'tap'
 import { loadConfig } from '@navigator/config'
-import { FIXTURES, freePort, runCli, startNavigator, tempDir } from './helpers.js'
+import { freePort, runCli, siteConfig, startNavigator, tempDir, tenant, writeConfig } from './helpers.js'
 
-const TENANT_APP = join(FIXTURES, 'tenant.mjs')
 const SECRET = 'sekrit-7f3a9c1e-do-not-print'
 const OLD_SECRET = 'older-sekrit-42b8-do-not-print'
 const COOKIE = '_navigator_machine'
@@ -20,28 +18,22 @@ function sign (id: string, secret: string): string {
   return `${id}.${createHmac('sha256', secret).update(id).digest('base64url')}`
 }
 
-function siteConfig (port: number, startPort: number, sticky: string[]): string {
-  return [
-    'server:',
-    `  listen: "127.0.0.1:${port}"`,
-    'routes:',
-    '  fly:',
-    '    sticky_sessions:',
-    '      enabled: true',
-    '      paths: ["/app/*"]',
-    '      peers:',
-    `        here: "http://127.0.0.1:${port}"`,
-    `        other: "http://127.0.0.1:${port}"`,
-    ...sticky.map((line) => `      ${line}`),
-    'applications:',
-    '  command: node',
-    `  args: [${JSON.stringify(TENANT_APP)}]`,
-    `  start_port: ${startPort}`,
-    '  tenants:',
-    '    - name: app',
-    '      path: /app',
-    ''
-  ].join('\n')
+async function stickyConfig (port: number, startPort: number, sticky: string[]): Promise<string> {
+  return await siteConfig({
+    listen: `"127.0.0.1:${port}"`,
+    routes: [
+      '  fly:',
+      '    sticky_sessions:',
+      '      enabled: true',
+      '      paths: ["/app/*"]',
+      '      peers:',
+      `        here: "http://127.0.0.1:${port}"`,
+      `        other: "http://127.0.0.1:${port}"`,
+      ...sticky.map((line) => `      ${line}`)
+    ],
+    startPort,
+    tenants: [tenant('app', '/app')]
+  })
 }
 
 interface Seen { status: number, text: string }
@@ -65,7 +57,7 @@ async function raw (address: string, path: string, headers: Record<string, strin
 test('the signing secret appears in no log line (LOG_LEVEL=debug) and no response: bad cookies, replays, reloads, config errors', async (t) => {
   const port = await freePort()
   const startPort = await freePort()
-  const dir = tempDir({ 'navigator.yml': siteConfig(port, startPort, [`secret: ["${SECRET}", "${OLD_SECRET}"]`]) })
+  const dir = tempDir({ 'navigator.yml': await stickyConfig(port, startPort, [`secret: ["${SECRET}", "${OLD_SECRET}"]`]) })
   const nav = await startNavigator(t, dir, { LOG_LEVEL: 'debug', FLY_MACHINE_ID: 'here', FLY_APP_NAME: 'secrets', FLY_REGION: 'iad' })
   const answers: Seen[] = []
   const cookies = [
@@ -89,7 +81,7 @@ test('the signing secret appears in no log line (LOG_LEVEL=debug) and no respons
   t.ok(answers.some((a) => a.status === 200))
 
   // A valid reload that rotates the keys, then invalid ones whose file holds the secret next to each mistake.
-  writeFileSync(join(dir, 'navigator.yml'), siteConfig(port, startPort, [`secret: ["${OLD_SECRET}x", "${SECRET}"]`]))
+  writeConfig(dir, await stickyConfig(port, startPort, [`secret: ["${OLD_SECRET}x", "${SECRET}"]`]))
   nav.child.kill('SIGHUP')
   await nav.waitForLog((line) => line.msg === 'configuration reloaded')
   answers.push(await raw(nav.address, '/app/page', { cookie: `${COOKIE}=${sign('here', SECRET)}` }))
@@ -101,7 +93,7 @@ test('the signing secret appears in no log line (LOG_LEVEL=debug) and no respons
     [`secret: "${SECRET}"`, `fallback_mode: "${SECRET}"`]
   ]
   for (const [i, lines] of broken.entries()) {
-    writeFileSync(join(dir, 'navigator.yml'), siteConfig(port, startPort, lines))
+    writeConfig(dir, await stickyConfig(port, startPort, lines))
     nav.child.kill('SIGHUP')
     await nav.waitForLog((line) => /previous one stays in effect/.test(String(line.msg)) &&
       nav.logs.filter((l) => /previous one stays in effect/.test(String(l.msg))).length > i)
@@ -125,7 +117,7 @@ test('the signing secret appears in no log line (LOG_LEVEL=debug) and no respons
 
 test('a config error at start with the secret in the file prints every problem and never the secret', async (t) => {
   const dir = tempDir({
-    'navigator.yml': siteConfig(await freePort(), await freePort(), [`secret: ["${SECRET}", 7]`, `cookie_max_age: "${SECRET}"`])
+    'navigator.yml': await stickyConfig(await freePort(), await freePort(), [`secret: ["${SECRET}", 7]`, `cookie_max_age: "${SECRET}"`])
   })
   const run = await runCli([join(dir, 'navigator.yml')])
   t.equal(run.code, 2)
@@ -134,7 +126,7 @@ test('a config error at start with the secret in the file prints every problem a
 })
 
 test('a burst of 1,000 bad cookies is logged at most about once a second per reason', async (t) => {
-  const dir = tempDir({ 'navigator.yml': siteConfig(await freePort(), await freePort(), [`secret: "${SECRET}"`]) })
+  const dir = tempDir({ 'navigator.yml': await stickyConfig(await freePort(), await freePort(), [`secret: "${SECRET}"`]) })
   const nav = await startNavigator(t, dir, { FLY_MACHINE_ID: 'here', FLY_APP_NAME: 'secrets', FLY_REGION: 'iad' })
   const agent = new Agent({ keepAlive: true, maxSockets: 16 })
   t.teardown(() => { agent.destroy() })

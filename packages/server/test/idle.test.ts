@@ -1,8 +1,7 @@
-import { writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { join } from 'node:path'
 import { test } from 'tap'
-import { http, startNavigator, tempDir } from './helpers.js'
+import { http, startNavigator, tempDir, writeConfig } from './helpers.js'
 
 test('server.idle: after the timeout without requests, Navigator asks the Machines API to suspend this Machine', async (t) => {
   const dir = tempDir({ 'public/hello.txt': 'hello\n' })
@@ -19,7 +18,7 @@ test('server.idle: after the timeout without requests, Navigator asks the Machin
   await new Promise<void>((resolve) => { api.listen(apiSocket, resolve) })
   t.teardown(() => { api.close() })
 
-  writeFileSync(join(dir, 'navigator.yml'), [
+  writeConfig(dir, [
     'server:',
     '  listen: "127.0.0.1:0"',
     '  idle:',

@@ -1,9 +1,5 @@
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { test } from 'tap'
-import { FIXTURES, freePort, http, startNavigator, tempDir } from './helpers.js'
-
-const TENANT_APP = join(FIXTURES, 'tenant.mjs')
+import { http, startNavigator, startSite, tempDir, tenant, writeConfig } from './helpers.js'
 
 function config (lines: string[]): string {
   return ['server:', '  listen: "127.0.0.1:0"', ...lines, ''].join('\n')
@@ -18,7 +14,7 @@ test('SIGHUP with a valid config swaps routes; with an invalid one logs every pr
   t.equal((await http(nav.address, '/up')).status, 200)
   t.equal((await http(nav.address, '/ready')).status, 404)
 
-  writeFileSync(join(dir, 'navigator.yml'), config([
+  writeConfig(dir, config([
     '  health_check: /ready',
     'routes:',
     '  rewrites:',
@@ -31,7 +27,7 @@ test('SIGHUP with a valid config swaps routes; with an invalid one logs every pr
   t.equal((await http(nav.address, '/up')).status, 404, 'the old one is gone')
   t.equal((await http(nav.address, '/greeting')).text, 'hello\n', 'the new rewrite applies')
 
-  writeFileSync(join(dir, 'navigator.yml'), config([
+  writeConfig(dir, config([
     '  health_check: /other',
     '  shutdown_timeout: soon',
     '  helth: 1'
@@ -46,21 +42,7 @@ test('SIGHUP with a valid config swaps routes; with an invalid one logs every pr
 })
 
 test('SIGHUP does not drop a request in flight', async (t) => {
-  const dir = tempDir({
-    'navigator.yml': [
-      'server:',
-      '  listen: "127.0.0.1:0"',
-      'applications:',
-      '  command: node',
-      `  args: [${JSON.stringify(TENANT_APP)}]`,
-      `  start_port: ${await freePort()}`,
-      '  tenants:',
-      '    - name: app',
-      '      path: /app',
-      ''
-    ].join('\n')
-  })
-  const nav = await startNavigator(t, dir)
+  const nav = await startSite(t, { tenants: [tenant('app', '/app')] })
   t.equal((await http(nav.address, '/app/warm')).status, 200)
   const slow = http(nav.address, '/app/slow?ms=1500')
   await nav.waitForLog((line) => line.msg === 'slow request started')
@@ -73,22 +55,7 @@ test('SIGHUP does not drop a request in flight', async (t) => {
 })
 
 test('SIGTERM lets a slow request in flight complete, stops the tenant and exits 0', async (t) => {
-  const dir = tempDir({
-    'navigator.yml': [
-      'server:',
-      '  listen: "127.0.0.1:0"',
-      '  shutdown_timeout: 10s',
-      'applications:',
-      '  command: node',
-      `  args: [${JSON.stringify(TENANT_APP)}]`,
-      `  start_port: ${await freePort()}`,
-      '  tenants:',
-      '    - name: app',
-      '      path: /app',
-      ''
-    ].join('\n')
-  })
-  const nav = await startNavigator(t, dir)
+  const nav = await startSite(t, { server: ['  shutdown_timeout: 10s'], tenants: [tenant('app', '/app')] })
   const tenantPid = (JSON.parse((await http(nav.address, '/app/')).text) as { pid: number }).pid
   const slow = http(nav.address, '/app/slow?ms=1500')
   await nav.waitForLog((line) => line.msg === 'slow request started')

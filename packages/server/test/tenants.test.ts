@@ -1,47 +1,29 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { request } from 'node:http'
-import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { test } from 'tap'
 import WebSocket from 'ws'
-import { FIXTURES, freePort, http, startNavigator, tempDir } from './helpers.js'
+import { http, siteConfig, startNavigator, startSite, tempDir, tenant } from './helpers.js'
 import type { LogLine } from './helpers.js'
 
-const TENANT_APP = join(FIXTURES, 'tenant.mjs')
-
 async function tenantsConfig (): Promise<string> {
-  const startPort = await freePort()
   return tempDir({
-    'navigator.yml': [
-      'server:',
-      '  listen: "127.0.0.1:0"',
-      'applications:',
-      '  command: node',
-      `  args: [${JSON.stringify(TENANT_APP)}]`,
-      `  start_port: ${startPort}`,
-      '  startup_timeout: 20s',
-      '  env:',
-      '    SHARED: "shared-${tenant_id}"',
-      '  tenants:',
-      '    - name: alpha',
-      '      path: /alpha',
-      '      var: { tenant_id: a }',
-      '      env:',
-      '        TENANT_GREETING: "hello ${tenant_id} on ${PORT}"',
-      '    - name: sleepy',
-      '      path: /sleepy',
-      '      var: { tenant_id: s }',
-      '      env:',
-      '        READY_DELAY_MS: "10000"',
-      ''
-    ].join('\n')
+    'navigator.yml': await siteConfig({
+      applications: ['  startup_timeout: 20s', '  env:', '    SHARED: "shared-${tenant_id}"'],
+      tenants: [
+        tenant('alpha', '/alpha', 'var: { tenant_id: a }', 'env:', '  TENANT_GREETING: "hello ${tenant_id} on ${PORT}"'),
+        tenant('sleepy', '/sleepy', 'var: { tenant_id: s }', 'env:', '  READY_DELAY_MS: "10000"')
+      ]
+    })
   })
 }
 
 interface TenantView { pid: number, port: number, url: string, headers: Record<string, string>, env: Record<string, string> }
 
 test('a tenant starts on its first request, sees PORT and its substituted env, and gets X-Forwarded-* headers', async (t) => {
-  const nav = await startNavigator(t, await tenantsConfig())
+  // As on Fly (FLY_MACHINE_ID set), where the edge's X-Forwarded-For is trusted and appended to; off Fly a client's
+  // is replaced (forwarded-headers.test.ts).
+  const nav = await startNavigator(t, await tenantsConfig(), { FLY_MACHINE_ID: 'm1' })
   const answer = await http(nav.address, '/alpha/page?x=1', { headers: { 'x-forwarded-for': '203.0.113.9' } })
   t.equal(answer.status, 200, answer.text)
   const view = JSON.parse(answer.text) as TenantView
@@ -115,22 +97,7 @@ test('an upstream that refuses connections answers 502 promptly', async (t) => {
 })
 
 test('a WebSocket to a tenant is proxied, and keeps the tenant from its idle stop until it closes', async (t) => {
-  const dir = tempDir({
-    'navigator.yml': [
-      'server:',
-      '  listen: "127.0.0.1:0"',
-      'applications:',
-      '  command: node',
-      `  args: [${JSON.stringify(TENANT_APP)}]`,
-      `  start_port: ${await freePort()}`,
-      '  idle_timeout: 1s',
-      '  tenants:',
-      '    - name: app',
-      '      path: /app',
-      ''
-    ].join('\n')
-  })
-  const nav = await startNavigator(t, dir)
+  const nav = await startSite(t, { applications: ['  idle_timeout: 1s'], tenants: [tenant('app', '/app')] })
   const ws = new WebSocket(nav.address.replace(/^http/, 'ws') + '/app/cable')
   t.teardown(() => { ws.terminate() })
   await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
@@ -146,23 +113,7 @@ test('a WebSocket to a tenant is proxied, and keeps the tenant from its idle sto
 })
 
 test('a WebSocket client that leaves while its tenant starts is not counted as open (the tenant still idles out)', async (t) => {
-  const dir = tempDir({
-    'navigator.yml': [
-      'server:',
-      '  listen: "127.0.0.1:0"',
-      'applications:',
-      '  command: node',
-      `  args: [${JSON.stringify(TENANT_APP)}]`,
-      `  start_port: ${await freePort()}`,
-      '  idle_timeout: 1s',
-      '  tenants:',
-      '    - name: app',
-      '      path: /app',
-      '      env: { READY_DELAY_MS: "1500" }',
-      ''
-    ].join('\n')
-  })
-  const nav = await startNavigator(t, dir)
+  const nav = await startSite(t, { applications: ['  idle_timeout: 1s'], tenants: [tenant('app', '/app', 'env: { READY_DELAY_MS: "1500" }')] })
   const ws = new WebSocket(nav.address.replace(/^http/, 'ws') + '/app/cable')
   ws.on('error', () => {})
   await nav.waitForLog((line) => line.process === 'app' && line.msg === 'tenant starting')

@@ -1,8 +1,7 @@
-import { join } from 'node:path'
 import { test } from 'tap'
 import WebSocket from 'ws'
 import type { IncomingMessage } from 'node:http'
-import { FIXTURES, freePort, http, startNavigator, tempDir } from './helpers.js'
+import { CABLE_APP, freePort, http, siteConfig, startNavigator, tempDir, tenant } from './helpers.js'
 import type { Running } from './helpers.js'
 
 const MACHINE = 'm1abc'
@@ -11,33 +10,27 @@ const OTHER_MACHINE = 'm2def'
 async function cableSite (): Promise<{ dir: string, cablePort: number }> {
   const cablePort = await freePort()
   const dir = tempDir({
-    'navigator.yml': [
-      'server:',
-      '  listen: "127.0.0.1:0"',
-      '  shutdown_timeout: 10s',
-      'routes:',
-      '  fly:',
-      '    sticky_sessions:',
-      '      enabled: true',
-      '      paths: ["/cable"]',
-      '      peers:',
-      `        ${MACHINE}: "http://127.0.0.1:1"`,
-      `        ${OTHER_MACHINE}: "http://127.0.0.1:2"`,
-      'applications:',
-      '  command: node',
-      `  args: [${JSON.stringify(join(FIXTURES, 'tenant.mjs'))}]`,
-      `  start_port: ${await freePort()}`,
-      '  tenants:',
-      '    - name: app',
-      '      path: /app',
-      '  standalone_servers:',
-      '    - name: cable',
-      '      match_path: /cable',
-      '      command: node',
-      `      args: [${JSON.stringify(join(FIXTURES, 'cable.mjs'))}, "${cablePort}"]`,
-      `      port: ${cablePort}`,
-      ''
-    ].join('\n')
+    'navigator.yml': await siteConfig({
+      server: ['  shutdown_timeout: 10s'],
+      routes: [
+        '  fly:',
+        '    sticky_sessions:',
+        '      enabled: true',
+        '      paths: ["/cable"]',
+        '      peers:',
+        `        ${MACHINE}: "http://127.0.0.1:1"`,
+        `        ${OTHER_MACHINE}: "http://127.0.0.1:2"`
+      ],
+      tenants: [tenant('app', '/app')],
+      after: [
+        '  standalone_servers:',
+        '    - name: cable',
+        '      match_path: /cable',
+        '      command: node',
+        `      args: [${JSON.stringify(CABLE_APP)}, "${cablePort}"]`,
+        `      port: ${cablePort}`
+      ]
+    })
   })
   return { dir, cablePort }
 }
