@@ -1,6 +1,8 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { join } from 'node:path'
 import { test } from 'tap'
 import WebSocket from 'ws'
-import { freePort, http, startNavigator, TENANT_APP, tempDir, writeConfig } from './helpers.js'
+import { BIN, freePort, http, startNavigator, stopNavigator, TENANT_APP, tempDir, writeConfig } from './helpers.js'
 
 function siteYaml (startPort: number, greeting: string): string {
   return [
@@ -79,4 +81,104 @@ test('SIGHUP after a tenant env change keeps an open WebSocket to the old proces
   t.equal(after.env.TENANT_GREETING, 'two', 'new requests reach the new process')
   t.equal(await echo('after'), 'after', 'the WebSocket opened before the reload still works')
   t.equal(ws.readyState, WebSocket.OPEN)
+})
+
+// Preloaded into Navigator only: its HTTP server's listen() is held for 3 s after a marker on stderr, so that a
+// signal lands, deterministically, after the eager children were started and before Navigator listens.
+const HOLD_LISTEN = [
+  "import http from 'node:http'",
+  "if (process.argv[1]?.endsWith('navigator.js')) {",
+  '  const listen = http.Server.prototype.listen',
+  '  http.Server.prototype.listen = function (...args) {',
+  "    process.stderr.write('LISTEN HELD\\n')",
+  '    setTimeout(() => { listen.apply(this, args) }, 3000)',
+  '    return this',
+  '  }',
+  '}',
+  ''
+].join('\n')
+
+async function startHeld (t: { teardown: (fn: () => unknown) => void }, yaml: string): Promise<{ child: ChildProcess, logs: Array<Record<string, unknown>>, exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>, held: Promise<void>, waitForLog: (msg: string) => Promise<void> }> {
+  const dir = tempDir({ 'navigator.yml': yaml, 'hold-listen.mjs': HOLD_LISTEN })
+  const child = spawn(process.execPath, ['--import', join(dir, 'hold-listen.mjs'), BIN, join(dir, 'navigator.yml')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+    env: { ...process.env, LOG_LEVEL: 'info' }
+  })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => { resolve({ code, signal }) })
+  })
+  t.teardown(async () => { await stopNavigator(child, exited, dir) })
+  const logs: Array<Record<string, unknown>> = []
+  const waiters: Array<{ msg: string, resolve: () => void }> = []
+  let pending = ''
+  child.stdout!.on('data', (chunk: Buffer) => {
+    pending += chunk.toString()
+    let newline
+    while ((newline = pending.indexOf('\n')) !== -1) {
+      let line: Record<string, unknown>
+      try { line = JSON.parse(pending.slice(0, newline)) } catch { line = {} }
+      pending = pending.slice(newline + 1)
+      logs.push(line)
+      for (const waiter of waiters) if (line.msg === waiter.msg) waiter.resolve()
+    }
+  })
+  const held = new Promise<void>((resolve, reject) => {
+    let errors = ''
+    child.stderr!.on('data', (chunk: Buffer) => {
+      errors += chunk.toString()
+      if (errors.includes('LISTEN HELD')) resolve()
+    })
+    void exited.then(() => { reject(new Error(`navigator exited before listening: ${errors}`)) })
+  })
+  const waitForLog = async (msg: string): Promise<void> => {
+    if (logs.some((line) => line.msg === msg)) return
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error(`no '${msg}' log line within 10 s`)) }, 10_000)
+      waiters.push({ msg, resolve: () => { clearTimeout(timer); resolve() } })
+    })
+  }
+  return { child, logs, exited, held, waitForLog }
+}
+
+function eagerYaml (startPort: number): string {
+  return [
+    'server:',
+    '  listen: "127.0.0.1:0"',
+    'applications:',
+    '  command: node',
+    `  args: [${JSON.stringify(TENANT_APP)}]`,
+    `  start_port: ${startPort}`,
+    '  tenants:',
+    '    - name: app',
+    '      path: /app',
+    '      start: eager',
+    ''
+  ].join('\n')
+}
+
+test('SIGTERM during start-up stops the eager tenant already started and exits 0', async (t) => {
+  const nav = await startHeld(t, eagerYaml(await freePort()))
+  await nav.held
+  await nav.waitForLog('tenant starting')
+  const pid = nav.logs.find((line) => line.msg === 'tenant starting')?.pid as number
+  t.ok(Number.isInteger(pid), 'the eager tenant was spawned before Navigator listens')
+  nav.child.kill('SIGTERM')
+  const { code, signal } = await nav.exited
+  t.equal(signal, null, 'Navigator is not killed by the signal')
+  t.equal(code, 0, 'it exits 0')
+  t.ok(processGone(pid), 'the eager tenant is stopped, not orphaned')
+  t.ok(nav.logs.some((line) => line.msg === 'signal received during start-up: stopping'), 'the stop during start-up is logged')
+})
+
+test('SIGHUP during start-up is applied once Navigator listens', async (t) => {
+  const nav = await startHeld(t, eagerYaml(await freePort()))
+  await nav.held
+  nav.child.kill('SIGHUP')
+  await nav.waitForLog('listening')
+  await nav.waitForLog('configuration reloaded')
+  const listening = nav.logs.findIndex((line) => line.msg === 'listening')
+  const reloading = nav.logs.findIndex((line) => line.msg === 'reloading configuration')
+  t.ok(reloading > listening, 'the reload ran after Navigator started listening')
+  t.equal(nav.child.exitCode, null, 'Navigator still runs')
 })
