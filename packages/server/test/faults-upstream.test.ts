@@ -2,11 +2,8 @@
 // a peer Machine that cannot be reached for the direct proxy. Real navigator processes, real sockets.
 import { createHash, randomBytes } from 'node:crypto'
 import { request } from 'node:http'
-import { join } from 'node:path'
 import { test } from 'tap'
-import { FIXTURES, freePort, http, startNavigator, tempDir } from './helpers.js'
-
-const TENANT_APP = join(FIXTURES, 'tenant.mjs')
+import { freePort, http, startNavigator, startSite, tempDir, tenant } from './helpers.js'
 
 interface Teardown { teardown (fn: () => unknown): void }
 
@@ -128,11 +125,9 @@ test('an upstream that dies mid-body: the client sees an aborted response, never
 async function stickySite (t: Teardown, fallbackMode: string): Promise<Awaited<ReturnType<typeof startNavigator>>> {
   const port = await freePort()
   const closedPort = await freePort()
-  const dir = tempDir({
-    'navigator.yml': [
-      'server:',
-      `  listen: "127.0.0.1:${port}"`,
-      'routes:',
+  return await startSite(t, {
+    listen: `"127.0.0.1:${port}"`,
+    routes: [
       '  fly:',
       '    sticky_sessions:',
       '      enabled: true',
@@ -140,18 +135,10 @@ async function stickySite (t: Teardown, fallbackMode: string): Promise<Awaited<R
       `      fallback_mode: ${fallbackMode}`,
       '      peers:',
       `        here: "http://127.0.0.1:${port}"`,
-      `        gone: "http://127.0.0.1:${closedPort}"`,
-      'applications:',
-      '  command: node',
-      `  args: [${JSON.stringify(TENANT_APP)}]`,
-      `  start_port: ${await freePort()}`,
-      '  tenants:',
-      '    - name: app',
-      '      path: /app',
-      ''
-    ].join('\n')
-  })
-  return await startNavigator(t, dir, { FLY_MACHINE_ID: 'here', FLY_APP_NAME: 'faults', FLY_REGION: 'iad' })
+      `        gone: "http://127.0.0.1:${closedPort}"`
+    ],
+    tenants: [tenant('app', '/app')]
+  }, { env: { FLY_MACHINE_ID: 'here', FLY_APP_NAME: 'faults', FLY_REGION: 'iad' } })
 }
 
 interface Upload { status: number, headers: Record<string, unknown>, body: Buffer, requestError: string | null }
