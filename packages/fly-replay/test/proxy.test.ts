@@ -144,9 +144,9 @@ test('upstream set-cookie headers stay separate and keep a cookie set by an earl
   t.equal(res.headers['x-private'], undefined, 'headers named by Connection are hop-by-hop')
 })
 
-test('forwarded requests carry X-Forwarded-For/-Proto/-Host (keeping an edge\'s values) and an X-Request-Id, without hop-by-hop headers', async (t) => {
+test('with trustForwarded, forwarded requests carry X-Forwarded-For/-Proto/-Host (keeping an edge\'s values) and an X-Request-Id, without hop-by-hop headers', async (t) => {
   const upstream = await startUpstream(t, (_req, res) => { res.end('ok') })
-  const { url, client } = await startProxyApp(t, upstream.origin)
+  const { url, client } = await startProxyApp(t, upstream.origin, { trustForwarded: true })
   const res = await request(`${url}/h`, {
     dispatcher: client,
     headers: {
@@ -178,6 +178,25 @@ test('forwarded requests carry X-Forwarded-For/-Proto/-Host (keeping an edge\'s 
   await behindEdge.body.text()
   t.equal(upstream.seen[2].headers['x-forwarded-proto'], 'https', 'the edge\'s scheme passes through')
   t.equal(upstream.seen[2].headers['x-forwarded-host'], 'tenant.example.com', 'the edge\'s host passes through')
+})
+
+test('by default a client\'s X-Forwarded-For/-Proto/-Host are replaced with what this connection shows', async (t) => {
+  const upstream = await startUpstream(t, (_req, res) => { res.end('ok') })
+  const { url, client } = await startProxyApp(t, upstream.origin)
+  const res = await request(`${url}/h`, {
+    dispatcher: client,
+    headers: {
+      host: 'tenant.example.com',
+      'x-forwarded-for': '203.0.113.9',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'evil.example'
+    }
+  })
+  await res.body.text()
+  const seen = upstream.seen[0].headers
+  t.equal(seen['x-forwarded-for'], '127.0.0.1', 'the sent chain is dropped, the socket address is used')
+  t.equal(seen['x-forwarded-proto'], 'http', 'the scheme is this connection\'s')
+  t.equal(seen['x-forwarded-host'], 'tenant.example.com', 'the host is the request\'s Host')
 })
 
 async function closedPortOrigin (): Promise<string> {
