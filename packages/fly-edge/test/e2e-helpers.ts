@@ -10,6 +10,12 @@ import { request, type Reply } from './fixtures.js'
 export const DEMO_DIR = fileURLToPath(new URL('../../../examples/demo/', import.meta.url))
 export const DEMO_CONFIG = join(DEMO_DIR, 'navigator.yml')
 export const COOKIE = '_navigator_machine'
+/**
+ * The drain time of the test Machines: well inside the launcher's stop grace (10 s), so a Machine stopped at teardown
+ * exits by itself and stops its tenants, instead of being killed while draining (its tenants, in their own process
+ * groups, would outlive it). The demo itself keeps the default (30 s).
+ */
+export const TEST_SHUTDOWN_TIMEOUT = '1s'
 
 interface Teardown { teardown (fn: () => unknown): void }
 
@@ -22,7 +28,7 @@ export interface DemoFly {
 
 /**
  * The demo config, optionally edited (text replacements), written to a temporary folder with
- * absolute paths to the demo's files.
+ * absolute paths to the demo's files and `server.shutdown_timeout: TEST_SHUTDOWN_TIMEOUT` unless it sets one.
  */
 export async function demoConfig (t: Teardown, edits: Array<[string, string]> = []): Promise<string> {
   let text = await readFile(DEMO_CONFIG, 'utf8')
@@ -32,6 +38,7 @@ export async function demoConfig (t: Teardown, edits: Array<[string, string]> = 
     if (!text.includes(from)) throw new Error(`demo config has no ${from}`)
     text = text.replace(from, to)
   }
+  if (!/^\s*shutdown_timeout:/m.test(text)) text = text.replace(/^server:[ \t]*\n/m, (section) => `${section}  shutdown_timeout: ${TEST_SHUTDOWN_TIMEOUT}\n`)
   const dir = await mkdtemp(join(tmpdir(), 'fly-edge-e2e-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const file = join(dir, 'navigator.yml')
@@ -49,7 +56,7 @@ export async function startDemoFly (t: Teardown, options: {
   const app = options.app ?? 'e2e-demo'
   const output: string[] = []
   const launched = await launchMachines({
-    config: options.config ?? DEMO_CONFIG,
+    config: options.config ?? await demoConfig(t),
     count: options.count ?? 3,
     app,
     ids: options.ids,
