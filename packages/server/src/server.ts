@@ -348,7 +348,30 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       return
     }
-    webSockets.route(current.app, req, socket, head)
+    // A pending upgrade counts as in flight for its generation (a reload does not retire the generation under
+    // it, and SIGTERM's drain waits for it) until its handshake settles: the client socket gets its 101 (the
+    // relay then counts as a WebSocket), or the socket is ended or closed (a refusal, an error, a client gone).
+    const generation = current
+    generation.inFlight++
+    inFlight++
+    let pending = true
+    const write = socket.write
+    const settle = (): void => {
+      if (!pending) return
+      pending = false
+      socket.write = write
+      socket.removeListener('finish', settle)
+      socket.removeListener('close', settle)
+      finished(generation)
+    }
+    socket.once('finish', settle)
+    socket.once('close', settle)
+    socket.write = function (this: typeof socket, chunk: unknown, ...rest: unknown[]): boolean {
+      const written = (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest)
+      if (typeof chunk === 'string' && chunk.startsWith('HTTP/1.1 101')) settle()
+      return written
+    } as typeof socket.write
+    webSockets.route(generation.app, req, socket, head)
   })
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     // A response already under way on this connection (a pipelined request after it failed to parse) must not

@@ -182,3 +182,38 @@ test('SIGHUP during start-up is applied once Navigator listens', async (t) => {
   t.ok(reloading > listening, 'the reload ran after Navigator started listening')
   t.equal(nav.child.exitCode, null, 'Navigator still runs')
 })
+
+test('SIGTERM waits for a WebSocket handshake still waiting on a starting tenant, then closes it with 1001', async (t) => {
+  const dir = tempDir({
+    'navigator.yml': [
+      'server:',
+      '  listen: "127.0.0.1:0"',
+      '  shutdown_timeout: 10s',
+      'applications:',
+      '  command: node',
+      `  args: [${JSON.stringify(TENANT_APP)}]`,
+      `  start_port: ${await freePort()}`,
+      '  tenants:',
+      '    - name: app',
+      '      path: /app',
+      '      env: { READY_DELAY_MS: "1500" }',
+      ''
+    ].join('\n')
+  })
+  const nav = await startNavigator(t, dir)
+  const ws = new WebSocket(nav.address.replace(/^http/, 'ws') + '/app/cable')
+  t.teardown(() => { ws.terminate() })
+  const outcome = new Promise<{ opened: boolean, code: number }>((resolve, reject) => {
+    let opened = false
+    const timer = setTimeout(() => { reject(new Error('the WebSocket was neither opened and closed within 15 s')) }, 15_000)
+    ws.once('open', () => { opened = true })
+    ws.once('close', (code) => { clearTimeout(timer); resolve({ opened, code }) })
+    ws.once('error', () => {})
+  })
+  await nav.waitForLog((line) => line.msg === 'tenant starting')
+  nav.child.kill('SIGTERM')
+  const { opened, code } = await outcome
+  t.ok(opened, 'the handshake completed during the drain')
+  t.equal(code, 1001, 'then the WebSocket was closed as going away')
+  t.equal((await nav.exited).code, 0)
+})
