@@ -230,7 +230,7 @@ export class Supervisor extends EventEmitter {
     const added = this.load(applications)
     for (const tenant of this.tenants.values()) tenant.refresh()
     for (const tenant of [...replacedTenants, ...added.tenants]) {
-      if (tenant.config.start === 'eager') this.startEager(tenant)
+      if (tenant.config.start === 'eager' && !this.closed) this.startEager(tenant)
     }
     return Promise.all([
       ...retiring,
