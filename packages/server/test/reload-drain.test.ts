@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { test } from 'tap'
+import { parseConfig } from '@navigator/config'
+import { buildServer } from '../src/server.js'
 import WebSocket from 'ws'
 import { BIN, freePort, http, startNavigator, stopNavigator, TENANT_APP, tempDir, writeConfig } from './helpers.js'
 
@@ -216,4 +218,32 @@ test('SIGTERM waits for a WebSocket handshake still waiting on a starting tenant
   t.ok(opened, 'the handshake completed during the drain')
   t.equal(code, 1001, 'then the WebSocket was closed as going away')
   t.equal((await nav.exited).code, 0)
+})
+
+test('a reload whose new configuration fails to build changes nothing: the old routes and processes stay', async (t) => {
+  const dir = tempDir()
+  const config = parseConfig([
+    'server:',
+    '  listen: "127.0.0.1:0"',
+    '  health_check: /up',
+    'applications:',
+    '  command: node',
+    `  args: [${JSON.stringify(TENANT_APP)}]`,
+    `  start_port: ${await freePort()}`,
+    '  tenants:',
+    '    - name: app',
+    '      path: /app',
+    ''
+  ].join('\n'), { dir })
+  const navigator = await buildServer(config, { env: { LOG_LEVEL: 'silent' } })
+  t.teardown(async () => { await navigator.close() })
+  const before = navigator.fastify
+  const next = parseConfig('server:\n  listen: "127.0.0.1:0"\n  health_check: /changed\n', { dir })
+  // A broken normalised config (the loader would never produce it) makes building the new generation throw.
+  const broken = { ...next, applications: { ...next.applications, tenants: null as never } }
+  await t.rejects(navigator.reload(broken), 'the reload fails')
+  t.equal(navigator.fastify, before, 'the previous Fastify instance still answers')
+  t.equal(navigator.config, config, 'the previous configuration stays current')
+  t.equal(navigator.supervisor.tenantStatus('app').state, 'stopped', 'the supervisor still knows the old tenant')
+  t.equal((await navigator.fastify.inject({ url: '/up' })).statusCode, 200, 'the old health check still answers')
 })
