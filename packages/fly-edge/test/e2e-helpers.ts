@@ -11,11 +11,12 @@ export const DEMO_DIR = fileURLToPath(new URL('../../../examples/demo/', import.
 export const DEMO_CONFIG = join(DEMO_DIR, 'navigator.yml')
 export const COOKIE = '_navigator_machine'
 /**
- * The drain time of the test Machines: well inside the launcher's stop grace (10 s), so a Machine stopped at teardown
+ * The drain time of the test Machines: inside the launcher's stop grace (10 s), so a Machine stopped at teardown
  * exits by itself and stops its tenants, instead of being killed while draining (its tenants, in their own process
- * groups, would outlive it). The demo itself keeps the default (30 s).
+ * groups, would outlive it); longer than the tests' slow requests (1.5 s), which a SIGTERM must let finish. The demo
+ * itself keeps the default (30 s).
  */
-export const TEST_SHUTDOWN_TIMEOUT = '1s'
+export const TEST_SHUTDOWN_TIMEOUT = '5s'
 
 interface Teardown { teardown (fn: () => unknown): void }
 
