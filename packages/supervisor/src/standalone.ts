@@ -3,6 +3,7 @@ import type { SupervisorContext } from './context.js'
 import { outputHandler } from './context.js'
 import { ProcessGroup, type GroupExit } from './process-group.js'
 import { pollUntilReady, probeTcp } from './readiness.js'
+import { waitForDrain } from './drain.js'
 
 export type StandaloneState = 'starting' | 'running' | 'backoff' | 'stopped'
 
@@ -103,18 +104,8 @@ export class StandaloneServer {
    */
   async drainRequests (drainMs: number): Promise<void> {
     if (this.inFlight === 0) return
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.drained = null
-        this.context.logger.warn({ process: this.name, drainMs, requests: this.inFlight }, 'standalone server still busy after the drain limit; restarting it')
-        resolve()
-      }, drainMs)
-      timer.unref()
-      this.drained = () => {
-        clearTimeout(timer)
-        this.drained = null
-        resolve()
-      }
+    await waitForDrain(drainMs, (drained) => { this.drained = drained }, () => {
+      this.context.logger.warn({ process: this.name, drainMs, requests: this.inFlight }, 'standalone server still busy after the drain limit; restarting it')
     })
   }
 

@@ -5,6 +5,7 @@ import { SpawnFailedError, StartupTimeoutError, StoppedError } from './errors.js
 import { ProcessGroup, type GroupExit } from './process-group.js'
 import { pollUntilReady, probeHttp } from './readiness.js'
 import { tenantLaunch } from './tenant-launch.js'
+import { waitForDrain } from './drain.js'
 
 export type TenantState = 'stopped' | 'starting' | 'ready' | 'stopping'
 
@@ -98,18 +99,8 @@ export class Tenant {
    */
   async retire (drainMs: number): Promise<void> {
     if (this.inFlight > 0 || this.webSockets > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          this.drained = null
-          this.context.logger.warn({ process: this.name, drainMs, requests: this.inFlight, webSockets: this.webSockets }, 'replaced tenant still busy after the drain limit; stopping it')
-          resolve()
-        }, drainMs)
-        timer.unref()
-        this.drained = () => {
-          clearTimeout(timer)
-          this.drained = null
-          resolve()
-        }
+      await waitForDrain(drainMs, (drained) => { this.drained = drained }, () => {
+        this.context.logger.warn({ process: this.name, drainMs, requests: this.inFlight, webSockets: this.webSockets }, 'replaced tenant still busy after the drain limit; stopping it')
       })
     }
     await this.stop()
