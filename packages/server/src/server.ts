@@ -355,23 +355,16 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     generation.inFlight++
     inFlight++
     let pending = true
-    const write = socket.write
     const settle = (): void => {
       if (!pending) return
       pending = false
-      socket.write = write
       socket.removeListener('finish', settle)
       socket.removeListener('close', settle)
       finished(generation)
     }
     socket.once('finish', settle)
     socket.once('close', settle)
-    socket.write = function (this: typeof socket, chunk: unknown, ...rest: unknown[]): boolean {
-      const written = (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest)
-      if (typeof chunk === 'string' && chunk.startsWith('HTTP/1.1 101')) settle()
-      return written
-    } as typeof socket.write
-    webSockets.route(generation.app, req, socket, head)
+    webSockets.route(generation.app, req, socket, head, settle)
   })
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     // A response already under way on this connection (a pipelined request after it failed to parse) must not

@@ -22,6 +22,8 @@ const kUpgrade = Symbol('navigator.upgrade')
 interface PendingUpgrade {
   socket: Duplex
   head: Buffer
+  /** Called once the client has its 101 and the relay has begun. */
+  onUpgraded: (() => void) | undefined
 }
 
 type UpgradeRequest = IncomingMessage & { [kUpgrade]?: PendingUpgrade }
@@ -78,9 +80,12 @@ export class WebSocketRelay {
     return this.#relays.size
   }
 
-  /** Hands an upgrade request from the http server to a Fastify instance's routing. */
-  route (app: FastifyInstance, raw: IncomingMessage, socket: Duplex, head: Buffer): void {
-    (raw as UpgradeRequest)[kUpgrade] = { socket, head }
+  /**
+   * Hands an upgrade request from the http server to a Fastify instance's routing. `onUpgraded` is called when the
+   * client gets its 101; every other outcome ends or closes the socket.
+   */
+  route (app: FastifyInstance, raw: IncomingMessage, socket: Duplex, head: Buffer, onUpgraded?: () => void): void {
+    (raw as UpgradeRequest)[kUpgrade] = { socket, head, onUpgraded }
     socket.on('error', (err) => { this.#log.debug({ err: err.message }, 'websocket client socket error') })
     const response = new ServerResponse(raw)
     // Any plain HTTP answer (replay, maintenance, 404, refusal) ends the exchange.
@@ -177,6 +182,7 @@ export class WebSocketRelay {
         if (upstreamHead.length > 0) client.write(upstreamHead)
         if (pending.head.length > 0) upstream.write(pending.head)
         this.#pipe(client, upstream, release)
+        pending.onUpgraded?.()
         settle()
       })
 
