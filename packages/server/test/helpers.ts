@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
-import { request } from 'node:http'
+import { createServer as createHttpServer, request } from 'node:http'
 import type { IncomingHttpHeaders } from 'node:http'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -294,4 +294,27 @@ export async function http (address: string, path: string, options: { method?: s
     req.on('error', reject)
     req.end(options.body)
   })
+}
+
+export interface FakeMachinesApi {
+  /** Every call the API received, in order. */
+  calls: Array<{ method: string, url: string }>
+  /** Settles at the first call. */
+  firstCall: Promise<void>
+}
+
+/** Fly's Machines API as a test needs it: an HTTP server on a real Unix socket that records calls and answers 200. */
+export async function startFakeMachinesApi (t: Teardown, socketPath: string): Promise<FakeMachinesApi> {
+  const calls: FakeMachinesApi['calls'] = []
+  let called: () => void = () => {}
+  const firstCall = new Promise<void>((resolve) => { called = resolve })
+  const api = createHttpServer((req, res) => {
+    calls.push({ method: req.method ?? '', url: req.url ?? '' })
+    req.resume()
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}')
+    called()
+  })
+  await new Promise<void>((resolve) => { api.listen(socketPath, resolve) })
+  t.teardown(() => { api.close() })
+  return { calls, firstCall }
 }

@@ -1,8 +1,6 @@
-import { writeFileSync } from 'node:fs'
-import { createServer } from 'node:http'
 import { join } from 'node:path'
 import { test } from 'tap'
-import { http, startNavigator, tempDir } from './helpers.js'
+import { http, startFakeMachinesApi, startNavigator, tempDir, writeConfig } from './helpers.js'
 
 // Fly polls the health check every 15 s while the Machine runs: counted as traffic, it would keep the Machine from
 // ever idling. Here it is polled every 100 ms against a 1 s idle timeout.
@@ -10,19 +8,9 @@ import { http, startNavigator, tempDir } from './helpers.js'
 test('health checks every 100 ms do not keep the Machine awake: the suspend POST is made, and they log no resume', async (t) => {
   const dir = tempDir({ 'public/hello.txt': 'hello\n' })
   const apiSocket = join(dir, 'api.sock')
-  const calls: Array<{ method: string, url: string }> = []
-  let called: () => void = () => {}
-  const firstCall = new Promise<void>((resolve) => { called = resolve })
-  const api = createServer((req, res) => {
-    calls.push({ method: req.method ?? '', url: req.url ?? '' })
-    req.resume()
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}')
-    called()
-  })
-  await new Promise<void>((resolve) => { api.listen(apiSocket, resolve) })
-  t.teardown(() => { api.close() })
+  const { calls, firstCall } = await startFakeMachinesApi(t, apiSocket)
 
-  writeFileSync(join(dir, 'navigator.yml'), [
+  writeConfig(dir, [
     'server:',
     '  listen: "127.0.0.1:0"',
     '  health_check: /up',

@@ -1,22 +1,11 @@
-import { createServer } from 'node:http'
 import { join } from 'node:path'
 import { test } from 'tap'
-import { http, startNavigator, tempDir, writeConfig } from './helpers.js'
+import { http, startFakeMachinesApi, startNavigator, tempDir, writeConfig } from './helpers.js'
 
 test('server.idle: after the timeout without requests, Navigator asks the Machines API to suspend this Machine', async (t) => {
   const dir = tempDir({ 'public/hello.txt': 'hello\n' })
   const apiSocket = join(dir, 'api.sock')
-  const calls: Array<{ method: string, url: string }> = []
-  let called: () => void = () => {}
-  const firstCall = new Promise<void>((resolve) => { called = resolve })
-  const api = createServer((req, res) => {
-    calls.push({ method: req.method ?? '', url: req.url ?? '' })
-    req.resume()
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}')
-    called()
-  })
-  await new Promise<void>((resolve) => { api.listen(apiSocket, resolve) })
-  t.teardown(() => { api.close() })
+  const { calls, firstCall } = await startFakeMachinesApi(t, apiSocket)
 
   writeConfig(dir, [
     'server:',
