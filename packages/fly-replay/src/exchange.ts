@@ -1,7 +1,7 @@
-import type { ServerResponse } from 'node:http'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import type { BodyRelay } from './body-relay.js'
-import { UpstreamTimeoutError, UpstreamUnreachableError } from './errors.js'
+import { sendErrorAnswer, UpstreamTimeoutError, UpstreamUnreachableError } from './errors.js'
 import { clientResponseHeaders } from './proxy-headers.js'
 
 // One proxied request, as an undici dispatch handler (the callback API: no Readable, no promise, no AbortController
@@ -10,8 +10,12 @@ import { clientResponseHeaders } from './proxy-headers.js'
 // ways. Until the upstream's headers arrive, Fastify still owns the reply, so a 502, a 504 or the caller's fallback
 // are ordinary Fastify answers; once they arrive the reply is hijacked. onResponse hooks and the server's own
 // accounting still see the response finish and close.
+//
+// Without a Fastify reply (`reply` null: a request the server relays before Fastify sees it), the response headers
+// to add are given up front, and a 502 or 504 is written as Fastify's default error handler writes it.
 
 const kExchange = Symbol('navigator.upstreamExchange')
+const NO_HEADERS: Readonly<Record<string, unknown>> = Object.freeze({})
 type Response = ServerResponse & { [kExchange]?: Exchange }
 
 /** Listeners shared by every exchange (no closure per request): `this` is the client's response. */
@@ -50,16 +54,26 @@ export class Exchange {
   private remaining = -1
 
   constructor (
-    private readonly request: FastifyRequest,
-    private readonly reply: FastifyReply,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    /** The Fastify reply that owns `res`; null when Fastify never saw the request. */
+    private readonly reply: FastifyReply | null,
+    /** Without a reply: the headers to add to the upstream's response or to an error answer (the sticky cookie). */
+    private readonly ownHeaders: Readonly<Record<string, string>> | null,
+    private readonly log: FastifyBaseLogger,
     private readonly origin: string,
     private readonly body: BodyRelay | null,
     private readonly onUnreachable: ((err: Error) => unknown) | undefined,
     private settled: Settle | null
   ) {
-    const res = reply.raw as Response
-    res[kExchange] = this
+    (res as Response)[kExchange] = this
     res.on('close', onClientClose)
+  }
+
+  /** Answers with an error before any header left: through Fastify when it owns the reply. */
+  private fail (err: Error): void {
+    if (this.reply !== null) this.reply.send(err)
+    else sendErrorAnswer(this.res, err, this.ownHeaders)
   }
 
   private settle (err?: unknown): void {
@@ -69,8 +83,8 @@ export class Exchange {
       settled(err)
     } else if (err !== undefined) {
       // No promise to reject (relay): the fallback failed, so the request is answered with the error.
-      if (!this.reply.raw.headersSent) this.reply.send(err)
-      else this.reply.raw.destroy()
+      if (!this.res.headersSent) this.fail(err as Error)
+      else this.res.destroy()
     }
   }
 
@@ -83,7 +97,7 @@ export class Exchange {
     }
     // An upstream that answered before reading the whole request body: the rest is read and discarded, as Node
     // does for an unread body, so the client connection can be reused or closed.
-    const raw = this.request.raw
+    const raw = this.req
     if (this.body !== null && !raw.complete && !raw.destroyed) raw.resume()
   }
 
@@ -102,23 +116,23 @@ export class Exchange {
     // Interim responses (103 Early Hints) are not relayed; the final response follows.
     if (statusCode < 200) return true
     const reply = this.reply
-    const res = reply.raw
+    const res = this.res
     let headers: string[]
     try {
-      headers = clientResponseHeaders(rawHeaders, reply.getHeaders())
+      headers = clientResponseHeaders(rawHeaders, reply !== null ? reply.getHeaders() : this.ownHeaders ?? NO_HEADERS)
       res.writeHead(statusCode, headers)
     } catch (err) {
       // A header Node refuses to send: the upstream's answer cannot be relayed.
       this.gone = true
       this.abortUpstream?.(err as Error)
-      this.request.log.warn({ upstream: this.origin, err: (err as Error).message }, 'upstream response could not be relayed')
-      reply.send(new UpstreamUnreachableError())
+      this.log.warn({ upstream: this.origin, err: (err as Error).message }, 'upstream response could not be relayed')
+      this.fail(new UpstreamUnreachableError())
       this.settle()
       return false
     }
     this.answering = true
     this.resumeUpstream = resume
-    reply.hijack()
+    reply?.hijack()
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]
       if (name.length === 14 && name.toLowerCase() === 'content-length') {
@@ -131,7 +145,7 @@ export class Exchange {
   }
 
   onData (chunk: Buffer): boolean {
-    const res = this.reply.raw
+    const res = this.res
     if (chunk.length === this.remaining) {
       // The whole (rest of the) body: headers and body leave together, and the response is over.
       this.remaining = 0
@@ -153,24 +167,23 @@ export class Exchange {
     this.upstreamDone = true
     if (this.ended || this.gone) return
     this.ended = true
-    this.reply.raw.end()
+    this.res.end()
   }
 
   onError (err: Error): void {
     this.upstreamDone = true
     if (this.gone) return
-    const reply = this.reply
     if (this.answering) {
       // The status line is out: the only honest signal left is an incomplete response.
-      this.request.log.warn({ upstream: this.origin, code: errorCode(err) }, 'upstream response failed before its end')
+      this.log.warn({ upstream: this.origin, code: errorCode(err) }, 'upstream response failed before its end')
       this.ended = true
-      reply.raw.destroy(err)
+      this.res.destroy(err)
       return
     }
     const code = errorCode(err)
     if (code === 'UND_ERR_HEADERS_TIMEOUT') {
-      this.request.log.warn({ upstream: this.origin }, 'upstream did not answer in time')
-      reply.send(new UpstreamTimeoutError())
+      this.log.warn({ upstream: this.origin }, 'upstream did not answer in time')
+      this.fail(new UpstreamTimeoutError())
       this.settle()
       return
     }
@@ -179,7 +192,7 @@ export class Exchange {
       // The caller answers, and may still read the body (serving the request here), so this exchange lets go of
       // the response; the caller runs outside undici's callbacks.
       this.gone = true
-      const res = reply.raw as Response
+      const res = this.res as Response
       res.removeListener('close', onClientClose)
       if (res[kExchange] === this) res[kExchange] = undefined
       queueMicrotask(() => {
@@ -194,8 +207,8 @@ export class Exchange {
       })
       return
     }
-    this.request.log.warn({ upstream: this.origin, code }, 'upstream could not be reached')
-    reply.send(new UpstreamUnreachableError())
+    this.log.warn({ upstream: this.origin, code }, 'upstream could not be reached')
+    this.fail(new UpstreamUnreachableError())
     this.settle()
   }
 }

@@ -1,6 +1,6 @@
 import { flyReplayRules } from './rules.js'
 
-export { flyReplayRules, RULES_REPLAY_STATE, REPLAY_RESPONSE_BODY } from './rules.js'
+export { flyReplayRules, createReplayRuleMatcher, RULES_REPLAY_STATE, REPLAY_RESPONSE_BODY } from './rules.js'
 export type { FlyReplayRulesOptions } from './rules.js'
 export {
   buildReplayHeader,
@@ -26,7 +26,8 @@ export {
   UpstreamUnreachableError,
   UpstreamTimeoutError,
   InvalidReplayFieldError,
-  InvalidOptionError
+  InvalidOptionError,
+  sendErrorAnswer
 } from './errors.js'
 // @navigator/sticky-sessions sits on this package; these helpers of @navigator/config are re-exported (not
 // reimplemented) so it can keep to the one path matcher and the one duration parser.

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher, Pool as UndiciPool } from 'undici'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { BodyRelay, bodyStream, hasBody, minorCollectionEvery } from './body-relay.js'
 import { InvalidOptionError, UpstreamUnreachableError } from './errors.js'
 import { Exchange, type Settle } from './exchange.js'
@@ -62,6 +63,12 @@ export interface UpstreamProxy {
   forward (request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options?: ForwardOptions): Promise<void>
   /** `forward` without the promise, for a route handler that returns nothing and leaves the answer to the proxy. */
   relay (request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options?: ForwardOptions): void
+  /**
+   * `relay` for a request no Fastify instance has seen (a server's own fast path, on Node's request and response):
+   * `responseHeaders` are added to the upstream's response (Set-Cookie kept separate), a 502 or 504 is answered as
+   * Fastify's default error handler answers it, and the proxy's warnings go to `log`.
+   */
+  relayRaw (req: IncomingMessage, res: ServerResponse, target: UpstreamTarget, log: FastifyBaseLogger, responseHeaders?: Readonly<Record<string, string>>): void
   close (): Promise<void>
 }
 
@@ -111,14 +118,18 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
   ): void {
     const raw = request.raw
     const body = hasBody(raw.headers) ? new BodyRelay(bodyStream(request), accounting) : null
-    const exchange = new Exchange(request, reply, target.origin, body, forwardOptions?.onUnreachable, settled)
+    const exchange = new Exchange(raw, reply.raw, reply, null, request.log, target.origin, body, forwardOptions?.onUnreachable, settled)
+    dispatch(raw, body, exchange, target, forwardOptions?.headers)
+  }
+
+  function dispatch (raw: IncomingMessage, body: BodyRelay | null, exchange: Exchange, target: UpstreamTarget, extraHeaders: Readonly<Record<string, string>> | undefined): void {
     if (closed) {
       exchange.onError(new UpstreamUnreachableError())
       return
     }
     let headers: string[]
     try {
-      headers = upstreamRequestHeaders(raw, forwardOptions?.headers, trustForwarded)
+      headers = upstreamRequestHeaders(raw, extraHeaders, trustForwarded)
     } catch (err) {
       exchange.onError(err as Error)
       return
@@ -147,6 +158,11 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
     start(request, reply, target, forwardOptions, null)
   }
 
+  function relayRaw (req: IncomingMessage, res: ServerResponse, target: UpstreamTarget, log: FastifyBaseLogger, responseHeaders?: Readonly<Record<string, string>>): void {
+    const body = hasBody(req.headers) ? new BodyRelay(req, accounting) : null
+    dispatch(req, body, new Exchange(req, res, null, responseHeaders ?? null, log, target.origin, body, undefined, null), target, undefined)
+  }
+
   async function close (): Promise<void> {
     closed = true
     const all = [...pools.values()]
@@ -154,5 +170,5 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
     await Promise.all(all.map(async (pool) => await pool.close()))
   }
 
-  return { forward, relay, close }
+  return { forward, relay, relayRaw, close }
 }

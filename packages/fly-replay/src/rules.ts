@@ -102,6 +102,33 @@ function pathOf (url: string): string {
   return query === -1 ? url : url.slice(0, query)
 }
 
+interface RuleMatch {
+  path: RegExp
+  methods: ReadonlySet<string> | null
+}
+
+/** The first rule whose method list and path pattern (on the path of `url`, without its query) match. */
+function findRule<R extends RuleMatch> (rules: readonly R[], method: string, url: string): R | null {
+  const path = pathOf(url)
+  for (const rule of rules) {
+    if (rule.methods !== null && !rule.methods.has(method)) continue
+    if (rule.path.test(path)) return rule
+  }
+  return null
+}
+
+/**
+ * Whether any of `rules` matches a request, by the plugin's own test: for a server that answers some requests
+ * before the plugin's hook could see them, and must leave every request a rule matches to the plugin.
+ */
+export function createReplayRuleMatcher (rules: readonly ReplayRule[]): (method: string, url: string) => boolean {
+  const compiled: RuleMatch[] = rules.map((rule) => ({
+    path: rule.path,
+    methods: rule.methods === null ? null : new Set(rule.methods.map((m) => m.toUpperCase()))
+  }))
+  return (method, url) => compiled.length !== 0 && findRule(compiled, method, url) !== null
+}
+
 async function flyReplayRulesPlugin (fastify: FastifyInstance, options: FlyReplayRulesOptions): Promise<void> {
   if (options === null || typeof options !== 'object' || !Array.isArray(options.rules)) {
     throw new InvalidOptionError('rules', 'must be a list of replay rules')
@@ -139,17 +166,8 @@ async function flyReplayRulesPlugin (fastify: FastifyInstance, options: FlyRepla
     }
   }
 
-  function matchingRule (request: FastifyRequest): CompiledRule | null {
-    const path = pathOf(request.url)
-    for (const rule of rules) {
-      if (rule.methods !== null && !rule.methods.has(request.method)) continue
-      if (rule.path.test(path)) return rule
-    }
-    return null
-  }
-
   fastify.addHook('onRequest', async function flyReplayRules (request, reply) {
-    const rule = matchingRule(request)
+    const rule = findRule(rules, request.method, request.url)
     if (rule === null || rule.satisfied) return
     const headers = request.headers
     // A request already replayed by a rule is served wherever it landed: nothing bounces twice.

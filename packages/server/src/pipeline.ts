@@ -1,12 +1,14 @@
 import fastifyStatic from '@fastify/static'
 import fp from 'fastify-plugin'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { NavigatorConfig, ReplayTarget } from '@navigator/config'
-import { flyReplayRules } from '@navigator/fly-replay'
+import type { NavigatorConfig, ReplayTarget, RewriteRule } from '@navigator/config'
+import { createReplayRuleMatcher, flyReplayRules } from '@navigator/fly-replay'
 import type { UpstreamProxy } from '@navigator/fly-replay'
 import { optionsFromConfig, stickySessions } from '@navigator/sticky-sessions'
 import type { MaintenanceResponder } from './maintenance.js'
 import { createStaticFileFinder } from './static-files.js'
+import type { StaticFileFinder } from './static-files.js'
 import { createUpstreamRouter } from './upstreams.js'
 import type { Upstream } from './upstreams.js'
 import { isUpgrade } from './websocket.js'
@@ -17,7 +19,14 @@ declare module 'fastify' {
     /** The path (without query string) after `routes.rewrites`; what steps 3, 6 and 7 route on. */
     forwardedPath: string | null
   }
+  interface FastifyInstance {
+    /** The pipeline's fast path (see createFastPath); the server offers every request to it before Fastify. */
+    navigatorFastPath: FastPath
+  }
 }
+
+/** Answers a request without Fastify and returns true, or returns false having done nothing. */
+export type FastPath = (req: IncomingMessage, res: ServerResponse) => boolean
 
 /** What the pipeline needs from the supervisor (the `Supervisor` of @navigator/supervisor). */
 export interface ProcessManager {
@@ -75,8 +84,11 @@ async function registerPipeline (fastify: FastifyInstance, options: PipelineOpti
     suppressWarning: true
   })
 
+  const rewrite = createRewriter(config.routes.rewrites)
+  const findStaticFile = createStaticFileFinder(config.server.publicDir)
+
   // Steps 1 to 3.
-  fastify.addHook('onRequest', answersLocally(config))
+  fastify.addHook('onRequest', answersLocally(config, rewrite, findStaticFile))
 
   // Step 4.
   const peers = config.routes.fly.stickySessions.peers
@@ -110,8 +122,11 @@ async function registerPipeline (fastify: FastifyInstance, options: PipelineOpti
   // Fastify's body limit and 415 answers never apply.
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', passBodyThrough)
-  fastify.all('/*', toUpstream(options))
+  const upstreams = createUpstreams(options)
+  fastify.all('/*', toUpstream(options, upstreams))
   fastify.setNotFoundHandler(notFound)
+
+  fastify.decorate('navigatorFastPath', createFastPath(fastify, options, rewrite, findStaticFile, upstreams))
 }
 
 /** The pipeline as a Fastify plugin (not encapsulated: it is the whole application). */
@@ -140,12 +155,20 @@ function pathOf (url: string): string {
   return query === -1 ? url : url.slice(0, query)
 }
 
+/** Step 2: the forwarded path of a request path, by the first matching rewrite rule (or the path itself). */
+function createRewriter (rewrites: readonly RewriteRule[]): (path: string) => string {
+  return function rewrite (path) {
+    for (const rule of rewrites) {
+      if (rule.pattern.test(path)) return path.replace(rule.pattern, rule.rewrite)
+    }
+    return path
+  }
+}
+
 /** Steps 1 to 3: the answers Navigator gives by itself, and the forwarded path. */
-function answersLocally (config: NavigatorConfig) {
+function answersLocally (config: NavigatorConfig, rewrite: (path: string) => string, findStaticFile: StaticFileFinder) {
   const healthCheck = config.server.healthCheck
-  const rewrites = config.routes.rewrites
   const publicDir = config.server.publicDir
-  const findStaticFile = createStaticFileFinder(publicDir)
 
   return function onRequest (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
     const path = pathOf(request.url)
@@ -156,14 +179,8 @@ function answersLocally (config: NavigatorConfig) {
       return
     }
 
-    // 2. Rewrites: the first matching rule computes the forwarded path.
-    let forwardedPath = path
-    for (const rule of rewrites) {
-      if (rule.pattern.test(path)) {
-        forwardedPath = path.replace(rule.pattern, rule.rewrite)
-        break
-      }
-    }
+    // 2. Rewrites.
+    const forwardedPath = rewrite(path)
     request.forwardedPath = forwardedPath
 
     // 3. Static files, for GET and HEAD only; an upgrade is never a file.
@@ -188,21 +205,95 @@ function answersLocally (config: NavigatorConfig) {
   }
 }
 
-/** Steps 6 to 8: proxy to the standalone server or tenant that owns the forwarded path, else 404. */
-function toUpstream (options: PipelineOptions) {
-  const { processes, proxy, maintenance, webSockets } = options
-  const findUpstream = createUpstreamRouter(options.config.applications)
-  const readyPort = processes.readyPort?.bind(processes)
-  // Built once per port: the origin strings of local upstreams.
+/** Steps 6 and 7 as lookups shared by the route and the fast path. */
+interface Upstreams {
+  /** The standalone server or tenant that owns a forwarded path, or null. */
+  find: (forwardedPath: string) => Upstream | null
+  /** The port of a tenant that is ready now, else null. */
+  readyPort: (name: string) => number | null
+  /** `http://127.0.0.1:<port>`, built once per port. */
+  originOf: (port: number) => string
+}
+
+function createUpstreams (options: PipelineOptions): Upstreams {
+  const processes = options.processes
   const origins = new Map<number, string>()
-  function originOf (port: number): string {
-    let origin = origins.get(port)
-    if (origin === undefined) {
-      origin = `http://${UPSTREAM_HOST}:${port}`
-      origins.set(port, origin)
+  return {
+    find: createUpstreamRouter(options.config.applications),
+    readyPort: processes.readyPort === undefined ? () => null : processes.readyPort.bind(processes),
+    originOf (port) {
+      let origin = origins.get(port)
+      if (origin === undefined) {
+        origin = `http://${UPSTREAM_HOST}:${port}`
+        origins.set(port, origin)
+      }
+      return origin
     }
-    return origin
   }
+}
+
+/**
+ * The hot path without Fastify: a GET or HEAD without a body, for a ready tenant, that steps 1 to 5 let through
+ * untouched (not the health check, no static file, no replay rule, a sticky decision of serve-here) is proxied
+ * straight from Node's request, and a sticky replay is answered, in both cases with the same functions, headers
+ * and log lines as the Fastify path. Anything else (a health check, a static file, a rule, a rejected cookie, a
+ * body, an upgrade, a "%" in the URL, a tenant that must start, a standalone server, a 404) returns false having
+ * done nothing, and Fastify's pipeline takes the request from the start. Fastify's routing, request and reply
+ * objects, per-request child logger and three hooks are about a fifth of the CPU of a proxied request and half of
+ * a replay answer's (bench/README.md).
+ */
+function createFastPath (fastify: FastifyInstance, options: PipelineOptions, rewrite: (path: string) => string, findStaticFile: StaticFileFinder, upstreams: Upstreams): FastPath {
+  const { config, processes, proxy } = options
+  const healthCheck = config.server.healthCheck
+  const ruleMatches = createReplayRuleMatcher(config.routes.fly.replay)
+  const sticky = fastify.hasDecorator('stickySessionsEngine') ? fastify.stickySessionsEngine : null
+  const log = fastify.log
+  // At debug and trace every request goes through Fastify, for its "request completed" and debug lines.
+  if (log.level === 'debug' || log.level === 'trace') return () => false
+  const { find, readyPort, originOf } = upstreams
+
+  return function fastPath (req, res) {
+    const method = req.method
+    if (method !== 'GET' && method !== 'HEAD') return false
+    const url = req.url as string
+    // A URL Fastify reads differently (an escape it decodes or refuses, an absolute form) takes its path.
+    if (url.charCodeAt(0) !== 47 /* / */ || url.includes('%')) return false
+    const headers = req.headers
+    if (headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')) return false
+    if (headers.upgrade !== undefined) return false
+    const path = pathOf(url)
+    if (path === healthCheck) return false
+    const forwardedPath = rewrite(path)
+    if (findStaticFile(forwardedPath) !== null) return false
+    if (ruleMatches(method, url)) return false
+    let servedHere: Readonly<Record<string, string>> | undefined
+    if (sticky !== null) {
+      const decision = sticky.decide(req)
+      if (decision !== null) {
+        if (decision.kind === 'replay') {
+          sticky.answerReplay(res, decision.machine, log)
+          return true
+        }
+        if (decision.kind !== 'own' && decision.kind !== 'new') return false
+        servedHere = sticky.servedHereHeaders
+      }
+    }
+    const upstream = find(forwardedPath)
+    if (upstream === null || upstream.kind !== 'tenant') return false
+    const name = upstream.tenant.name
+    const port = readyPort(name)
+    if (port === null) return false
+    const query = url.indexOf('?')
+    res.on('close', processes.trackRequest(name))
+    proxy.relayRaw(req, res, { origin: originOf(port), path: query === -1 ? forwardedPath : forwardedPath + url.slice(query) }, log, servedHere)
+    return true
+  }
+}
+
+/** Steps 6 to 8: proxy to the standalone server or tenant that owns the forwarded path, else 404. */
+function toUpstream (options: PipelineOptions, upstreams: Upstreams) {
+  const { processes, proxy, maintenance, webSockets } = options
+  const { find: findUpstream, readyPort, originOf } = upstreams
 
   /** The request is counted for its upstream until its response closes; the proxy answers it. */
   function relay (request: FastifyRequest, reply: FastifyReply, name: string, port: number, path: string, whenUnreachable: (() => unknown) | undefined): void {
@@ -267,7 +358,7 @@ function toUpstream (options: PipelineOptions) {
     }
 
     const name = upstream.tenant.name
-    const port = readyPort === undefined ? null : readyPort(name)
+    const port = readyPort(name)
     if (port === null || isUpgrade(request.raw)) return whenTenantReady(request, reply, name, path)
     relay(request, reply, name, port, path, undefined)
     return undefined

@@ -1,7 +1,7 @@
 import { stickySessions } from './plugin.js'
 
 export { stickySessions, REPLAY_RESPONSE_BODY, REJECTION_LOG_INTERVAL_MS } from './plugin.js'
-export type { StickySession, StickyAction } from './plugin.js'
+export type { StickySession, StickyAction, StickyEngine } from './plugin.js'
 export {
   resolveOptions,
   optionsFromConfig,

@@ -1,9 +1,10 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
-import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { buildReplayHeader, createUpstreamProxy, type UpstreamProxy } from '@navigator/fly-replay'
 import { COOKIE_REJECTIONS, createCookieCodec, createCookieReader, describeRejectedValue, type CookieRejection } from './cookie.js'
-import { createDecider, PROXIED_HEADER } from './decide.js'
+import { createDecider, PROXIED_HEADER, type Decision } from './decide.js'
 import { createDnsDiscovery, createStaticDiscovery, noDiscovery, type MachineDiscovery } from './discovery.js'
 import { defaultMaintenance } from './maintenance.js'
 import { resolveOptions, STICKY_REPLAY_STATE, type ResolvedOptions, type StickySessionsOptions } from './options.js'
@@ -18,14 +19,35 @@ export interface StickySession {
   action: StickyAction
 }
 
+/**
+ * The plugin's decision and its two cheapest answers, for a server that answers some requests on Node's request and
+ * response before Fastify routes them (Navigator's own fast path). The plugin's hook makes the same decision with
+ * the same functions; whatever the caller does not answer itself it leaves to Fastify, and so to the hook.
+ */
+export interface StickyEngine {
+  /** The decision for a request, or null when its path is not sticky. Pure: no log line, no header. */
+  decide (req: IncomingMessage): Decision | null
+  /** Response headers for a request served here (decision new or own): this Machine's Set-Cookie. */
+  readonly servedHereHeaders: Readonly<Record<string, string>>
+  /** Answers a replay decision in full (status, fly-replay, the tiny body; no Set-Cookie) and logs it at info. */
+  answerReplay (res: ServerResponse, target: string, log: FastifyBaseLogger): void
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     /** The sticky-session decision; null on paths that are not sticky or when the feature is off. */
     stickySession: StickySession | null
   }
+  interface FastifyInstance {
+    /** The registered plugin's engine; null when the feature is off (disabled, or no Machine ID). */
+    stickySessionsEngine: StickyEngine | null
+  }
 }
 
 export const REPLAY_RESPONSE_BODY = 'Replaying to the Machine that holds this session\n'
+const REPLAY_CONTENT_TYPE = 'text/plain; charset=utf-8'
+const REPLAY_CONTENT_LENGTH = String(Buffer.byteLength(REPLAY_RESPONSE_BODY))
+const REPLAY_LOG_LINE = 'Routing to machine via Fly-Replay'
 /** Rejected cookies are logged at most once per interval for each reason. */
 export const REJECTION_LOG_INTERVAL_MS = 1_000
 
@@ -45,9 +67,13 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
   const options = resolveOptions(rawOptions)
   const matchPath = compileStickyPaths(options.paths)
   fastify.decorateRequest('stickySession', null)
-  if (!options.enabled) return
+  if (!options.enabled) {
+    fastify.decorate('stickySessionsEngine', null)
+    return
+  }
   const machineId = options.machineId
   if (machineId === null) {
+    fastify.decorate('stickySessionsEngine', null)
     fastify.log.info('Sticky sessions are off: no Machine ID (set FLY_MACHINE_ID or the machineId option)')
     return
   }
@@ -121,13 +147,33 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
 
   function replay (request: FastifyRequest, reply: FastifyReply, target: string): void {
     request.stickySession = { machine: target, action: 'replay' }
-    request.log.info({ machine: target }, 'Routing to machine via Fly-Replay')
+    request.log.info({ machine: target }, REPLAY_LOG_LINE)
     reply.removeHeader('set-cookie')
     reply.code(replayStatus)
       .header('fly-replay', `instance=${target}${replaySuffix}`)
-      .type('text/plain; charset=utf-8')
+      .type(REPLAY_CONTENT_TYPE)
       .send(REPLAY_RESPONSE_BODY)
   }
+
+  const engine: StickyEngine = {
+    decide (req) {
+      if (!matchPath(stickyMatchPath(req.url as string))) return null
+      const header = req.headers.cookie
+      return decide(header === undefined ? undefined : readCookie(header), req.headers)
+    },
+    servedHereHeaders: Object.freeze({ 'set-cookie': ownSetCookie }),
+    // The same answer as replay() gives through Fastify, written in one writeHead.
+    answerReplay (res, target, log) {
+      log.info({ machine: target }, REPLAY_LOG_LINE)
+      res.writeHead(replayStatus, [
+        'fly-replay', `instance=${target}${replaySuffix}`,
+        'content-type', REPLAY_CONTENT_TYPE,
+        'content-length', REPLAY_CONTENT_LENGTH
+      ])
+      res.end(REPLAY_RESPONSE_BODY)
+    }
+  }
+  fastify.decorate('stickySessionsEngine', engine)
 
   // The hook is callback-style (the happy path allocates no promise). Once something answers the request here, the
   // hook must not call done(): that is how a callback hook replies early in Fastify. reply.sent cannot tell, since it
@@ -165,13 +211,11 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
   }
 
   fastify.addHook('onRequest', function stickySessions (request, reply, done) {
-    if (!matchPath(stickyMatchPath(request.url))) {
+    const decision = engine.decide(request.raw)
+    if (decision === null) {
       done()
       return
     }
-    const header = request.headers.cookie
-    const value = header === undefined ? undefined : readCookie(header)
-    const decision = decide(value, request.headers)
     switch (decision.kind) {
       case 'new':
         serveHere(request, reply, servedHere)
@@ -183,7 +227,7 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
         done()
         return
       case 'rejected':
-        warnRejected(request, decision.rejection as CookieRejection, value as string)
+        warnRejected(request, decision.rejection as CookieRejection, readCookie(request.headers.cookie as string) as string)
         serveHere(request, reply, servedHere)
         done()
         return
