@@ -43,6 +43,8 @@ interface Relay {
   client: Duplex
   upstream: Duplex
   release: () => void
+  /** Sides not yet closed. */
+  open: number
 }
 
 export interface WebSocketRelayOptions {
@@ -199,32 +201,90 @@ export class WebSocketRelay {
   }
 
   #pipe (client: Duplex, upstream: Duplex, release: () => void): void {
-    const relay: Relay = { client, upstream, release }
+    const relay: Relay = { client, upstream, release, open: 2 }
     this.#relays.add(relay)
-    const sockets = [client, upstream] as Array<Duplex & { setNoDelay?: (on: boolean) => void, setTimeout?: (ms: number) => void }>
-    for (const socket of sockets) {
+    const sides = client as RelaySide
+    const upstreamSide = upstream as RelaySide
+    sides[kRelay] = relay
+    upstreamSide[kRelay] = relay
+    sides[kPeer] = upstreamSide
+    upstreamSide[kPeer] = sides
+    sides[kOwner] = this.#relays
+    upstreamSide[kOwner] = this.#relays
+    for (const socket of [sides, upstreamSide]) {
       socket.setNoDelay?.(true)
       socket.setTimeout?.(0)
+      socket.on('close', onSideClose)
+      socket.on('end', onSideEnd)
+      socket.on('drain', onSideDrain)
+      socket.on('data', onSideData)
     }
-    // When one side closes cleanly, pipe() has already ended the other one,
-    // which may still be flushing the last frames (the close frame among
-    // them): it gets CLOSE_GRACE_MS to finish. A side that fails takes the
-    // other down at once.
-    let open = 2
-    const closed = (other: Duplex) => (hadError: boolean): void => {
-      if (hadError) other.destroy()
-      else if (!other.destroyed) setTimeout(() => { other.destroy() }, CLOSE_GRACE_MS).unref()
-      if (--open > 0) return
-      this.#relays.delete(relay)
-      release()
-    }
-    upstream.on('error', (err) => { this.#log.debug({ err: err.message }, 'websocket upstream socket error') })
-    client.once('close', closed(upstream))
-    upstream.once('close', closed(client))
-    // pipe() applies backpressure both ways and ends the other side when one side ends.
-    client.pipe(upstream)
-    upstream.pipe(client)
+    upstream.on('error', this.#onUpstreamError)
   }
+
+  readonly #onUpstreamError = (err: Error): void => { this.#log.debug({ err: err.message }, 'websocket upstream socket error') }
+}
+
+// The relay of one WebSocket's two sockets, with listeners shared by every relay (no closure per connection: with
+// thousands of open sockets, pipe()'s eight closures per direction were a good part of each one's memory). Each
+// side knows its peer, its relay and the set of open relays through symbols.
+const kPeer = Symbol('navigator.websocketPeer')
+const kRelay = Symbol('navigator.websocketRelay')
+const kOwner = Symbol('navigator.websocketRelays')
+
+type RelaySide = Duplex & {
+  [kPeer]?: RelaySide
+  [kRelay]?: Relay
+  [kOwner]?: Set<Relay>
+  setNoDelay?: (on: boolean) => void
+  setTimeout?: (ms: number) => void
+}
+
+/** Bytes from one side go to the other; a full peer pauses this side until it drains (backpressure both ways). */
+function onSideData (this: RelaySide, chunk: Buffer): void {
+  const peer = this[kPeer]
+  if (peer === undefined || peer.destroyed) return
+  if (!peer.write(chunk)) this.pause()
+}
+
+function onSideDrain (this: RelaySide): void {
+  const peer = this[kPeer]
+  if (peer !== undefined && !peer.destroyed && peer.isPaused()) peer.resume()
+}
+
+/** One side ended cleanly: the other is ended too, after what it still has to write (the close frame among it). */
+function onSideEnd (this: RelaySide): void {
+  const peer = this[kPeer]
+  if (peer !== undefined && !peer.destroyed && !peer.writableEnded) peer.end()
+}
+
+/**
+ * A side closed. After a failure the other is destroyed at once; after a clean close it gets CLOSE_GRACE_MS to
+ * finish flushing. The relay ends (and is released) when both are closed.
+ */
+function onSideClose (this: RelaySide, hadError: boolean): void {
+  const peer = this[kPeer]
+  const relay = this[kRelay]
+  if (peer === undefined || relay === undefined) return
+  if (--relay.open > 0) {
+    if (hadError) peer.destroy()
+    else if (!peer.destroyed) setTimeout(destroySide, CLOSE_GRACE_MS, peer).unref()
+    return
+  }
+  this[kOwner]?.delete(relay)
+  relay.release()
+}
+
+function destroySide (side: Duplex): void {
+  side.destroy()
+}
+
+/** Stops relaying bytes between the two sides (at shutdown, before the close frames are written). */
+function stopRelaying (relay: Relay): void {
+  relay.client.removeListener('data', onSideData)
+  relay.upstream.removeListener('data', onSideData)
+  relay.client.removeListener('end', onSideEnd)
+  relay.upstream.removeListener('end', onSideEnd)
 }
 
 function onceOnly (fn: () => void): () => void {
@@ -238,8 +298,7 @@ function onceOnly (fn: () => void): () => void {
 
 async function closeRelay (relay: Relay): Promise<void> {
   const { client, upstream } = relay
-  client.unpipe(upstream)
-  upstream.unpipe(client)
+  stopRelaying(relay)
   await new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
       client.destroy()
