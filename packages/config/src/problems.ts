@@ -1,7 +1,7 @@
 // Config problems: where they are in the YAML source, how they print, and the
 // error that carries all of them.
 
-import { isMap, isScalar, isSeq } from 'yaml'
+import { yamlLibrary } from './yaml-lib.js'
 import type { ConfigProblem } from './types.js'
 import type { PositionedYaml } from './yaml-source.js'
 
@@ -76,6 +76,7 @@ export class ProblemCollector {
   }
 
   private offsetOf (path: KeyPath, at: 'value' | 'key'): number {
+    const { isMap, isSeq } = yamlLibrary()
     let node: unknown = this.source().document.contents ?? null
     let offset = rangeStart(node) ?? 0
     for (let i = 0; i < path.length; i++) {
@@ -102,7 +103,7 @@ export class ProblemCollector {
 }
 
 function keyText (key: unknown): string {
-  if (isScalar(key)) return String(key.value)
+  if (yamlLibrary().isScalar(key)) return String(key.value)
   return String(key)
 }
 

@@ -6,7 +6,8 @@
 // merge keys, and a test checks that they agree on every example config.
 
 import jsYaml from 'js-yaml'
-import { isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml'
+import type { Document, LineCounter } from 'yaml'
+import { yamlLibrary } from './yaml-lib.js'
 
 export interface PositionedYaml {
   document: Document
@@ -22,6 +23,7 @@ const FAST_SCHEMA = jsYaml.CORE_SCHEMA.extend({ implicit: [merge] })
 const ALIAS = /(?:^|[\s[{,])\*[^\s,\]}]/m
 
 export function parseWithPositions (text: string): PositionedYaml {
+  const { LineCounter, parseDocument } = yamlLibrary()
   const lineCounter = new LineCounter()
   const document = parseDocument(text, { lineCounter, prettyErrors: false, merge: true, uniqueKeys: true })
   return { document, lineCounter }
@@ -53,6 +55,7 @@ export interface ValueProblem {
  * many aliases) is reported at the merge key or the first alias, never thrown.
  */
 export function documentValue ({ document }: PositionedYaml): { value: unknown } | { problems: ValueProblem[] } {
+  const { isScalar, visit } = yamlLibrary()
   const problems: ValueProblem[] = []
   let firstAlias: number | undefined
   let firstMerge: number | undefined
