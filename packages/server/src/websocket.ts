@@ -220,6 +220,12 @@ export class WebSocketRelay {
       socket.on('data', onSideData)
     }
     upstream.on('error', this.#onUpstreamError)
+    // A side that ended or closed while the handshake went on (a client gone before its tenant was ready) has
+    // emitted that event already: it is applied now, or the other side would be held open for ever.
+    for (const socket of [sides, upstreamSide]) {
+      if (socket.readableEnded) onSideEnd.call(socket)
+      if (socket.closed) onSideClose.call(socket, false)
+    }
   }
 
   readonly #onUpstreamError = (err: Error): void => { this.#log.debug({ err: err.message }, 'websocket upstream socket error') }
