@@ -467,8 +467,11 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     server.closeAllConnections()
     await stopped
     machineIdle?.stop()
-    await supervisor.stop()
+    // Kept-alive upstream connections are closed before the children are asked to stop: an app server that waits
+    // for its connections to close on SIGTERM (as Node's server.close() does) would otherwise wait out the stop
+    // grace and be killed. Every request is answered or cut by now, so nothing is waiting on them.
     await proxy.close()
+    await supervisor.stop()
     await current.app.close()
     log.info('stopped')
   }
