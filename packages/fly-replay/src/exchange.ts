@@ -38,6 +38,55 @@ function clientGoneError (): Error {
 /** `settled(err)` ends forward()'s promise: resolved once the answer is under way, rejected when the fallback throws. */
 export type Settle = (err?: unknown) => void
 
+function timeoutError (message: string, code: string): Error {
+  return Object.assign(new Error(message), { code })
+}
+
+/**
+ * The upstream timeouts of every exchange of one proxy, without a timer per request: each exchange has a deadline,
+ * and one interval looks at the open exchanges every `sweepMs`, so a timeout fires at most `sweepMs` late.
+ * undici's own per-request timers (a fresh timer object, and a WeakRef, whenever a connection moves between its
+ * headers, body and keep-alive timeouts) outlived a few young-generation collections and were promoted: a full
+ * collection every two seconds or so under load, and pauses of several milliseconds in the tail latency.
+ */
+export class ExchangeTimeouts {
+  private readonly open = new Set<Exchange>()
+  private timer: NodeJS.Timeout | null = null
+  readonly sweepMs: number
+
+  constructor (readonly headersMs: number, readonly bodyMs: number) {
+    this.sweepMs = Math.min(1000, Math.max(10, Math.floor(Math.min(headersMs, bodyMs) / 4)))
+  }
+
+  watch (exchange: Exchange): void {
+    this.open.add(exchange)
+    if (this.timer === null) {
+      this.timer = setInterval(this.sweep, this.sweepMs)
+      this.timer.unref()
+    }
+  }
+
+  unwatch (exchange: Exchange): void {
+    this.open.delete(exchange)
+  }
+
+  close (): void {
+    if (this.timer !== null) clearInterval(this.timer)
+    this.timer = null
+  }
+
+  private readonly sweep = (): void => {
+    if (this.open.size === 0) return
+    const now = Date.now()
+    for (const exchange of this.open) {
+      if (exchange.overdue(now)) {
+        this.open.delete(exchange)
+        exchange.timedOut()
+      }
+    }
+  }
+}
+
 export class Exchange {
   private abortUpstream: ((err: Error) => void) | null = null
   private resumeUpstream: (() => void) | null = null
@@ -52,6 +101,8 @@ export class Exchange {
   private drainListening = false
   /** Response body bytes still expected (from Content-Length); -1 when unknown. */
   private remaining = -1
+  /** When the upstream's headers, or its next body chunk, are overdue (ms since the epoch). */
+  private deadline = Infinity
 
   constructor (
     private readonly req: IncomingMessage,
@@ -64,10 +115,37 @@ export class Exchange {
     private readonly origin: string,
     private readonly body: BodyRelay | null,
     private readonly onUnreachable: ((err: Error) => unknown) | undefined,
-    private settled: Settle | null
+    private settled: Settle | null,
+    private readonly timeouts: ExchangeTimeouts
   ) {
     (res as Response)[kExchange] = this
     res.on('close', onClientClose)
+  }
+
+  /** The request is handed to undici: its headers are due within the headers timeout. */
+  dispatched (): void {
+    this.deadline = Date.now() + this.timeouts.headersMs
+    this.timeouts.watch(this)
+  }
+
+  /** Past its deadline; never while the upstream is paused because the client is slow to read (undici's rule too). */
+  overdue (now: number): boolean {
+    return this.deadline <= now && !this.paused
+  }
+
+  /** The sweep found the deadline passed: 504 before the headers, a cut response after them. */
+  timedOut (): void {
+    const err = this.answering
+      ? timeoutError('The upstream paused its response body too long', 'UND_ERR_BODY_TIMEOUT')
+      : timeoutError('The upstream did not send its response headers in time', 'UND_ERR_HEADERS_TIMEOUT')
+    // Aborting makes undici report the error to onError, and close the upstream connection.
+    if (this.abortUpstream !== null) {
+      this.abortUpstream(err)
+      return
+    }
+    // Not yet on a connection: answered now, and undici's later onConnect is turned away.
+    this.onError(err)
+    this.gone = true
   }
 
   /** Answers with an error before any header left: through Fastify when it owns the reply. */
@@ -90,6 +168,7 @@ export class Exchange {
 
   /** The response closed: finished by us, or abandoned by the client (then the upstream request is aborted). */
   clientClosed (): void {
+    this.timeouts.unwatch(this)
     if (!this.ended && !this.gone) {
       this.gone = true
       if (!this.upstreamDone && this.abortUpstream !== null) this.abortUpstream(clientGoneError())
@@ -104,6 +183,7 @@ export class Exchange {
   clientDrained (): void {
     if (!this.paused) return
     this.paused = false
+    this.deadline = Date.now() + this.timeouts.bodyMs
     this.resumeUpstream?.()
   }
 
@@ -132,6 +212,7 @@ export class Exchange {
     }
     this.answering = true
     this.resumeUpstream = resume
+    this.deadline = Date.now() + this.timeouts.bodyMs
     reply?.hijack()
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]
@@ -154,6 +235,7 @@ export class Exchange {
       return true
     }
     if (this.remaining > 0) this.remaining -= chunk.length
+    this.deadline = Date.now() + this.timeouts.bodyMs
     if (res.write(chunk)) return true
     if (!this.drainListening) {
       this.drainListening = true
@@ -165,6 +247,7 @@ export class Exchange {
 
   onComplete (): void {
     this.upstreamDone = true
+    this.timeouts.unwatch(this)
     if (this.ended || this.gone) return
     this.ended = true
     this.res.end()
@@ -172,6 +255,7 @@ export class Exchange {
 
   onError (err: Error): void {
     this.upstreamDone = true
+    this.timeouts.unwatch(this)
     if (this.gone) return
     if (this.answering) {
       // The status line is out: the only honest signal left is an incomplete response.

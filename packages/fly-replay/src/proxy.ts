@@ -4,7 +4,7 @@ import type { Dispatcher, Pool as UndiciPool } from 'undici'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { BodyRelay, bodyStream, hasBody, minorCollectionEvery } from './body-relay.js'
 import { InvalidOptionError, UpstreamUnreachableError } from './errors.js'
-import { Exchange, type Settle } from './exchange.js'
+import { Exchange, ExchangeTimeouts, type Settle } from './exchange.js'
 import { upstreamRequestHeaders } from './proxy-headers.js'
 
 // Only undici's Pool: the package's index also loads fetch, WebSocket, EventSource, caches and mocks, about
@@ -100,10 +100,14 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
   const pools = new Map<string, UndiciPool>()
   let closed = false
 
+  // The headers and body timeouts are the exchanges' own (ExchangeTimeouts: one interval, no timer per request);
+  // undici keeps the connect timeout, which is per connection.
+  const timeouts = new ExchangeTimeouts(headersTimeout, bodyTimeout)
+
   function poolFor (origin: string): UndiciPool {
     let pool = pools.get(origin)
     if (pool === undefined) {
-      pool = new Pool(origin, { connectTimeout, headersTimeout, bodyTimeout, connections: connections ?? null })
+      pool = new Pool(origin, { connectTimeout, headersTimeout: 0, bodyTimeout: 0, connections: connections ?? null })
       pools.set(origin, pool)
     }
     return pool
@@ -118,7 +122,7 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
   ): void {
     const raw = request.raw
     const body = hasBody(raw.headers) ? new BodyRelay(bodyStream(request), accounting) : null
-    const exchange = new Exchange(raw, reply.raw, reply, null, request.log, target.origin, body, forwardOptions?.onUnreachable, settled)
+    const exchange = new Exchange(raw, reply.raw, reply, null, request.log, target.origin, body, forwardOptions?.onUnreachable, settled, timeouts)
     dispatch(raw, body, exchange, target, forwardOptions?.headers)
   }
 
@@ -135,6 +139,7 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
       return
     }
     // dispatch() reports its own failures (a bad header, a closed pool) to the handler's onError.
+    exchange.dispatched()
     poolFor(target.origin).dispatch({
       method: raw.method as Dispatcher.HttpMethod,
       path: target.path ?? raw.url ?? '/',
@@ -160,11 +165,12 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
 
   function relayRaw (req: IncomingMessage, res: ServerResponse, target: UpstreamTarget, log: FastifyBaseLogger, responseHeaders?: Readonly<Record<string, string>>): void {
     const body = hasBody(req.headers) ? new BodyRelay(req, accounting) : null
-    dispatch(req, body, new Exchange(req, res, null, responseHeaders ?? null, log, target.origin, body, undefined, null), target, undefined)
+    dispatch(req, body, new Exchange(req, res, null, responseHeaders ?? null, log, target.origin, body, undefined, null, timeouts), target, undefined)
   }
 
   async function close (): Promise<void> {
     closed = true
+    timeouts.close()
     const all = [...pools.values()]
     pools.clear()
     await Promise.all(all.map(async (pool) => await pool.close()))

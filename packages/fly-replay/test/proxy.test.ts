@@ -243,6 +243,49 @@ test('an upstream that never answers gets 504 after the headers timeout', async 
   t.equal(body.code, 'NAV_FLY_REPLAY_UPSTREAM_TIMEOUT')
 })
 
+test('an upstream that stalls in the middle of its body is cut after the body timeout, and its connection closed', async (t) => {
+  let upstreamClosed!: () => void
+  const closedUpstream = new Promise<void>((resolve) => { upstreamClosed = resolve })
+  const upstream = await startUpstream(t, (req, res) => {
+    res.on('close', () => upstreamClosed())
+    res.writeHead(200, { 'content-length': '1000' })
+    res.write(Buffer.alloc(100, 97))
+  })
+  const { url, client } = await startProxyApp(t, upstream.origin, { bodyTimeoutMs: 200 })
+  const started = Date.now()
+  const res = await request(`${url}/stall`, { dispatcher: client })
+  t.equal(res.statusCode, 200, 'the headers were relayed')
+  await t.rejects(res.body.arrayBuffer(), 'the client sees an incomplete response, not a hang')
+  const ms = Date.now() - started
+  t.ok(ms >= 150 && ms < 2000, `cut after ${ms} ms (timeout 200 ms)`)
+  await closedUpstream
+  t.pass('the upstream connection was closed')
+})
+
+test('a client slow to read is not cut by the body timeout: the upstream waits while it is paused', async (t) => {
+  const size = 8 * 1024 * 1024
+  const upstream = await startUpstream(t, (req, res) => {
+    res.writeHead(200, { 'content-length': String(size) })
+    res.end(Buffer.alloc(size, 98))
+  })
+  const { url } = await startProxyApp(t, upstream.origin, { bodyTimeoutMs: 200 })
+  const { port } = new URL(url)
+  const received = await new Promise<number>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: '/big', agent: false }, (res) => {
+      let bytes = 0
+      res.pause()
+      // Nothing is read for five body timeouts: the proxy's buffers fill and it pauses the upstream.
+      setTimeout(() => {
+        res.on('data', (chunk: Buffer) => { bytes += chunk.length })
+        res.on('end', () => { resolve(bytes) })
+        res.on('error', reject)
+        res.resume()
+      }, 1000)
+    }).on('error', reject)
+  })
+  t.equal(received, size, 'every byte arrived')
+})
+
 test('a client that goes away aborts the upstream request and leaks nothing', async (t) => {
   let upstreamClosed!: () => void
   const closedUpstream = new Promise<void>((resolve) => { upstreamClosed = resolve })
