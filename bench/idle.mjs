@@ -3,30 +3,16 @@
 // waits until it has settled, reads its RSS, stops it; several starts, because one reading moves by a MiB or two.
 //
 //   node bench/idle.mjs [--starts 5]
-import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { ROOT, LOAD_CORE, memoryKiB, stopProcess, machineDescription } from './lib.mjs'
-import { startNavigator } from './navigator.mjs'
+import { memoryKiB, stopProcess, machineDescription } from './lib.mjs'
+import { oneTenantConfig, startNavigator } from './navigator.mjs'
 
 const { values: flags } = parseArgs({ options: { starts: { type: 'string', default: '5' } } })
 const starts = Number(flags.starts)
 
 const readings = []
 for (let i = 0; i < starts; i++) {
-  const nav = await startNavigator((port) => `server:
-  listen: ${port}
-routes:
-  fly:
-    sticky_sessions:
-      enabled: true
-applications:
-  command: taskset
-  args: ["-c", "${LOAD_CORE}", "${process.execPath}", "${join(ROOT, 'bench/upstream.mjs')}", "\${PORT}", "m1"]
-  tenants:
-    - name: app
-      path: /
-      start: eager
-`, { FLY_MACHINE_ID: 'm1' })
+  const nav = await startNavigator((port) => oneTenantConfig(port), { FLY_MACHINE_ID: 'm1' })
   await new Promise((resolve) => setTimeout(resolve, 1500))
   readings.push(memoryKiB(nav.child.pid) / 1024)
   await stopProcess(nav.child)

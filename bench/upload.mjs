@@ -6,7 +6,7 @@
 import { request } from 'node:http'
 import { parseArgs } from 'node:util'
 import { ROOT, LOAD_CORE, freePort, waitForPort, spawnPinned, stopProcess, memoryKiB, median, machineDescription } from './lib.mjs'
-import { startNavigator } from './navigator.mjs'
+import { oneTenantConfig, startNavigator } from './navigator.mjs'
 import { join } from 'node:path'
 
 const { values: flags } = parseArgs({ options: { mib: { type: 'string', default: '200' }, runs: { type: 'string', default: '3' } } })
@@ -16,23 +16,10 @@ const sinkPort = await freePort()
 const sink = spawnPinned(LOAD_CORE, process.execPath, [join(ROOT, 'bench/upstream.mjs'), String(sinkPort), 'm2'])
 await waitForPort(sinkPort)
 
-const nav = await startNavigator((port) => `server:
-  listen: ${port}
-routes:
-  fly:
-    sticky_sessions:
-      enabled: true
-      peers:
-        m1: http://127.0.0.1:${port}
-        m2: http://127.0.0.1:${sinkPort}
-applications:
-  command: taskset
-  args: ["-c", "${LOAD_CORE}", "${process.execPath}", "${join(ROOT, 'bench/upstream.mjs')}", "\${PORT}", "m1"]
-  tenants:
-    - name: app
-      path: /
-      start: eager
-`, { FLY_MACHINE_ID: 'm1' })
+const nav = await startNavigator((port) => oneTenantConfig(port, {
+  m1: `http://127.0.0.1:${port}`,
+  m2: `http://127.0.0.1:${sinkPort}`
+}), { FLY_MACHINE_ID: 'm1' })
 
 await new Promise((resolve) => setTimeout(resolve, 1000))
 const idleRssKiB = memoryKiB(nav.child.pid)
