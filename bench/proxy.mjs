@@ -184,9 +184,14 @@ const contenders = [
     headers: () => [`Cookie: ${COOKIE}=m1`]
   },
   {
+    // A process of its own (same config as navigator-sticky): sharing one made the sticky contender's figures
+    // depend on the replay load in between (sticky on/off 0.92-0.96 shared, 0.97-1.0 apart; bench/README.md).
     name: 'navigator-replay',
     label: 'Navigator answering replays (cookie for another Machine)',
-    shares: 'navigator-sticky',
+    start: async () => {
+      const second = await freePort()
+      return startNavigator({ sticky: true, machineId: 'm1', peers: { m1: 'http://127.0.0.1:1', m2: `http://127.0.0.1:${second}` } })
+    },
     headers: () => [`Cookie: ${COOKIE}=m2`]
   },
   {
@@ -244,17 +249,13 @@ for (const c of contenders) {
 
 const instances = new Map()
 for (const contender of selected) {
-  const owner = contender.shares ?? contender.name
-  if (!instances.has(owner)) {
-    const source = contenders.find((c) => c.name === owner)
-    instances.set(owner, await source.start())
-  }
+  instances.set(contender.name, await contender.start())
 }
 
 const results = Object.fromEntries(selected.map((c) => [c.name, []]))
 
 async function measure (contender, seconds) {
-  const instance = instances.get(contender.shares ?? contender.name)
+  const instance = instances.get(contender.name)
   const pids = processTree(instance.child.pid).filter((pid) => pid !== instance.child.pid || true)
   // The proxy's own CPU: its process tree minus the upstreams it supervises (pinned elsewhere).
   const proxyPids = contender.name === 'upstream-direct' ? pids : proxyOnly(pids)
