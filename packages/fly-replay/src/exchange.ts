@@ -145,15 +145,19 @@ export class Exchange {
     res.on('close', onClientClose)
   }
 
-  /** The request is handed to undici: its headers are due within the headers timeout. */
-  dispatched (): void {
-    this.deadline = Date.now() + this.timeouts.headersMs
-    this.timeouts.watch(this)
-  }
-
-  /** Past its deadline; never while the upstream is paused because the client is slow to read (undici's rule too). */
+  /**
+   * Past its deadline. As with undici's own timers: the headers are due `headersMs` after the request (body included)
+   * was sent, so the deadline keeps moving while the request body is still being relayed (an upload that takes
+   * longer than the timeout is not cut; Node's request timeout bounds a client that trickles it); and the body
+   * timeout never fires while the upstream is paused because the client is slow to read.
+   */
   overdue (now: number): boolean {
-    return this.deadline <= now && !this.paused
+    if (this.paused) return false
+    if (!this.answering && this.body !== null && !this.body.readableEnded) {
+      this.deadline = now + this.timeouts.headersMs
+      return false
+    }
+    return this.deadline <= now
   }
 
   /** The sweep found the deadline passed: 504 before the headers, a cut response after them. */
@@ -161,14 +165,9 @@ export class Exchange {
     const err = this.answering
       ? timeoutError('The upstream paused its response body too long', 'UND_ERR_BODY_TIMEOUT')
       : timeoutError('The upstream did not send its response headers in time', 'UND_ERR_HEADERS_TIMEOUT')
-    // Aborting makes undici report the error to onError, and close the upstream connection.
-    if (this.abortUpstream !== null) {
-      this.abortUpstream(err)
-      return
-    }
-    // Not yet on a connection: answered now, and undici's later onConnect is turned away.
-    this.onError(err)
-    this.gone = true
+    // Aborting makes undici report the error to onError, and close the upstream connection. (Only exchanges on a
+    // connection are watched, so the abort function is there.)
+    this.abortUpstream?.(err)
   }
 
   /** Answers with an error before any header left: through Fastify when it owns the reply. */
@@ -210,9 +209,15 @@ export class Exchange {
     this.resumeUpstream?.()
   }
 
+  /** undici is about to write the request on a connection: from now on the headers timeout runs (as undici's did). */
   onConnect (abort: (err?: Error) => void): void {
-    if (this.gone) abort(clientGoneError())
-    else this.abortUpstream = abort
+    if (this.gone) {
+      abort(clientGoneError())
+      return
+    }
+    this.abortUpstream = abort
+    this.deadline = Date.now() + this.timeouts.headersMs
+    this.timeouts.watch(this)
   }
 
   onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {

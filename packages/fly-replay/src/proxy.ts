@@ -121,6 +121,11 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
     settled: Settle | null
   ): void {
     const raw = request.raw
+    // A client that left before its request could be sent (while a tenant started, say): nothing is proxied.
+    if (reply.raw.destroyed) {
+      settled?.()
+      return
+    }
     const body = hasBody(raw.headers) ? new BodyRelay(bodyStream(request), accounting) : null
     const exchange = new Exchange(raw, reply.raw, reply, null, request.log, target.origin, body, forwardOptions?.onUnreachable, settled, timeouts)
     dispatch(raw, body, exchange, target, forwardOptions?.headers)
@@ -139,7 +144,6 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
       return
     }
     // dispatch() reports its own failures (a bad header, a closed pool) to the handler's onError.
-    exchange.dispatched()
     poolFor(target.origin).dispatch({
       method: raw.method as Dispatcher.HttpMethod,
       path: target.path ?? raw.url ?? '/',
@@ -164,16 +168,21 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
   }
 
   function relayRaw (req: IncomingMessage, res: ServerResponse, target: UpstreamTarget, log: FastifyBaseLogger, responseHeaders?: Readonly<Record<string, string>>): void {
+    if (res.destroyed) return
     const body = hasBody(req.headers) ? new BodyRelay(req, accounting) : null
     dispatch(req, body, new Exchange(req, res, null, responseHeaders ?? null, log, target.origin, body, undefined, null, timeouts), target, undefined)
   }
 
   async function close (): Promise<void> {
     closed = true
-    timeouts.close()
     const all = [...pools.values()]
     pools.clear()
-    await Promise.all(all.map(async (pool) => await pool.close()))
+    // The pools finish the requests in flight first; the timeouts keep running meanwhile, so none waits for ever.
+    try {
+      await Promise.all(all.map(async (pool) => await pool.close()))
+    } finally {
+      timeouts.close()
+    }
   }
 
   return { forward, relay, relayRaw, close }

@@ -262,6 +262,58 @@ test('an upstream that stalls in the middle of its body is cut after the body ti
   t.pass('the upstream connection was closed')
 })
 
+test('an upload that takes longer than the headers timeout is not cut: the timeout runs once the body is sent', async (t) => {
+  const upstream = await startUpstream(t, hashingUpstream)
+  const { url, client } = await startProxyApp(t, upstream.origin, { headersTimeoutMs: 300 })
+  const chunks = Array.from({ length: 10 }, () => randomBytes(1024))
+  const res = await request(`${url}/upload`, {
+    dispatcher: client,
+    method: 'POST',
+    // About a second of trickled body, three headers timeouts.
+    body: Readable.from((async function * () {
+      for (const chunk of chunks) {
+        yield chunk
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+    })())
+  })
+  t.equal(res.statusCode, 200)
+  const seen = await res.body.json() as { size: number, sha256: string }
+  t.equal(seen.size, 10 * 1024, 'the whole body arrived')
+  t.equal(seen.sha256, createHash('sha256').update(Buffer.concat(chunks)).digest('hex'))
+})
+
+test('a client that left before its request was forwarded: nothing is proxied, and close() does not wait for it', async (t) => {
+  let upstreamRequests = 0
+  const upstream = await startUpstream(t, (req, res) => {
+    upstreamRequests++
+    // A streamed answer that would keep an exchange paused on a client that is gone.
+    res.writeHead(200)
+    const timer = setInterval(() => { res.write(Buffer.alloc(64 * 1024)) }, 20)
+    res.on('close', () => { clearInterval(timer) })
+  })
+  let forwarded!: () => void
+  const done = new Promise<void>((resolve) => { forwarded = resolve })
+  const { url, proxy } = await startProxyApp(t, upstream.origin, {}, (app, proxy) => {
+    app.get('/late', async (request, reply) => {
+      // Like a tenant that is still starting: the client gives up meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      await proxy.forward(request, reply, { origin: upstream.origin })
+      forwarded()
+      return reply
+    })
+  })
+  const { port } = new URL(url)
+  const req = http.get({ host: '127.0.0.1', port, path: '/late', agent: false })
+  req.on('error', () => {})
+  setTimeout(() => { req.destroy() }, 50)
+  await done
+  t.equal(upstreamRequests, 0, 'the upstream was not asked')
+  const closing = proxy.close()
+  const outcome = await Promise.race([closing.then(() => 'closed'), new Promise((resolve) => setTimeout(() => resolve('still waiting'), 3000))])
+  t.equal(outcome, 'closed', 'close() returned')
+})
+
 test('a client slow to read is not cut by the body timeout: the upstream waits while it is paused', async (t) => {
   const size = 8 * 1024 * 1024
   const upstream = await startUpstream(t, (req, res) => {

@@ -312,6 +312,8 @@ function toUpstream (options: PipelineOptions, upstreams: Upstreams) {
       return maintenance(request, reply)
     }
     if (isUpgrade(request.raw)) return await relayWebSocket(request, reply, name, port, path, undefined)
+    // A client that left while the tenant started is neither proxied nor counted (its 'close' has been emitted).
+    if (reply.raw.destroyed) return reply
     reply.raw.on('close', processes.trackRequest(name))
     // Awaited: the promise settles once the reply is hijacked or answered, and `reply` then waits for its end.
     await proxy.forward(request, reply, { origin: originOf(port), path })

@@ -75,6 +75,18 @@ export interface NavigatorServer {
  */
 export const UPLOAD_BYTES_PER_MINOR_GC = 4 * 1024 * 1024
 
+/** At shutdown, how long the upstream connections get to close before the children are stopped regardless. */
+export const UPSTREAM_CLOSE_WAIT_MS = 1_000
+
+async function settlesWithin (promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    promise.catch(() => {}),
+    new Promise<void>((resolve) => { timer = setTimeout(resolve, ms) })
+  ])
+  clearTimeout(timer)
+}
+
 /** The generation that answers a response, set on the ServerResponse itself. */
 const kGeneration = Symbol('navigator.generation')
 /** Set on a response whose request counts for the Machine's idleness (every request but a health check). */
@@ -469,9 +481,13 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     machineIdle?.stop()
     // Kept-alive upstream connections are closed before the children are asked to stop: an app server that waits
     // for its connections to close on SIGTERM (as Node's server.close() does) would otherwise wait out the stop
-    // grace and be killed. Every request is answered or cut by now, so nothing is waiting on them.
-    await proxy.close()
+    // grace and be killed. Every client connection is closed by now, so no request should be left in flight; if
+    // one is (an upstream that ignores the abort), the children are stopped after UPSTREAM_CLOSE_WAIT_MS anyway,
+    // which ends its connection.
+    const upstreamsClosed = proxy.close()
+    await settlesWithin(upstreamsClosed, UPSTREAM_CLOSE_WAIT_MS)
     await supervisor.stop()
+    await upstreamsClosed.catch((err: Error) => { log.warn({ err: err.message }, 'closing the upstream connections failed') })
     await current.app.close()
     log.info('stopped')
   }
