@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { NavigatorConfig, ReplayTarget, RewriteRule } from '@navigator/config'
-import { createReplayRuleMatcher, flyReplayRules } from '@navigator/fly-replay'
+import { createReplayRuleMatcher, flyReplayRules, hasBody } from '@navigator/fly-replay'
 import type { UpstreamProxy } from '@navigator/fly-replay'
 import { optionsFromConfig, stickySessions } from '@navigator/sticky-sessions'
 import type { MaintenanceResponder } from './maintenance.js'
@@ -155,6 +155,12 @@ function pathOf (url: string): string {
   return query === -1 ? url : url.slice(0, query)
 }
 
+/** What an upstream is asked for: the forwarded path with the request's query string. */
+function upstreamPath (url: string, forwardedPath: string): string {
+  const query = url.indexOf('?')
+  return query === -1 ? forwardedPath : forwardedPath + url.slice(query)
+}
+
 /** Step 2: the forwarded path of a request path, by the first matching rewrite rule (or the path itself). */
 function createRewriter (rewrites: readonly RewriteRule[]): (path: string) => string {
   return function rewrite (path) {
@@ -238,9 +244,9 @@ function createUpstreams (options: PipelineOptions): Upstreams {
  * straight from Node's request, and a sticky replay is answered, in both cases with the same functions, headers
  * and log lines as the Fastify path. Anything else (a health check, a static file, a rule, a rejected cookie, a
  * body, an upgrade, a "%" in the URL, a tenant that must start, a standalone server, a 404) returns false having
- * done nothing, and Fastify's pipeline takes the request from the start. Fastify's routing, request and reply
- * objects, per-request child logger and three hooks are about a fifth of the CPU of a proxied request and half of
- * a replay answer's (bench/README.md).
+ * done nothing, and Fastify's pipeline takes the request from the start; so does every request at log level debug
+ * or trace. Fastify's routing, request and reply objects, per-request child logger and three hooks cost about a
+ * sixth of the CPU of a proxied request and a quarter of a replay answer's (bench/README.md).
  */
 function createFastPath (fastify: FastifyInstance, options: PipelineOptions, rewrite: (path: string) => string, findStaticFile: StaticFileFinder, upstreams: Upstreams): FastPath {
   const { config, processes, proxy } = options
@@ -259,8 +265,7 @@ function createFastPath (fastify: FastifyInstance, options: PipelineOptions, rew
     // A URL Fastify reads differently (an escape it decodes or refuses, an absolute form) takes its path.
     if (url.charCodeAt(0) !== 47 /* / */ || url.includes('%')) return false
     const headers = req.headers
-    if (headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')) return false
-    if (headers.upgrade !== undefined) return false
+    if (hasBody(headers) || headers.upgrade !== undefined) return false
     const path = pathOf(url)
     if (path === healthCheck) return false
     const forwardedPath = rewrite(path)
@@ -283,9 +288,8 @@ function createFastPath (fastify: FastifyInstance, options: PipelineOptions, rew
     const name = upstream.tenant.name
     const port = readyPort(name)
     if (port === null) return false
-    const query = url.indexOf('?')
     res.on('close', processes.trackRequest(name))
-    proxy.relayRaw(req, res, { origin: originOf(port), path: query === -1 ? forwardedPath : forwardedPath + url.slice(query) }, log, servedHere)
+    proxy.relayRaw(req, res, { origin: originOf(port), path: upstreamPath(url, forwardedPath) }, log, servedHere)
     return true
   }
 }
@@ -341,8 +345,7 @@ function toUpstream (options: PipelineOptions, upstreams: Upstreams) {
       notFound(request, reply)
       return undefined
     }
-    const query = url.indexOf('?')
-    const path = query === -1 ? forwardedPath : forwardedPath + url.slice(query)
+    const path = upstreamPath(url, forwardedPath)
 
     if (upstream.kind === 'standalone') {
       const name = upstream.server.name
