@@ -10,7 +10,7 @@ import { parseDuration } from '@navigator/config'
 import type { NavigatorConfig } from '@navigator/config'
 import { createUpstreamProxy } from '@navigator/fly-replay'
 import type { UpstreamProxy } from '@navigator/fly-replay'
-import { MachineIdle, Supervisor } from '@navigator/supervisor'
+import { MachineIdle, settlesWithin, Supervisor } from '@navigator/supervisor'
 import { createMaintenanceResponder, loadMaintenancePage } from './maintenance.js'
 import { isHealthCheckUrl, pipeline } from './pipeline.js'
 import type { Identity, ProcessManager } from './pipeline.js'
@@ -77,15 +77,6 @@ export const UPLOAD_BYTES_PER_MINOR_GC = 4 * 1024 * 1024
 
 /** At shutdown, how long the upstream connections get to close before the children are stopped regardless. */
 export const UPSTREAM_CLOSE_WAIT_MS = 1_000
-
-async function settlesWithin (promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined
-  await Promise.race([
-    promise.catch(() => {}),
-    new Promise<void>((resolve) => { timer = setTimeout(resolve, ms) })
-  ])
-  clearTimeout(timer)
-}
 
 /** The generation that answers a response, set on the ServerResponse itself. */
 const kGeneration = Symbol('navigator.generation')

@@ -23,6 +23,7 @@ export {
 } from './standalone.js'
 export type { TenantState, TenantStatus } from './tenant.js'
 export { READINESS_INTERVAL_MS } from './readiness.js'
+export { settlesWithin } from './process-group.js'
 export { tenantLaunch, type Launch } from './tenant-launch.js'
 export { StartupTimeoutError, UnknownTenantError, SpawnFailedError, StoppedError, InvalidOptionError } from './errors.js'
 export type { SupervisorLogger } from './logger.js'

@@ -158,7 +158,7 @@ export class ProcessGroup {
 }
 
 /** Resolves true when `promise` settles within `ms`, false otherwise; leaves no timer behind. */
-function settlesWithin (promise: Promise<unknown>, ms: number): Promise<boolean> {
+export function settlesWithin (promise: Promise<unknown>, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms, false)
     promise.then(() => {
