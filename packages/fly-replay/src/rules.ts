@@ -33,7 +33,7 @@ export interface FlyReplayRulesOptions {
 
 interface CompiledRule {
   path: RegExp
-  methods: Set<string> | null
+  methods: ReadonlySet<string> | null
   status: number
   header: string
   /** True when this Machine already is the rule's target: the request is served here. */
@@ -89,7 +89,7 @@ function compileRule (rule: ReplayRule, index: number, identity: { machineId: st
   }
   return {
     path: rule.path,
-    methods: rule.methods === null ? null : new Set(rule.methods.map((m) => m.toUpperCase())),
+    methods: compileMethods(rule.methods),
     status: rule.status,
     header,
     satisfied: isSatisfied(target, identity.machineId, identity.appName, identity.region),
@@ -107,6 +107,11 @@ interface RuleMatch {
   methods: ReadonlySet<string> | null
 }
 
+/** A rule's method list as the set its matcher tests (upper case), or null for every method. */
+function compileMethods (methods: readonly string[] | null): ReadonlySet<string> | null {
+  return methods === null ? null : new Set(methods.map((m) => m.toUpperCase()))
+}
+
 /** The first rule whose method list and path pattern (on the path of `url`, without its query) match. */
 function findRule<R extends RuleMatch> (rules: readonly R[], method: string, url: string): R | null {
   const path = pathOf(url)
@@ -122,10 +127,7 @@ function findRule<R extends RuleMatch> (rules: readonly R[], method: string, url
  * before the plugin's hook could see them, and must leave every request a rule matches to the plugin.
  */
 export function createReplayRuleMatcher (rules: readonly ReplayRule[]): (method: string, url: string) => boolean {
-  const compiled: RuleMatch[] = rules.map((rule) => ({
-    path: rule.path,
-    methods: rule.methods === null ? null : new Set(rule.methods.map((m) => m.toUpperCase()))
-  }))
+  const compiled: RuleMatch[] = rules.map((rule) => ({ path: rule.path, methods: compileMethods(rule.methods) }))
   return (method, url) => compiled.length !== 0 && findRule(compiled, method, url) !== null
 }
 
