@@ -1,28 +1,12 @@
-import { join } from 'node:path'
 import { test } from 'tap'
-import { FIXTURES, freePort, http, startNavigator, tempDir } from './helpers.js'
+import { http, siteConfig, startNavigator, tempDir, tenant } from './helpers.js'
 
 // X-Forwarded-* are trusted only on Fly (FLY_MACHINE_ID set), where every peer is Fly's proxy or a Machine on the
 // private network; anywhere else a client could forge them, so the tenant gets this connection's own values.
 
-const TENANT_APP = join(FIXTURES, 'tenant.mjs')
-
 async function tenantConfig (): Promise<string> {
-  const startPort = await freePort()
   return tempDir({
-    'navigator.yml': [
-      'server:',
-      '  listen: "127.0.0.1:0"',
-      'applications:',
-      '  command: node',
-      `  args: [${JSON.stringify(TENANT_APP)}]`,
-      `  start_port: ${startPort}`,
-      '  startup_timeout: 20s',
-      '  tenants:',
-      '    - name: alpha',
-      '      path: /alpha',
-      ''
-    ].join('\n')
+    'navigator.yml': await siteConfig({ applications: ['  startup_timeout: 20s'], tenants: [tenant('alpha', '/alpha')] })
   })
 }
 

@@ -4,24 +4,14 @@ import { test } from 'tap'
 import { parseConfig } from '@navigator/config'
 import { buildServer } from '../src/server.js'
 import WebSocket from 'ws'
-import { BIN, freePort, http, startNavigator, stopNavigator, TENANT_APP, tempDir, writeConfig } from './helpers.js'
+import { BIN, freePort, http, siteConfig, startNavigator, stopNavigator, TENANT_APP, tempDir, tenant, writeConfig } from './helpers.js'
 
-function siteYaml (startPort: number, greeting: string): string {
-  return [
-    'server:',
-    '  listen: "127.0.0.1:0"',
-    '  shutdown_timeout: 10s',
-    'applications:',
-    '  command: node',
-    `  args: [${JSON.stringify(TENANT_APP)}]`,
-    `  start_port: ${startPort}`,
-    '  tenants:',
-    '    - name: app',
-    '      path: /app',
-    '      env:',
-    `        TENANT_GREETING: ${JSON.stringify(greeting)}`,
-    ''
-  ].join('\n')
+async function siteYaml (startPort: number, greeting: string): Promise<string> {
+  return await siteConfig({
+    server: ['  shutdown_timeout: 10s'],
+    startPort,
+    tenants: [tenant('app', '/app', 'env:', `  TENANT_GREETING: ${JSON.stringify(greeting)}`)]
+  })
 }
 
 interface View { pid: number, env: { TENANT_GREETING?: string } }
@@ -37,14 +27,14 @@ function processGone (pid: number): boolean {
 
 test('SIGHUP after a tenant env change lets a slow request finish on the old process, sends the next request to the new one, then stops the old one', async (t) => {
   const startPort = await freePort()
-  const dir = tempDir({ 'navigator.yml': siteYaml(startPort, 'one') })
+  const dir = tempDir({ 'navigator.yml': await siteYaml(startPort, 'one') })
   const nav = await startNavigator(t, dir)
   const before = JSON.parse((await http(nav.address, '/app/')).text) as View
   t.equal(before.env.TENANT_GREETING, 'one')
 
   const slow = http(nav.address, '/app/slow?ms=3000')
   await nav.waitForLog((line) => line.msg === 'slow request started')
-  writeConfig(dir, siteYaml(startPort, 'two'))
+  writeConfig(dir, await siteYaml(startPort, 'two'))
   nav.child.kill('SIGHUP')
   await nav.waitForLog((line) => line.msg === 'configuration reloaded')
 
@@ -64,7 +54,7 @@ test('SIGHUP after a tenant env change lets a slow request finish on the old pro
 
 test('SIGHUP after a tenant env change keeps an open WebSocket to the old process working', async (t) => {
   const startPort = await freePort()
-  const dir = tempDir({ 'navigator.yml': siteYaml(startPort, 'one') })
+  const dir = tempDir({ 'navigator.yml': await siteYaml(startPort, 'one') })
   const nav = await startNavigator(t, dir)
   const ws = new WebSocket(nav.address.replace(/^http/, 'ws') + '/app/cable')
   t.teardown(() => { ws.terminate() })
@@ -76,7 +66,7 @@ test('SIGHUP after a tenant env change keeps an open WebSocket to the old proces
   })
   t.equal(await echo('before'), 'before')
 
-  writeConfig(dir, siteYaml(startPort, 'two'))
+  writeConfig(dir, await siteYaml(startPort, 'two'))
   nav.child.kill('SIGHUP')
   await nav.waitForLog((line) => line.msg === 'configuration reloaded')
   const after = JSON.parse((await http(nav.address, '/app/')).text) as View
@@ -143,24 +133,12 @@ async function startHeld (t: { teardown: (fn: () => unknown) => void }, yaml: st
   return { child, logs, exited, held, waitForLog }
 }
 
-function eagerYaml (startPort: number): string {
-  return [
-    'server:',
-    '  listen: "127.0.0.1:0"',
-    'applications:',
-    '  command: node',
-    `  args: [${JSON.stringify(TENANT_APP)}]`,
-    `  start_port: ${startPort}`,
-    '  tenants:',
-    '    - name: app',
-    '      path: /app',
-    '      start: eager',
-    ''
-  ].join('\n')
+async function eagerYaml (): Promise<string> {
+  return await siteConfig({ tenants: [tenant('app', '/app', 'start: eager')] })
 }
 
 test('SIGTERM during start-up stops the eager tenant already started and exits 0', async (t) => {
-  const nav = await startHeld(t, eagerYaml(await freePort()))
+  const nav = await startHeld(t, await eagerYaml())
   await nav.held
   await nav.waitForLog('tenant starting')
   const pid = nav.logs.find((line) => line.msg === 'tenant starting')?.pid as number
@@ -174,7 +152,7 @@ test('SIGTERM during start-up stops the eager tenant already started and exits 0
 })
 
 test('SIGHUP during start-up is applied once Navigator listens', async (t) => {
-  const nav = await startHeld(t, eagerYaml(await freePort()))
+  const nav = await startHeld(t, await eagerYaml())
   await nav.held
   nav.child.kill('SIGHUP')
   await nav.waitForLog('listening')
