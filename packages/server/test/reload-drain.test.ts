@@ -4,7 +4,7 @@ import { test } from 'tap'
 import { parseConfig } from '@navigator/config'
 import { buildServer } from '../src/server.js'
 import WebSocket from 'ws'
-import { BIN, freePort, http, siteConfig, startNavigator, stopNavigator, TENANT_APP, tempDir, tenant, writeConfig } from './helpers.js'
+import { BIN, freePort, http, siteConfig, startNavigator, stopNavigator, tempDir, tenant, writeConfig } from './helpers.js'
 
 async function siteYaml (startPort: number, greeting: string): Promise<string> {
   return await siteConfig({
@@ -165,20 +165,10 @@ test('SIGHUP during start-up is applied once Navigator listens', async (t) => {
 
 test('SIGTERM waits for a WebSocket handshake still waiting on a starting tenant, then closes it with 1001', async (t) => {
   const dir = tempDir({
-    'navigator.yml': [
-      'server:',
-      '  listen: "127.0.0.1:0"',
-      '  shutdown_timeout: 10s',
-      'applications:',
-      '  command: node',
-      `  args: [${JSON.stringify(TENANT_APP)}]`,
-      `  start_port: ${await freePort()}`,
-      '  tenants:',
-      '    - name: app',
-      '      path: /app',
-      '      env: { READY_DELAY_MS: "1500" }',
-      ''
-    ].join('\n')
+    'navigator.yml': await siteConfig({
+      server: ['  shutdown_timeout: 10s'],
+      tenants: [tenant('app', '/app', 'env: { READY_DELAY_MS: "1500" }')]
+    })
   })
   const nav = await startNavigator(t, dir)
   const ws = new WebSocket(nav.address.replace(/^http/, 'ws') + '/app/cable')
@@ -200,19 +190,7 @@ test('SIGTERM waits for a WebSocket handshake still waiting on a starting tenant
 
 test('a reload whose new configuration fails to build changes nothing: the old routes and processes stay', async (t) => {
   const dir = tempDir()
-  const config = parseConfig([
-    'server:',
-    '  listen: "127.0.0.1:0"',
-    '  health_check: /up',
-    'applications:',
-    '  command: node',
-    `  args: [${JSON.stringify(TENANT_APP)}]`,
-    `  start_port: ${await freePort()}`,
-    '  tenants:',
-    '    - name: app',
-    '      path: /app',
-    ''
-  ].join('\n'), { dir })
+  const config = parseConfig(await siteConfig({ server: ['  health_check: /up'], tenants: [tenant('app', '/app')] }), { dir })
   const navigator = await buildServer(config, { env: { LOG_LEVEL: 'silent' } })
   t.teardown(async () => { await navigator.close() })
   const before = navigator.fastify
