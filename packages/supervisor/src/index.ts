@@ -12,6 +12,7 @@ export {
   type IdleStopEvent,
   type OutputEvent
 } from './supervisor.js'
+export { processSupervisor, type ProcessSupervisorOptions } from './plugin.js'
 export { MachineIdle, DEFAULT_API_SOCKET, MACHINES_API_TIMEOUT_MS, type MachineIdleOptions } from './machine-idle.js'
 export {
   RESTART_BACKOFF_INITIAL_MS,

@@ -49,7 +49,7 @@ export interface IdleStopEvent { name: string }
 export interface OutputEvent { name: string, stream: 'stdout' | 'stderr', line: string }
 
 /**
- * Starts, watches, restarts and stops the child processes of SPEC section 6: tenants (lazy or eager,
+ * Starts, watches, restarts and stops Navigator's child processes: tenants (lazy or eager,
  * one port each from `startPort`) and standalone servers (fixed ports, restarted with backoff).
  *
  * Events: 'spawn' SpawnEvent, 'ready' ReadyEvent, 'exit' ExitEvent, 'restart' RestartEvent (standalone
@@ -169,7 +169,7 @@ export class Supervisor extends EventEmitter {
   }
 
   /**
-   * Applies a reloaded configuration without dropping a request or a WebSocket (SPEC section 7).
+   * Applies a reloaded configuration without cutting tracked requests short (up to `drainMs`).
    *
    * The new configuration is registered synchronously, before update() returns its promise: from then
    * on ensureTenant() and trackRequest() see it. Unchanged processes keep running untouched. A changed

@@ -9,9 +9,10 @@ export interface Launch {
 }
 
 /**
- * What to spawn for a tenant on `port` (SPEC section 6). The environment is layered: Navigator's own,
- * then `applications.env`, then the tenant's `env`, then `PORT`. `${name}` in the command, the
- * arguments and the env values resolves from the tenant's `var`, then `PORT`, then Navigator's environment.
+ * What to spawn for a tenant on `port`: command, arguments, working directory and environment.
+ * The environment is layered: Navigator's own, then `applications.env`, then the tenant's `env`, then `PORT`.
+ * `${name}` in the command, the arguments and the env values resolves from the tenant's `var`, then `PORT`,
+ * then Navigator's environment.
  * Throws UnresolvedReferenceError for a name found nowhere.
  */
 export function tenantLaunch (
