@@ -13,7 +13,8 @@ import { environmentLookup, referencedNames, substitute, tenantLookup, type Vari
 import { applyDefaults, reportSchemaProblems } from './validate.js'
 import { documentValue, parseFast, parseWithPositions, type PositionedYaml } from './yaml-source.js'
 import {
-  DEFAULT_COOKIE_MAX_AGE, DEFAULT_COOKIE_NAME, DEFAULT_COOKIE_PATH, DEFAULT_IDLE_ACTION, DEFAULT_IDLE_API_SOCKET,
+  DEFAULT_COOKIE_HTTP_ONLY, DEFAULT_COOKIE_MAX_AGE, DEFAULT_COOKIE_NAME, DEFAULT_COOKIE_PATH, DEFAULT_COOKIE_SAMESITE,
+  DEFAULT_COOKIE_SECURE, DEFAULT_REPLAY_CACHE, DEFAULT_IDLE_ACTION, DEFAULT_IDLE_API_SOCKET,
   DEFAULT_IDLE_TENANT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_PUBLIC_DIR, DEFAULT_REPLAY_STATUS, DEFAULT_REPLAY_TIMEOUT,
   DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_START_PORT, DEFAULT_STARTUP_TIMEOUT, DEFAULT_TENANT_ARGS, DEFAULT_TENANT_COMMAND,
   DEFAULT_TENANT_HEALTH_CHECK
@@ -279,8 +280,8 @@ function normaliseSticky (sticky: Record<string, unknown>, ctx: Context): Sticky
   if (typeof sticky.cookie_name === 'string' && !COOKIE_NAME.test(cookieName)) {
     ctx.problems.add([...at, 'cookie_name'], 'a cookie name may not contain spaces, separators such as ;,=" or control characters')
   }
-  const cookieSecure = flag(sticky.cookie_secure, false)
-  const cookieSameSite = SAME_SITE[text(sticky.cookie_samesite, 'lax').toLowerCase()] ?? 'Lax'
+  const cookieSecure = flag(sticky.cookie_secure, DEFAULT_COOKIE_SECURE)
+  const cookieSameSite = SAME_SITE[text(sticky.cookie_samesite, DEFAULT_COOKIE_SAMESITE).toLowerCase()] ?? 'Lax'
   if (cookieSameSite === 'None' && !cookieSecure) {
     ctx.problems.add([...at, 'cookie_samesite'], 'SameSite=None needs `cookie_secure: true` (browsers drop such cookies without Secure)')
   }
@@ -313,14 +314,14 @@ function normaliseSticky (sticky: Record<string, unknown>, ctx: Context): Sticky
     cookieName,
     cookieMaxAgeMs: durationMs(sticky.cookie_max_age, [...at, 'cookie_max_age'], DEFAULT_COOKIE_MAX_AGE, ctx, 1000),
     cookieSecure,
-    cookieHttpOnly: flag(sticky.cookie_httponly, true),
+    cookieHttpOnly: flag(sticky.cookie_httponly, DEFAULT_COOKIE_HTTP_ONLY),
     cookieSameSite,
     cookiePath,
     paths,
     fallbackMode: text(sticky.fallback_mode, 'maintenance') as FallbackMode,
     secrets,
     replayTimeoutMs: durationMs(sticky.replay_timeout, [...at, 'replay_timeout'], DEFAULT_REPLAY_TIMEOUT, ctx, Number.MIN_VALUE),
-    replayCache: flag(sticky.replay_cache, false),
+    replayCache: flag(sticky.replay_cache, DEFAULT_REPLAY_CACHE),
     peers
   }
 }

@@ -1,4 +1,4 @@
-// The one path matcher of SPEC section 4, shared by sticky sessions and standalone servers:
+// The one path matcher, shared by sticky sessions (`paths`) and standalone servers (`match_path`):
 //   "/cable"  matches exactly /cable
 //   "/app/*"  matches /app, /app/ and everything below it
 //   "*/admin" matches every path that ends in /admin

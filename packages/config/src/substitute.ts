@@ -44,7 +44,7 @@ export function environmentLookup (env: NodeJS.ProcessEnv): VariableLookup {
 }
 
 /**
- * The lookup for a tenant's `command`, `args` and `env` (and `applications.env/command/args`), in SPEC order:
+ * The lookup for a tenant's `command`, `args` and `env` (and `applications.env/command/args`), in this order:
  * the tenant's `var`, then `PORT`, then the environment.
  */
 export function tenantLookup (tenant: Pick<TenantConfig, 'var'>, port: number | string | undefined, env: NodeJS.ProcessEnv): VariableLookup {

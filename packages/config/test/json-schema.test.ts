@@ -4,7 +4,7 @@ import { parse } from 'yaml'
 import { readFile } from 'node:fs/promises'
 import { configJsonSchema } from '../src/json-schema.js'
 
-const SPEC_EXAMPLE = new URL('./fixtures/spec-example.yml', import.meta.url)
+const FULL_EXAMPLE = new URL('./fixtures/full-example.yml', import.meta.url)
 
 test('the JSON Schema is plain JSON draft 2020-12 with snake_case keys and no private keywords', async (t) => {
   const schema = configJsonSchema() as any
@@ -26,10 +26,10 @@ test('configJsonSchema returns a fresh object each time', async (t) => {
   t.not((configJsonSchema() as any).properties.server, null)
 })
 
-test('the JSON Schema accepts the SPEC example and rejects an unknown key and a bad duration', async (t) => {
+test('the JSON Schema accepts the full example and rejects an unknown key and a bad duration', async (t) => {
   const schema = configJsonSchema()
-  const example = parse(await readFile(SPEC_EXAMPLE, 'utf8'))
-  t.ok(Value.Check(schema as any, example), 'SPEC section 2 example')
+  const example = parse(await readFile(FULL_EXAMPLE, 'utf8'))
+  t.ok(Value.Check(schema as any, example), 'the example using every section of the format')
   t.notOk(Value.Check(schema as any, { server: { lsiten: 3000 } }), 'unknown key')
   t.notOk(Value.Check(schema as any, { server: { shutdown_timeout: '30 seconds' } }), 'bad duration')
   t.ok(Value.Check(schema as any, { applications: { idle_timeout: 0 } }), 'the number 0 is a duration')

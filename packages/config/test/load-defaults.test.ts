@@ -7,7 +7,7 @@ import { loadConfig, parseConfig } from '../src/load.js'
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), 'fixtures')
 
-test('an empty file gives every default of SPEC section 2', async (t) => {
+test('an empty file gives the default of every key', async (t) => {
   const config = parseConfig('', { dir: '/srv/app', env: {} })
   t.same(config, {
     file: null,
@@ -172,8 +172,8 @@ test('loadConfig reads a file and records its absolute path and folder', async (
   t.equal(config.server.publicDir, join(dir, 'public'))
 })
 
-test('the SPEC section 2 example loads', async (t) => {
-  const config = await loadConfig(join(fixtures, 'spec-example.yml'), { env: { STICKY_SECRET: 'shh' } })
+test('the example using every section of the format loads', async (t) => {
+  const config = await loadConfig(join(fixtures, 'full-example.yml'), { env: { STICKY_SECRET: 'shh' } })
   t.same(config.routes.fly.stickySessions.secrets, ['shh'])
   t.equal(config.applications.tenants[0].env.DATABASE_URL, 'sqlite3:db/${tenant_id}.sqlite3')
   t.same(config.routes.fly.replay[0].target, { kind: 'region', regions: ['ord'] })
@@ -181,8 +181,8 @@ test('the SPEC section 2 example loads', async (t) => {
   t.equal(config.server.idle?.timeoutMs, 1_200_000)
 })
 
-// The examples of the seed sticky-sessions documentation (partial snippets completed where needed).
-const seedExamples: Record<string, string> = {
+// The sticky-session examples of the Go Navigator's documentation (partial snippets completed where needed).
+const goNavigatorExamples: Record<string, string> = {
   basic: `
 routes:
   fly:
@@ -319,17 +319,17 @@ routes:
 `
 }
 
-test('every example of the seed sticky-sessions documentation loads', async (t) => {
-  for (const [name, yaml] of Object.entries(seedExamples)) {
+test('every sticky-session example of the Go Navigator documentation loads', async (t) => {
+  for (const [name, yaml] of Object.entries(goNavigatorExamples)) {
     const config = parseConfig(yaml, { file: `${name}.yml`, env: {} })
     t.equal(config.routes.fly.stickySessions.enabled, true, name)
   }
-  const websocket = parseConfig(seedExamples.websocket, { env: {} })
+  const websocket = parseConfig(goNavigatorExamples.websocket, { env: {} })
   t.same(websocket.routes.fly.stickySessions.paths, ['/cable'])
   t.equal(websocket.routes.fly.stickySessions.cookieName, '_cable_machine')
   t.equal(websocket.applications.standaloneServers[0].matchPath, '/cable')
-  const multi = parseConfig(seedExamples['multi-tenant'], { env: {} })
+  const multi = parseConfig(goNavigatorExamples['multi-tenant'], { env: {} })
   t.equal(multi.routes.fly.stickySessions.cookieMaxAgeMs, 4 * 3_600_000)
   t.same(multi.applications.tenants.map((tenant) => tenant.var.tenant_id), ['tenant_a', 'tenant_b'])
-  t.equal(parseConfig(seedExamples['route_to_available fallback'], { env: {} }).routes.fly.stickySessions.fallbackMode, 'route_to_available')
+  t.equal(parseConfig(goNavigatorExamples['route_to_available fallback'], { env: {} }).routes.fly.stickySessions.fallbackMode, 'route_to_available')
 })

@@ -16,7 +16,7 @@ function both (text: string, file = 'navigator.yml') {
 }
 
 const files = [
-  'packages/config/test/fixtures/spec-example.yml',
+  'packages/config/test/fixtures/full-example.yml',
   'examples/basic/navigator.yml',
   'examples/tenants/navigator.yml',
   'examples/demo/navigator.yml',

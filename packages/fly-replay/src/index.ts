@@ -1,7 +1,7 @@
 import { flyReplayRules } from './rules.js'
 
-export { flyReplayRules, createReplayRuleMatcher, RULES_REPLAY_STATE, REPLAY_RESPONSE_BODY } from './rules.js'
-export type { FlyReplayRulesOptions } from './rules.js'
+export { flyReplayRules, createReplayRules, RULES_REPLAY_STATE, REPLAY_RESPONSE_BODY } from './rules.js'
+export type { FlyReplayRulesOptions, ReplayRules } from './rules.js'
 export {
   buildReplayHeader,
   buildReplayJson,
@@ -12,24 +12,10 @@ export type { ReplayFields, ReplayJson } from './replay-header.js'
 export { parseReplaySrc, parseReplayFailed, navigatorReplayState, NAVIGATOR_STATE_PREFIX } from './replay-src.js'
 export type { ReplaySource, ReplayFailure } from './replay-src.js'
 export { isReplayable, MAX_REPLAY_BODY_BYTES } from './replayable.js'
-export { hasBody } from './body-relay.js'
 export { isValidMachineId, MACHINE_ID_PATTERN } from './machine-id.js'
 export { REGION_PATTERN, APP_PATTERN, STATE_PATTERN, FALLBACKS } from './grammar.js'
 export type { ReplayFallback } from './grammar.js'
-export {
-  createUpstreamProxy,
-  DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_HEADERS_TIMEOUT_MS,
-  DEFAULT_BODY_TIMEOUT_MS
-} from './proxy.js'
-export type { UpstreamProxy, UpstreamProxyOptions, UpstreamTarget, ForwardOptions } from './proxy.js'
-export {
-  UpstreamUnreachableError,
-  UpstreamTimeoutError,
-  InvalidReplayFieldError,
-  InvalidOptionError,
-  sendErrorAnswer
-} from './errors.js'
+export { InvalidReplayFieldError, InvalidOptionError } from './errors.js'
 // @navigator/sticky-sessions sits on this package; these helpers of @navigator/config are re-exported (not
 // reimplemented) so it can keep to the one path matcher and the one duration parser.
 export { compilePathPatterns, parseDuration, formatDuration } from '@navigator/config'

@@ -1,10 +1,11 @@
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { ReplayRule, ReplayTarget } from '@navigator/config'
 import { MACHINE_ID_PATTERN } from '@navigator/config'
+import { ANSWERED, answer, createUpstreamProxy, NEXT, stepHook } from '@navigator/proxy'
+import type { MaintenanceResponder, RequestContext, Step, UpstreamProxy } from '@navigator/proxy'
 import { InvalidOptionError } from './errors.js'
 import { APP_PATTERN, REGION_PATTERN } from './grammar.js'
-import { createUpstreamProxy, type UpstreamProxy } from './proxy.js'
 import { buildReplayHeader } from './replay-header.js'
 import { navigatorReplayState } from './replay-src.js'
 import { isReplayable } from './replayable.js'
@@ -25,8 +26,8 @@ export interface FlyReplayRulesOptions {
   port: number
   /** Proxy used for the direct path; one is created (and closed with the app) when omitted. */
   proxy?: UpstreamProxy
-  /** Answers a request that cannot be routed (fly-replay-failed, unreachable target). */
-  maintenance: (request: FastifyRequest, reply: FastifyReply) => unknown
+  /** Answers a request that cannot be routed (fly-replay-failed, unreachable target); see createMaintenanceResponder. */
+  maintenance: MaintenanceResponder
   /** Private address (`http://host:port`) of a target, for tests and non-Fly clusters; null = no direct route. */
   resolveAddress?: (target: ReplayTarget) => string | null
 }
@@ -97,11 +98,6 @@ function compileRule (rule: ReplayRule, index: number, identity: { machineId: st
   }
 }
 
-function pathOf (url: string): string {
-  const query = url.indexOf('?')
-  return query === -1 ? url : url.slice(0, query)
-}
-
 interface RuleMatch {
   path: RegExp
   methods: ReadonlySet<string> | null
@@ -112,91 +108,98 @@ function compileMethods (methods: readonly string[] | null): ReadonlySet<string>
   return methods === null ? null : new Set(methods.map((m) => m.toUpperCase()))
 }
 
-/** The first rule whose method list and path pattern (on the path of `url`, without its query) match. */
-function findRule<R extends RuleMatch> (rules: readonly R[], method: string, url: string): R | null {
-  const path = pathOf(url)
-  for (const rule of rules) {
+/** The index of the first rule whose method list and path pattern match a request's method and (original) path. */
+function findRule (rules: readonly RuleMatch[], method: string, path: string): number {
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i]
     if (rule.methods !== null && !rule.methods.has(method)) continue
-    if (rule.path.test(path)) return rule
+    if (rule.path.test(path)) return i
   }
-  return null
+  return -1
 }
 
-/**
- * Whether any of `rules` matches a request, by the plugin's own test: for a server that answers some requests
- * before the plugin's hook could see them, and must leave every request a rule matches to the plugin.
- */
-export function createReplayRuleMatcher (rules: readonly ReplayRule[]): (method: string, url: string) => boolean {
-  const compiled: RuleMatch[] = rules.map((rule) => ({ path: rule.path, methods: compileMethods(rule.methods) }))
-  return (method, url) => compiled.length !== 0 && findRule(compiled, method, url) !== null
+const REPLAY_HEADERS_BASE = Object.freeze({ 'cache-control': 'no-store', 'content-type': 'text/plain; charset=utf-8' })
+
+/** The rules, checked and compiled, as a pipeline step; `close` closes the proxy made when none was given. */
+export interface ReplayRules {
+  step: Step
+  close: () => Promise<void>
 }
 
-async function flyReplayRulesPlugin (fastify: FastifyInstance, options: FlyReplayRulesOptions): Promise<void> {
+function checkOptions (options: FlyReplayRulesOptions): void {
   if (options === null || typeof options !== 'object' || !Array.isArray(options.rules)) {
     throw new InvalidOptionError('rules', 'must be a list of replay rules')
   }
-  if (typeof options.maintenance !== 'function') throw new InvalidOptionError('maintenance', 'must be a function (request, reply)')
+  if (typeof options.maintenance !== 'function') throw new InvalidOptionError('maintenance', 'must be a function (ctx), made by createMaintenanceResponder')
   if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65535) {
     throw new InvalidOptionError('port', `${String(options.port)} is not a TCP port`)
   }
   if (options.resolveAddress !== undefined && typeof options.resolveAddress !== 'function') {
     throw new InvalidOptionError('resolveAddress', 'must be a function (target) => origin')
   }
+}
+
+/**
+ * The `routes.fly.replay` rules as a step, on the original path: a matching request is answered with fly-replay,
+ * or proxied to the target's private address when its body is too large to replay, or answered with the
+ * maintenance page when it cannot be routed. A request this Machine satisfies, or that Navigator replayed here
+ * already, goes on.
+ */
+export function createReplayRules (options: FlyReplayRulesOptions): ReplayRules {
+  checkOptions(options)
   const identity = {
     machineId: optionalIdentity('machineId', options.machineId ?? process.env.FLY_MACHINE_ID, MACHINE_ID_PATTERN),
     appName: optionalIdentity('appName', options.appName ?? process.env.FLY_APP_NAME, APP_PATTERN),
     region: optionalIdentity('region', options.region ?? process.env.FLY_REGION, REGION_PATTERN)
   }
   const rules = options.rules.map((rule, index) => compileRule(rule, index, identity, options.port, options.resolveAddress))
-  if (rules.length === 0) return
-
+  const replayHeaders = rules.map((rule) => Object.freeze({ 'fly-replay': rule.header, ...REPLAY_HEADERS_BASE }))
   const maintenance = options.maintenance
-  let proxy = options.proxy
-  if (proxy === undefined) {
-    const own = createUpstreamProxy()
-    proxy = own
-    fastify.addHook('onClose', async () => { await own.close() })
-  }
-  const upstream = proxy
+  const own = options.proxy === undefined && rules.length > 0 ? createUpstreamProxy() : null
+  const upstream = options.proxy ?? own
 
-  // A reply is thenable and settles when the response is finished; an error after it was sent has nobody to go to.
-  async function answerMaintenance (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    try {
-      await maintenance(request, reply)
-    } catch (err) {
-      if (!reply.sent) throw err
-    }
+  function unreachable (ctx: RequestContext, origin: string, err: Error): void {
+    ctx.log.warn({ upstream: origin, code: (err as { code?: string }).code }, 'fly-replay rule: target unreachable')
+    maintenance(ctx)
   }
 
-  fastify.addHook('onRequest', async function flyReplayRules (request, reply) {
-    const rule = findRule(rules, request.method, request.url)
-    if (rule === null || rule.satisfied) return
-    const headers = request.headers
-    // A request already replayed by a rule is served wherever it landed: nothing bounces twice.
-    // Replayed by Navigator already (this rule, or sticky sessions sending it to the user's Machine): served here.
-    if (navigatorReplayState(headers['fly-replay-src']) !== null) return
-    if (headers['fly-replay-failed'] !== undefined) {
-      await answerMaintenance(request, reply)
-      return reply
-    }
-    if (isReplayable(headers)) {
-      reply.code(rule.status).header('fly-replay', rule.header).header('cache-control', 'no-store')
-        .type('text/plain; charset=utf-8').send(REPLAY_RESPONSE_BODY)
-      return reply
-    }
-    if (rule.origin === null) {
-      request.log.warn('fly-replay rule: the request cannot be replayed and the target has no private address')
-      await answerMaintenance(request, reply)
-      return reply
-    }
-    await upstream.forward(request, reply, { origin: rule.origin }, {
-      onUnreachable: async (err) => {
-        request.log.warn({ upstream: rule.origin, code: (err as { code?: string }).code }, 'fly-replay rule: target unreachable')
-        await answerMaintenance(request, reply)
+  const step: Step = {
+    name: 'replay-rules',
+    run (ctx) {
+      if (rules.length === 0) return NEXT
+      const index = findRule(rules, ctx.req.method as string, ctx.path)
+      if (index === -1) return NEXT
+      const rule = rules[index]
+      if (rule.satisfied) return NEXT
+      const headers = ctx.req.headers
+      // Replayed by Navigator already (a rule, or sticky sessions sending it to the user's Machine): served here.
+      if (navigatorReplayState(headers['fly-replay-src']) !== null) return NEXT
+      if (headers['fly-replay-failed'] !== undefined) {
+        maintenance(ctx)
+        return ANSWERED
       }
-    })
-    return reply
-  })
+      if (isReplayable(headers)) {
+        answer(ctx, rule.status, replayHeaders[index], REPLAY_RESPONSE_BODY)
+        return ANSWERED
+      }
+      const origin = rule.origin
+      if (origin === null || upstream === null) {
+        ctx.log.warn('fly-replay rule: the request cannot be replayed and the target has no private address')
+        maintenance(ctx)
+        return ANSWERED
+      }
+      upstream.relay(ctx, { origin }, { onUnreachable: (err) => { unreachable(ctx, origin, err) } })
+      return ANSWERED
+    }
+  }
+  return { step, close: async () => { await own?.close() } }
+}
+
+async function flyReplayRulesPlugin (fastify: FastifyInstance, options: FlyReplayRulesOptions): Promise<void> {
+  const { step, close } = createReplayRules(options)
+  if (options.rules.length === 0) return
+  fastify.addHook('onRequest', stepHook(step))
+  fastify.addHook('onClose', close)
 }
 
 export const flyReplayRules = fp(flyReplayRulesPlugin, { fastify: '5.x', name: '@navigator/fly-replay' })

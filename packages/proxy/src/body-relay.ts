@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { Readable } from 'node:stream'
-import type { FastifyRequest } from 'fastify'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
+import type { RequestContext } from './request-context.js'
 
 /** Called with the size of every relayed body chunk. */
 export type BodyAccounting = (bytes: number) => void
@@ -36,11 +36,11 @@ export function hasBody (headers: IncomingHttpHeaders): boolean {
   return length !== undefined && length !== '0'
 }
 
-export function bodyStream (request: FastifyRequest): Readable {
+export function bodyStream (ctx: RequestContext): Readable {
   // A route with a pass-through content-type parser hands the (possibly decoded) payload stream over as the body.
-  const body = request.body as { pipe?: unknown } | undefined
+  const body = ctx.request?.body as { pipe?: unknown } | undefined
   if (body !== null && typeof body === 'object' && typeof body.pipe === 'function') return body as unknown as Readable
-  return request.raw
+  return ctx.req
 }
 
 /**

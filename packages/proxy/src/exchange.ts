@@ -1,8 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
+import { answerError } from './answer.js'
 import type { BodyRelay } from './body-relay.js'
-import { sendErrorAnswer, UpstreamTimeoutError, UpstreamUnreachableError } from './errors.js'
+import { UpstreamTimeoutError, UpstreamUnreachableError } from './errors.js'
 import { clientResponseHeaders } from './proxy-headers.js'
+import type { RequestContext } from './request-context.js'
 
 // One proxied request, as an undici dispatch handler (the callback API: no Readable, no promise, no AbortController
 // per request). The upstream's response goes straight to the client's ServerResponse: its headers (with those hooks
@@ -11,8 +13,8 @@ import { clientResponseHeaders } from './proxy-headers.js'
 // are ordinary Fastify answers; once they arrive the reply is hijacked. onResponse hooks and the server's own
 // accounting still see the response finish and close.
 //
-// Without a Fastify reply (`reply` null: a request the server relays before Fastify sees it), the response headers
-// to add are given up front, and a 502 or 504 is written as Fastify's default error handler writes it.
+// Without a Fastify reply (a request a server's raw path runs), the response headers to add are those the context
+// kept, and a 502 or 504 is written as Fastify's default error handler writes it.
 
 const kExchange = Symbol('navigator.upstreamExchange')
 const NO_HEADERS: Readonly<Record<string, unknown>> = Object.freeze({})
@@ -32,7 +34,7 @@ function errorCode (err: unknown): string | undefined {
 }
 
 function clientGoneError (): Error {
-  return Object.assign(new Error('The client closed the connection'), { code: 'NAV_FLY_REPLAY_CLIENT_GONE' })
+  return Object.assign(new Error('The client closed the connection'), { code: 'NAV_PROXY_CLIENT_GONE' })
 }
 
 /** `settled(err)` ends forward()'s promise: resolved once the answer is under way, rejected when the fallback throws. */
@@ -127,22 +129,26 @@ export class Exchange {
   previousWatched: Exchange | null = null
   nextWatched: Exchange | null = null
 
+  private readonly req: IncomingMessage
+  private readonly res: ServerResponse
+  /** The Fastify reply that owns `res`; null when Fastify never saw the request. */
+  private readonly reply: FastifyReply | null
+  private readonly log: FastifyBaseLogger
+
   constructor (
-    private readonly req: IncomingMessage,
-    private readonly res: ServerResponse,
-    /** The Fastify reply that owns `res`; null when Fastify never saw the request. */
-    private readonly reply: FastifyReply | null,
-    /** Without a reply: the headers to add to the upstream's response or to an error answer (the sticky cookie). */
-    private readonly ownHeaders: Readonly<Record<string, string>> | null,
-    private readonly log: FastifyBaseLogger,
+    private readonly ctx: RequestContext,
     private readonly origin: string,
     private readonly body: BodyRelay | null,
-    private readonly onUnreachable: ((err: Error) => unknown) | undefined,
+    private readonly onUnreachable: ((err: Error, ctx: RequestContext) => unknown) | undefined,
     private settled: Settle | null,
     private readonly timeouts: ExchangeTimeouts
   ) {
-    (res as Response)[kExchange] = this
-    res.on('close', onClientClose)
+    this.req = ctx.req
+    this.res = ctx.res
+    this.reply = ctx.reply
+    this.log = ctx.log
+    ;(this.res as Response)[kExchange] = this
+    this.res.on('close', onClientClose)
   }
 
   /**
@@ -172,8 +178,7 @@ export class Exchange {
 
   /** Answers with an error before any header left: through Fastify when it owns the reply. */
   private fail (err: Error): void {
-    if (this.reply !== null) this.reply.send(err)
-    else sendErrorAnswer(this.res, err, this.ownHeaders)
+    answerError(this.ctx, err)
   }
 
   private settle (err?: unknown): void {
@@ -227,7 +232,7 @@ export class Exchange {
     const res = this.res
     let headers: string[]
     try {
-      headers = clientResponseHeaders(rawHeaders, reply !== null ? reply.getHeaders() : this.ownHeaders ?? NO_HEADERS)
+      headers = clientResponseHeaders(rawHeaders, reply !== null ? reply.getHeaders() : this.ctx.responseHeaders ?? NO_HEADERS)
       res.writeHead(statusCode, headers)
     } catch (err) {
       // A header Node refuses to send: the upstream's answer cannot be relayed.
@@ -310,7 +315,7 @@ export class Exchange {
       queueMicrotask(() => {
         let answered: unknown
         try {
-          answered = onUnreachable(err)
+          answered = onUnreachable(err, this.ctx)
         } catch (thrown) {
           this.settle(thrown)
           return

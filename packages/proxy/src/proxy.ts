@@ -1,15 +1,10 @@
-import { createRequire } from 'node:module'
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher, Pool as UndiciPool } from 'undici'
-import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { BodyRelay, bodyStream, hasBody, minorCollectionEvery } from './body-relay.js'
 import { InvalidOptionError, UpstreamUnreachableError } from './errors.js'
 import { Exchange, ExchangeTimeouts, type Settle } from './exchange.js'
 import { upstreamRequestHeaders } from './proxy-headers.js'
-
-// Only undici's Pool: the package's index also loads fetch, WebSocket, EventSource, caches and mocks, about
-// 10 MiB of resident memory that the proxy never uses. undici has no exports map; the path is that of undici 7.
-const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool
+import type { RequestContext } from './request-context.js'
+import { Pool } from './undici-pool.js'
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
 export const DEFAULT_HEADERS_TIMEOUT_MS = 60_000
@@ -46,29 +41,53 @@ export interface UpstreamTarget {
 export interface ForwardOptions {
   /**
    * Called instead of answering 502 when the upstream could not be reached and no byte of the request body was
-   * consumed, so the caller can still answer the request another way (sticky fallback, maintenance page).
+   * consumed, so the caller can still answer the request another way (sticky fallback, maintenance page). It gets
+   * the request's context, so one options object can serve every request.
    */
-  onUnreachable?: (err: Error) => unknown
+  onUnreachable?: (err: Error, ctx: RequestContext) => unknown
   /** Extra request headers for the upstream (replacing any of the same name). */
   headers?: Readonly<Record<string, string>>
+}
+
+export interface UpstreamProxyOptions {
+  /** Time allowed to open the TCP connection; failing counts as unreachable (502 or onUnreachable). */
+  connectTimeoutMs?: number
+  /** Time allowed between sending the request and receiving the response headers; exceeding it answers 504. */
+  headersTimeoutMs?: number
+  /** Time allowed between two chunks of the response body. */
+  bodyTimeoutMs?: number
+  /** Maximum connections per upstream origin; undefined = unlimited. */
+  connections?: number
+  /**
+   * Run a minor garbage collection every this many bytes of relayed request body, so that large uploads do not
+   * grow the process's memory by tens of MiB of dead chunks; undefined = never (the process's own GC policy).
+   */
+  collectEveryBodyBytes?: number
+  /**
+   * Keep the client's X-Forwarded-Proto and -Host and append to its X-Forwarded-For: only when every peer is a
+   * trusted edge (on Fly, its proxy). Default false: those headers are replaced by this connection's own values.
+   */
+  trustForwarded?: boolean
+}
+
+export interface UpstreamTarget {
+  /** `http://host:port`, without a path. */
+  origin: string
+  /** Path and query to request; defaults to the incoming request's URL. */
+  path?: string
 }
 
 export interface UpstreamProxy {
   /**
    * Proxies the request to `target` and answers it: streams both bodies, writes the upstream's response straight
-   * to the client (the reply is hijacked once the upstream's headers arrived, keeping headers already set on the
-   * reply), 502 when unreachable, 504 on the headers timeout. Resolves once the answer is under way (the reply is
-   * hijacked or sent), so an async hook may `return reply` after awaiting it.
+   * to the client (a Fastify reply is hijacked once the upstream's headers arrived, keeping headers already set on
+   * it; without a reply the headers steps added are kept), 502 when unreachable, 504 on the headers timeout.
+   * Resolves once the answer is under way (or the client left), after `onUnreachable` has answered when it was
+   * called.
    */
-  forward (request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options?: ForwardOptions): Promise<void>
-  /** `forward` without the promise, for a route handler that returns nothing and leaves the answer to the proxy. */
-  relay (request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options?: ForwardOptions): void
-  /**
-   * `relay` for a request no Fastify instance has seen (a server's own fast path, on Node's request and response):
-   * `responseHeaders` are added to the upstream's response (Set-Cookie kept separate), a 502 or 504 is answered as
-   * Fastify's default error handler answers it, and the proxy's warnings go to `log`.
-   */
-  relayRaw (req: IncomingMessage, res: ServerResponse, target: UpstreamTarget, log: FastifyBaseLogger, responseHeaders?: Readonly<Record<string, string>>): void
+  forward (ctx: RequestContext, target: UpstreamTarget, options?: ForwardOptions): Promise<void>
+  /** `forward` without the promise: the hot path of a step that leaves the whole answer to the proxy. */
+  relay (ctx: RequestContext, target: UpstreamTarget, options?: ForwardOptions): void
   close (): Promise<void>
 }
 
@@ -113,64 +132,42 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
     return pool
   }
 
-  function start (
-    request: FastifyRequest,
-    reply: FastifyReply,
-    target: UpstreamTarget,
-    forwardOptions: ForwardOptions | undefined,
-    settled: Settle | null
-  ): void {
-    const raw = request.raw
+  function start (ctx: RequestContext, target: UpstreamTarget, forwardOptions: ForwardOptions | undefined, settled: Settle | null): void {
     // A client that left before its request could be sent (while a tenant started, say): nothing is proxied.
-    if (reply.raw.destroyed) {
+    if (ctx.res.destroyed) {
       settled?.()
       return
     }
-    const body = hasBody(raw.headers) ? new BodyRelay(bodyStream(request), accounting) : null
-    const exchange = new Exchange(raw, reply.raw, reply, null, request.log, target.origin, body, forwardOptions?.onUnreachable, settled, timeouts)
-    dispatch(raw, body, exchange, target, forwardOptions?.headers)
-  }
-
-  function dispatch (raw: IncomingMessage, body: BodyRelay | null, exchange: Exchange, target: UpstreamTarget, extraHeaders: Readonly<Record<string, string>> | undefined): void {
+    const body = hasBody(ctx.req.headers) ? new BodyRelay(bodyStream(ctx), accounting) : null
+    const exchange = new Exchange(ctx, target.origin, body, forwardOptions?.onUnreachable, settled, timeouts)
     if (closed) {
       exchange.onError(new UpstreamUnreachableError())
       return
     }
     let headers: string[]
     try {
-      headers = upstreamRequestHeaders(raw, extraHeaders, trustForwarded)
+      headers = upstreamRequestHeaders(ctx.req, forwardOptions?.headers, trustForwarded)
     } catch (err) {
       exchange.onError(err as Error)
       return
     }
     // dispatch() reports its own failures (a bad header, a closed pool) to the handler's onError.
     poolFor(target.origin).dispatch({
-      method: raw.method as Dispatcher.HttpMethod,
-      path: target.path ?? raw.url ?? '/',
+      method: ctx.req.method as Dispatcher.HttpMethod,
+      path: target.path ?? ctx.req.url ?? '/',
       headers,
       body
     }, exchange as unknown as Dispatcher.DispatchHandler)
   }
 
-  async function forward (
-    request: FastifyRequest,
-    reply: FastifyReply,
-    target: UpstreamTarget,
-    forwardOptions?: ForwardOptions
-  ): Promise<void> {
+  async function forward (ctx: RequestContext, target: UpstreamTarget, forwardOptions?: ForwardOptions): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      start(request, reply, target, forwardOptions, (err) => { if (err === undefined) resolve(); else reject(err) })
+      start(ctx, target, forwardOptions, (err) => { if (err === undefined) resolve(); else reject(err) })
     })
   }
 
-  function relay (request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, forwardOptions?: ForwardOptions): void {
-    start(request, reply, target, forwardOptions, null)
-  }
-
-  function relayRaw (req: IncomingMessage, res: ServerResponse, target: UpstreamTarget, log: FastifyBaseLogger, responseHeaders?: Readonly<Record<string, string>>): void {
-    if (res.destroyed) return
-    const body = hasBody(req.headers) ? new BodyRelay(req, accounting) : null
-    dispatch(req, body, new Exchange(req, res, null, responseHeaders ?? null, log, target.origin, body, undefined, null, timeouts), target, undefined)
+  function relay (ctx: RequestContext, target: UpstreamTarget, forwardOptions?: ForwardOptions): void {
+    start(ctx, target, forwardOptions, null)
   }
 
   async function close (): Promise<void> {
@@ -185,5 +182,5 @@ export function createUpstreamProxy (options: UpstreamProxyOptions = {}): Upstre
     }
   }
 
-  return { forward, relay, relayRaw, close }
+  return { forward, relay, close }
 }

@@ -1,8 +1,11 @@
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { request as httpRequest, ServerResponse } from 'node:http'
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
+import { answer } from './answer.js'
+import { upstreamRequestHeaders } from './proxy-headers.js'
+import { pendingResponseHeaders, type RequestContext } from './request-context.js'
 
 /** Time allowed for the upstream to answer an upgrade request. */
 export const UPSTREAM_HANDSHAKE_TIMEOUT_MS = 10_000
@@ -49,6 +52,8 @@ interface Relay {
 
 export interface WebSocketRelayOptions {
   log: FastifyBaseLogger
+  /** As the HTTP proxy's option: keep a trusted edge's X-Forwarded-Proto and -Host and extend its X-Forwarded-For. */
+  trustForwarded?: boolean
 }
 
 export interface RelayTarget {
@@ -63,18 +68,36 @@ export interface RelayTarget {
   onUnreachable?: () => unknown
 }
 
+const TEXT = Object.freeze({ 'content-type': 'text/plain; charset=utf-8' })
+
 /**
- * A hand-written WebSocket proxy: the upgrade request goes through Fastify's
- * routing first (so the replay and sticky hooks decide, and may answer with
- * plain HTTP), then the upstream handshake is made before the client gets any
- * answer, and after both 101s the two TCP sockets are piped to each other.
+ * Takes over an upgrade request from the http server's 'upgrade' event: a response on its socket, for whatever
+ * answers with plain HTTP (a replay, the maintenance page, 404: the socket is ended after it), and the socket and
+ * head kept for relay(). `onUpgraded` is called when the client gets its 101.
+ */
+export function acceptUpgrade (raw: IncomingMessage, socket: Duplex, head: Buffer, log: FastifyBaseLogger, onUpgraded?: () => void): ServerResponse {
+  (raw as UpgradeRequest)[kUpgrade] = { socket, head, onUpgraded }
+  socket.on('error', (err) => { log.debug({ err: err.message }, 'websocket client socket error') })
+  const response = new ServerResponse(raw)
+  response.shouldKeepAlive = false
+  response.assignSocket(socket as never)
+  response.once('finish', () => { socket.end() })
+  return response
+}
+
+/**
+ * A hand-written WebSocket proxy: the upgrade request goes through the pipeline's steps first (so the replay and
+ * sticky steps decide, and may answer with plain HTTP), then the upstream handshake is made before the client gets
+ * any answer, and after both 101s the bytes of the two TCP sockets are relayed.
  */
 export class WebSocketRelay {
   readonly #log: FastifyBaseLogger
+  readonly #trustForwarded: boolean
   readonly #relays = new Set<Relay>()
 
   constructor (options: WebSocketRelayOptions) {
     this.#log = options.log
+    this.#trustForwarded = options.trustForwarded === true
   }
 
   /** Open proxied WebSockets. */
@@ -83,34 +106,18 @@ export class WebSocketRelay {
   }
 
   /**
-   * Hands an upgrade request from the http server to a Fastify instance's routing. `onUpgraded` is called when the
-   * client gets its 101; every other outcome ends or closes the socket.
+   * Proxies the upgrade of the request to the target. Resolves once the client has an answer: the upstream's 101
+   * (then the sockets are relayed), or the upstream's refusal, or the unreachable answer.
    */
-  route (app: FastifyInstance, raw: IncomingMessage, socket: Duplex, head: Buffer, onUpgraded?: () => void): void {
-    (raw as UpgradeRequest)[kUpgrade] = { socket, head, onUpgraded }
-    socket.on('error', (err) => { this.#log.debug({ err: err.message }, 'websocket client socket error') })
-    const response = new ServerResponse(raw)
-    // Any plain HTTP answer (replay, maintenance, 404, refusal) ends the exchange.
-    response.shouldKeepAlive = false
-    response.assignSocket(socket as never)
-    response.once('finish', () => { socket.end() })
-    app.routing(raw, response)
-  }
-
-  /**
-   * Proxies the upgrade of `request` to the target. Resolves once the client
-   * has an answer: the upstream's 101 (then the sockets are relayed), or the
-   * upstream's refusal, or the unreachable answer.
-   */
-  async relay (request: FastifyRequest, reply: FastifyReply, target: RelayTarget): Promise<void> {
-    const pending = (request.raw as UpgradeRequest)[kUpgrade]
+  async relay (ctx: RequestContext, target: RelayTarget): Promise<void> {
+    const pending = (ctx.req as UpgradeRequest)[kUpgrade]
     if (pending === undefined) throw new Error('relay() called for a request that is not an upgrade')
     const client = pending.socket
-    const log = request.log
+    const log = ctx.log
     // Made outside this scope: a closure made here would share this scope's context with the handshake
     // listeners and keep the request, the reply and the target alive for as long as the WebSocket lasts.
     const release = onceOnly(target.release)
-    // The client may have left while the hooks or a starting tenant kept it waiting.
+    // The client may have left while the steps or a starting tenant kept it waiting.
     if (client.destroyed) {
       release()
       return
@@ -129,7 +136,7 @@ export class WebSocketRelay {
         port: target.port,
         method: 'GET',
         path: target.path,
-        headers: upstreamHeaders(request),
+        headers: upstreamHeaders(ctx.req, this.#trustForwarded),
         timeout: UPSTREAM_HANDSHAKE_TIMEOUT_MS,
         agent: false
       })
@@ -145,7 +152,7 @@ export class WebSocketRelay {
         if (settled) return
         log.warn({ port: target.port }, 'websocket upstream did not answer the upgrade in time')
         release()
-        reply.code(504).type('text/plain; charset=utf-8').send('Gateway Timeout\n')
+        answer(ctx, 504, TEXT, 'Gateway Timeout\n')
         settle()
       })
 
@@ -156,7 +163,7 @@ export class WebSocketRelay {
           target.onUnreachable()
         } else {
           log.warn({ port: target.port, err: err.message }, 'websocket upstream could not be reached')
-          reply.code(502).type('text/plain; charset=utf-8').send('Bad Gateway\n')
+          answer(ctx, 502, TEXT, 'Bad Gateway\n')
         }
         settle()
       })
@@ -164,12 +171,13 @@ export class WebSocketRelay {
       // The upstream refused the upgrade (403, 404, ...): the client gets that answer, never a 101.
       upstreamRequest.once('response', (response) => {
         if (settled) { response.resume(); return }
-        reply.hijack()
-        const raw = reply.raw
+        const cookies = pendingCookies(ctx)
+        ctx.reply?.hijack()
+        const raw = ctx.res
         raw.statusCode = response.statusCode ?? 502
         if (response.statusMessage !== undefined) raw.statusMessage = response.statusMessage
         copyHeaders(response.headers, raw)
-        appendCookies(reply, raw)
+        appendCookies(cookies, raw)
         response.pipe(raw)
         response.once('end', () => { release() })
         response.once('error', () => { client.destroy(); release() })
@@ -178,9 +186,10 @@ export class WebSocketRelay {
 
       upstreamRequest.once('upgrade', (response, upstream, upstreamHead) => {
         if (settled) { upstream.destroy(); return }
-        reply.hijack()
-        reply.raw.detachSocket(client as never)
-        client.write(handshakeResponse(response, reply))
+        const cookies = pendingCookies(ctx)
+        ctx.reply?.hijack()
+        ctx.res.detachSocket(client as never)
+        client.write(handshakeResponse(response, cookies))
         if (upstreamHead.length > 0) client.write(upstreamHead)
         if (pending.head.length > 0) upstream.write(pending.head)
         this.#pipe(client, upstream, release)
@@ -325,21 +334,17 @@ async function closeRelay (relay: Relay): Promise<void> {
   })
 }
 
-function upstreamHeaders (request: FastifyRequest): OutgoingHttpHeaders {
-  const incoming = request.raw.headers
+/** The upstream request's headers: those of the HTTP proxy, plus the two that ask for the upgrade. */
+function upstreamHeaders (req: IncomingMessage, trustForwarded: boolean): OutgoingHttpHeaders {
+  const list = upstreamRequestHeaders(req, undefined, trustForwarded)
   const headers: OutgoingHttpHeaders = {}
-  for (const name in incoming) {
-    if (HOP_BY_HOP.has(name)) continue
-    headers[name] = incoming[name]
+  for (let i = 0; i < list.length; i += 2) {
+    const name = list[i]
+    const before = headers[name]
+    headers[name] = before === undefined ? list[i + 1] : ([] as string[]).concat(before as string | string[], list[i + 1])
   }
   headers.connection = 'Upgrade'
-  headers.upgrade = incoming.upgrade ?? 'websocket'
-  const clientAddress = request.raw.socket.remoteAddress ?? ''
-  const forwardedFor = incoming['x-forwarded-for']
-  headers['x-forwarded-for'] = forwardedFor === undefined || forwardedFor === '' ? clientAddress : `${String(forwardedFor)}, ${clientAddress}`
-  headers['x-forwarded-proto'] = request.protocol === 'https' ? 'https' : 'http'
-  if (request.host !== '') headers['x-forwarded-host'] = request.host
-  if (incoming['x-request-id'] === undefined) headers['x-request-id'] = randomUUID()
+  headers.upgrade = req.headers.upgrade ?? 'websocket'
   return headers
 }
 
@@ -351,23 +356,25 @@ function copyHeaders (headers: IncomingHttpHeaders, target: ServerResponse): voi
   }
 }
 
-/** Cookies a hook set on the reply (the sticky cookie) join the upstream's own, each as its own header. */
-function appendCookies (reply: FastifyReply, target: ServerResponse): void {
-  const ours = reply.getHeader('set-cookie')
-  if (ours === undefined) return
-  const theirs = target.getHeader('set-cookie')
-  const list = (v: unknown): string[] => v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]
-  target.setHeader('set-cookie', [...list(theirs), ...list(ours)])
+/** The cookies a step set for this request's answer (the sticky cookie), as a list. */
+function pendingCookies (ctx: RequestContext): string[] {
+  const cookies = pendingResponseHeaders(ctx)?.['set-cookie']
+  return cookies === undefined ? [] : Array.isArray(cookies) ? cookies.map(String) : [String(cookies)]
 }
 
-/** The upstream's 101 status line and headers, verbatim, plus any cookie a hook set on the reply. */
-function handshakeResponse (response: IncomingMessage, reply: FastifyReply): string {
+/** Cookies a step set join the upstream's own, each as its own header. */
+function appendCookies (ours: string[], target: ServerResponse): void {
+  if (ours.length === 0) return
+  const theirs = target.getHeader('set-cookie')
+  const list = theirs === undefined ? [] : Array.isArray(theirs) ? theirs.map(String) : [String(theirs)]
+  target.setHeader('set-cookie', [...list, ...ours])
+}
+
+/** The upstream's 101 status line and headers, verbatim, plus any cookie a step set. */
+function handshakeResponse (response: IncomingMessage, cookies: string[]): string {
   let head = `HTTP/1.1 101 ${response.statusMessage ?? 'Switching Protocols'}\r\n`
   const raw = response.rawHeaders
   for (let i = 0; i < raw.length; i += 2) head += `${raw[i]}: ${raw[i + 1]}\r\n`
-  const cookies = reply.getHeader('set-cookie')
-  if (cookies !== undefined) {
-    for (const cookie of Array.isArray(cookies) ? cookies : [cookies]) head += `Set-Cookie: ${String(cookie)}\r\n`
-  }
+  for (const cookie of cookies) head += `Set-Cookie: ${cookie}\r\n`
   return head + '\r\n'
 }

@@ -127,7 +127,7 @@ test('relay answers 502 when the upstream cannot be reached', async (t) => {
   const { url, client } = await startRelayApp(t, origin)
   const res = await request(`${url}/x`, { dispatcher: client })
   t.equal(res.statusCode, 502)
-  t.equal((await res.body.json() as { code: string }).code, 'NAV_FLY_REPLAY_UPSTREAM_UNREACHABLE')
+  t.equal((await res.body.json() as { code: string }).code, 'NAV_PROXY_UPSTREAM_UNREACHABLE')
 })
 
 test('relay lets onUnreachable answer, and a failing onUnreachable becomes an error answer', async (t) => {
@@ -160,8 +160,8 @@ test('relay lets onUnreachable answer, and a failing onUnreachable becomes an er
 })
 
 test('collectEveryBodyBytes: an upload relayed with collections every 64 KiB arrives intact; a bad value is refused', async (t) => {
-  t.throws(() => createUpstreamProxy({ collectEveryBodyBytes: 0 }), { code: 'NAV_FLY_REPLAY_INVALID_OPTION' })
-  t.throws(() => createUpstreamProxy({ collectEveryBodyBytes: 1.5 }), { code: 'NAV_FLY_REPLAY_INVALID_OPTION' })
+  t.throws(() => createUpstreamProxy({ collectEveryBodyBytes: 0 }), { code: 'NAV_PROXY_INVALID_OPTION' })
+  t.throws(() => createUpstreamProxy({ collectEveryBodyBytes: 1.5 }), { code: 'NAV_PROXY_INVALID_OPTION' })
   const origin = await startUpstream(t, (req, res) => {
     const hash = createHash('sha256')
     req.on('data', (chunk: Buffer) => { hash.update(chunk) })

@@ -214,7 +214,7 @@ test('an unreachable upstream answers 502 promptly', async (t) => {
   const res = await request(`${url}/x`, { dispatcher: client, method: 'POST', body: 'small' })
   const body = await res.body.json() as Record<string, unknown>
   t.equal(res.statusCode, 502)
-  t.equal(body.code, 'NAV_FLY_REPLAY_UPSTREAM_UNREACHABLE')
+  t.equal(body.code, 'NAV_PROXY_UPSTREAM_UNREACHABLE')
   t.notMatch(JSON.stringify(body), origin, 'the internal address is not shown to clients')
   t.ok(Date.now() - started < 2000, 'answered promptly')
 })
@@ -240,7 +240,7 @@ test('an upstream that never answers gets 504 after the headers timeout', async 
   const res = await request(`${url}/slow`, { dispatcher: client })
   const body = await res.body.json() as Record<string, unknown>
   t.equal(res.statusCode, 504)
-  t.equal(body.code, 'NAV_FLY_REPLAY_UPSTREAM_TIMEOUT')
+  t.equal(body.code, 'NAV_PROXY_UPSTREAM_TIMEOUT')
 })
 
 test('an upstream that stalls in the middle of its body is cut after the body timeout, and its connection closed', async (t) => {

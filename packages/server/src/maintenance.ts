@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
 import type { ServerConfig } from '@navigator/config'
-
-/** Seconds a browser is told to wait before retrying a maintenance answer. */
-export const MAINTENANCE_RETRY_AFTER_SECONDS = 5
+import { createMaintenanceResponder } from '@navigator/proxy'
+import type { MaintenanceResponder } from '@navigator/proxy'
 
 /** Served when neither `server.maintenance_page` nor `<public_dir>/503.html` exists. */
 export const BUILT_IN_MAINTENANCE_PAGE = `<!DOCTYPE html>
@@ -21,8 +20,6 @@ export const BUILT_IN_MAINTENANCE_PAGE = `<!DOCTYPE html>
 </body>
 </html>
 `
-
-export type MaintenanceResponder = (request: FastifyRequest, reply: FastifyReply) => FastifyReply
 
 /**
  * Reads the maintenance page once (at start and at each reload), so answering
@@ -45,14 +42,7 @@ export function loadMaintenancePage (server: Pick<ServerConfig, 'maintenancePage
   }
 }
 
-/** A responder that answers 503 with the page, never cached, with Retry-After. */
-export function createMaintenanceResponder (page: Buffer): MaintenanceResponder {
-  return function maintenance (request, reply) {
-    return reply
-      .code(503)
-      .header('cache-control', 'no-store')
-      .header('retry-after', String(MAINTENANCE_RETRY_AFTER_SECONDS))
-      .type('text/html; charset=utf-8')
-      .send(page)
-  }
+/** The maintenance answer of a configuration: 503 with its page (see loadMaintenancePage). */
+export function maintenanceFor (server: Pick<ServerConfig, 'maintenancePage' | 'publicDir'>, log?: FastifyBaseLogger): MaintenanceResponder {
+  return createMaintenanceResponder(loadMaintenancePage(server, log))
 }

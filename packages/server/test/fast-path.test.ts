@@ -86,7 +86,7 @@ test('an upstream too slow to answer: the same 504 from both paths, our cookie k
   t.equal(fast.status, 504)
   t.same(JSON.parse(fast.text), {
     statusCode: 504,
-    code: 'NAV_FLY_REPLAY_UPSTREAM_TIMEOUT',
+    code: 'NAV_PROXY_UPSTREAM_TIMEOUT',
     error: 'Gateway Timeout',
     message: 'The upstream server did not answer in time'
   })
@@ -100,7 +100,7 @@ test('an upstream that stopped listening: the same 502 from both paths', async (
   const fast = await http(site.address, '/page', { headers })
   const slow = await http(site.address, '/page', { method: 'POST', headers: { ...headers, 'content-type': 'text/plain' }, body: 'small' })
   t.equal(fast.status, 502)
-  t.equal(JSON.parse(fast.text).code, 'NAV_FLY_REPLAY_UPSTREAM_UNREACHABLE')
+  t.equal(JSON.parse(fast.text).code, 'NAV_PROXY_UPSTREAM_UNREACHABLE')
   t.same(comparable(fast), comparable(slow), 'status, headers and body match')
   await site.waitForLog((line) => line.msg === 'upstream could not be reached' && line.reqId !== undefined)
   t.equal(site.logs.filter((line) => line.msg === 'upstream could not be reached' && line.level === 40).length, 2,

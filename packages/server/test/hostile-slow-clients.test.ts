@@ -1,7 +1,7 @@
 import { connect } from 'node:net'
 import type { Socket } from 'node:net'
 import { test } from 'tap'
-import { HEADERS_TIMEOUT_MS, CONNECTIONS_CHECK_INTERVAL_MS } from '../src/server.js'
+import { HEADERS_TIMEOUT_MS, CONNECTIONS_CHECK_INTERVAL_MS } from '../src/http-server.js'
 import { http, startNavigator, tempDir } from './helpers.js'
 
 // Hostile input (issue 7): clients that send too much header, or send it too slowly, through the real navigator

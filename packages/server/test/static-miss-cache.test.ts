@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'tap'
-import { createStaticFileFinder, MISS_CACHE_TTL_MS } from '../src/static-files.js'
+import { createStaticFileFinder, MISS_CACHE_TTL_MS } from '../src/steps/static-files.js'
 
 function publicDir (t: { teardown: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'navigator-static-'))

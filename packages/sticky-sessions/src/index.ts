@@ -1,7 +1,7 @@
 import { stickySessions } from './plugin.js'
 
-export { stickySessions, REPLAY_RESPONSE_BODY, REJECTION_LOG_INTERVAL_MS } from './plugin.js'
-export type { StickySession, StickyAction, StickyEngine } from './plugin.js'
+export { stickySessions, createStickySessions, REPLAY_RESPONSE_BODY, REJECTION_LOG_INTERVAL_MS } from './plugin.js'
+export type { StickySession, StickyAction, StickySessions } from './plugin.js'
 export {
   resolveOptions,
   optionsFromConfig,
@@ -18,7 +18,6 @@ export {
   DEFAULT_REPLAY_CACHE,
   DEFAULT_REPLAY_STATUS,
   DEFAULT_PORT,
-  DEFAULT_RETRY_AFTER_SECONDS,
   STICKY_REPLAY_STATE
 } from './options.js'
 export type { StickySessionsOptions, ResolvedOptions, DiscoveryOption } from './options.js'
@@ -29,7 +28,7 @@ export type { Decision, DecisionKind, DecisionContext, Decider } from './decide.
 export { createDnsDiscovery, createStaticDiscovery, noDiscovery, DEFAULT_DISCOVERY_REFRESH_MS } from './discovery.js'
 export type { MachineDiscovery, DnsDiscoveryOptions, ResolveTxt } from './discovery.js'
 export { compileStickyPaths } from './paths.js'
-export { defaultMaintenance } from './maintenance.js'
+export { defaultMaintenance, DEFAULT_MAINTENANCE_PAGE } from './maintenance.js'
 export { InvalidStickyOptionError } from './errors.js'
 
 export default stickySessions

@@ -1,4 +1,17 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import {
+  DEFAULT_COOKIE_HTTP_ONLY,
+  DEFAULT_COOKIE_MAX_AGE,
+  DEFAULT_COOKIE_NAME,
+  DEFAULT_COOKIE_PATH,
+  DEFAULT_COOKIE_SAMESITE,
+  DEFAULT_COOKIE_SECURE,
+  DEFAULT_FALLBACK_MODE,
+  DEFAULT_LISTEN_PORT,
+  DEFAULT_REPLAY_CACHE,
+  DEFAULT_REPLAY_STATUS,
+  DEFAULT_REPLAY_TIMEOUT
+} from '@navigator/config'
+import type { MaintenanceResponder, UpstreamProxy } from '@navigator/proxy'
 import {
   APP_PATTERN,
   isValidMachineId,
@@ -6,26 +19,28 @@ import {
   REGION_PATTERN,
   type FallbackMode,
   type SameSite,
-  type StickySessionsConfig,
-  type UpstreamProxy
+  type StickySessionsConfig
 } from '@navigator/fly-replay'
 import type { MachineDiscovery } from './discovery.js'
 import { InvalidStickyOptionError } from './errors.js'
 
+// The defaults the YAML keys have are those of @navigator/config, re-exported; these three are the plugin's own.
+export {
+  DEFAULT_COOKIE_HTTP_ONLY,
+  DEFAULT_COOKIE_MAX_AGE,
+  DEFAULT_COOKIE_NAME,
+  DEFAULT_COOKIE_PATH,
+  DEFAULT_COOKIE_SECURE,
+  DEFAULT_FALLBACK_MODE,
+  DEFAULT_REPLAY_CACHE,
+  DEFAULT_REPLAY_STATUS,
+  DEFAULT_REPLAY_TIMEOUT
+}
+export const DEFAULT_COOKIE_SAME_SITE: SameSite = DEFAULT_COOKIE_SAMESITE
+export const DEFAULT_PORT = DEFAULT_LISTEN_PORT
+/** Registering the plugin opts in (the YAML key defaults to false). */
 export const DEFAULT_ENABLED = true
-export const DEFAULT_COOKIE_NAME = '_navigator_machine'
-export const DEFAULT_COOKIE_MAX_AGE = '24h'
-export const DEFAULT_COOKIE_SECURE = false
-export const DEFAULT_COOKIE_HTTP_ONLY = true
-export const DEFAULT_COOKIE_SAME_SITE: SameSite = 'Lax'
-export const DEFAULT_COOKIE_PATH = '/'
 export const DEFAULT_PATHS: readonly string[] = Object.freeze([])
-export const DEFAULT_FALLBACK_MODE: FallbackMode = 'maintenance'
-export const DEFAULT_REPLAY_TIMEOUT = '10s'
-export const DEFAULT_REPLAY_CACHE = false
-export const DEFAULT_REPLAY_STATUS = 307
-export const DEFAULT_PORT = 3000
-export const DEFAULT_RETRY_AFTER_SECONDS = 5
 /** The `state` our replays carry: a replayed request that comes back with it is never replayed again. */
 export const STICKY_REPLAY_STATE = 'nav-sticky'
 
@@ -66,8 +81,8 @@ export interface StickySessionsOptions {
   discovery?: DiscoveryOption
   /** The upstream proxy for the direct path; one is created (and closed with the app) when omitted. */
   proxy?: UpstreamProxy
-  /** Answers when the cookie's Machine is unavailable and fallbackMode is "maintenance". */
-  maintenance?: (request: FastifyRequest, reply: FastifyReply) => unknown
+  /** Answers when the cookie's Machine is unavailable and fallbackMode is "maintenance"; see createMaintenanceResponder. */
+  maintenance?: MaintenanceResponder
 }
 
 export interface ResolvedOptions {
@@ -91,7 +106,7 @@ export interface ResolvedOptions {
   port: number
   discovery: DiscoveryOption
   proxy: UpstreamProxy | null
-  maintenance: ((request: FastifyRequest, reply: FastifyReply) => unknown) | null
+  maintenance: MaintenanceResponder | null
 }
 
 // RFC 6265 cookie-name (an RFC 7230 token).
@@ -193,9 +208,9 @@ export function resolveOptions (options: StickySessionsOptions = {}, env: NodeJS
   const appName = identity('appName', options.appName ?? env.FLY_APP_NAME, (text) => APP_PATTERN.test(text))
   if (discovery === 'dns' && appName === null) fail('discovery', '"dns" needs appName (or FLY_APP_NAME)')
   if (options.proxy !== undefined && (options.proxy === null || typeof options.proxy.forward !== 'function')) {
-    fail('proxy', 'must be an UpstreamProxy from @navigator/fly-replay')
+    fail('proxy', 'must be an UpstreamProxy from @navigator/proxy')
   }
-  if (options.maintenance !== undefined && typeof options.maintenance !== 'function') fail('maintenance', 'must be a function (request, reply)')
+  if (options.maintenance !== undefined && typeof options.maintenance !== 'function') fail('maintenance', 'must be a function (ctx), made by createMaintenanceResponder of @navigator/proxy')
 
   return {
     enabled: bool('enabled', options.enabled, DEFAULT_ENABLED),

@@ -1,10 +1,19 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { fastifyCookie } from '@fastify/cookie'
 import fp from 'fastify-plugin'
-import fastifyCookie from '@fastify/cookie'
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { buildReplayHeader, createUpstreamProxy, type UpstreamProxy } from '@navigator/fly-replay'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { buildReplayHeader } from '@navigator/fly-replay'
+import {
+  addResponseHeaders,
+  ANSWERED,
+  answer,
+  createUpstreamProxy,
+  NEXT,
+  removeResponseHeader,
+  stepHook
+} from '@navigator/proxy'
+import type { RequestContext, Step, StepResult, UpstreamProxy } from '@navigator/proxy'
 import { COOKIE_REJECTIONS, createCookieCodec, createCookieReader, describeRejectedValue, type CookieRejection } from './cookie.js'
-import { createDecider, PROXIED_HEADER, type Decision } from './decide.js'
+import { createDecider, PROXIED_HEADER } from './decide.js'
 import { createDnsDiscovery, createStaticDiscovery, noDiscovery, type MachineDiscovery } from './discovery.js'
 import { defaultMaintenance } from './maintenance.js'
 import { resolveOptions, STICKY_REPLAY_STATE, type ResolvedOptions, type StickySessionsOptions } from './options.js'
@@ -19,83 +28,62 @@ export interface StickySession {
   action: StickyAction
 }
 
-/**
- * The plugin's decision and its two cheapest answers, for a server that answers some requests on Node's request and
- * response before Fastify routes them (Navigator's own fast path). The plugin's hook makes the same decision with
- * the same functions; whatever the caller does not answer itself it leaves to Fastify, and so to the hook.
- */
-export interface StickyEngine {
-  /** The decision for a request, or null when its path is not sticky. Pure: no log line, no header. */
-  decide (req: IncomingMessage): Decision | null
-  /** Response headers for a request served here (decision new or own): this Machine's Set-Cookie. */
-  readonly servedHereHeaders: Readonly<Record<string, string>>
-  /** Answers a replay decision in full (status, fly-replay, the tiny body; no Set-Cookie) and logs it at info. */
-  answerReplay (res: ServerResponse, target: string, log: FastifyBaseLogger): void
-}
-
 declare module 'fastify' {
   interface FastifyRequest {
     /** The sticky-session decision; null on paths that are not sticky or when the feature is off. */
     stickySession: StickySession | null
   }
-  interface FastifyInstance {
-    /** The registered plugin's engine; null when the feature is off (disabled, or no Machine ID). */
-    stickySessionsEngine: StickyEngine | null
-  }
 }
 
 export const REPLAY_RESPONSE_BODY = 'Replaying to the Machine that holds this session\n'
 const REPLAY_CONTENT_TYPE = 'text/plain; charset=utf-8'
-const REPLAY_CONTENT_LENGTH = String(Buffer.byteLength(REPLAY_RESPONSE_BODY))
 const REPLAY_LOG_LINE = 'Routing to machine via Fly-Replay'
 /** Rejected cookies are logged at most once per interval for each reason. */
 export const REJECTION_LOG_INTERVAL_MS = 1_000
 
-function createDiscovery (options: ResolvedOptions, fastify: FastifyInstance): MachineDiscovery {
+/** The sticky-session step and what must be released with it. */
+export interface StickySessions {
+  /** Decides on the request's cookie and applies the decision; requests off the sticky paths go on untouched. */
+  readonly step: Step
+  /** Stops what discovery runs in the background and closes the proxy made when none was given. */
+  close (): Promise<void>
+}
+
+function createDiscovery (options: ResolvedOptions, log: FastifyBaseLogger): MachineDiscovery & { close?: () => void } {
   const discovery = options.discovery
   if (typeof discovery === 'object') return discovery
   if (discovery === 'static') return createStaticDiscovery([...options.peers.keys(), options.machineId as string])
-  if (discovery === 'dns') {
-    const dns = createDnsDiscovery({ appName: options.appName as string, log: fastify.log })
-    fastify.addHook('onClose', async () => { dns.close() })
-    return dns
-  }
+  if (discovery === 'dns') return createDnsDiscovery({ appName: options.appName as string, log })
   return noDiscovery
 }
 
-async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: StickySessionsOptions): Promise<void> {
+/**
+ * Sticky sessions as a pipeline step, for the plugin's hook and for a server that runs its own list of steps; null
+ * when the feature is off (disabled, or no Machine ID: said once, in `log`).
+ */
+export function createStickySessions (rawOptions: StickySessionsOptions, log: FastifyBaseLogger): StickySessions | null {
   const options = resolveOptions(rawOptions)
-  const matchPath = compileStickyPaths(options.paths)
-  fastify.decorateRequest('stickySession', null)
-  if (!options.enabled) {
-    fastify.decorate('stickySessionsEngine', null)
-    return
-  }
+  if (!options.enabled) return null
   const machineId = options.machineId
   if (machineId === null) {
-    fastify.decorate('stickySessionsEngine', null)
-    fastify.log.info('Sticky sessions are off: no Machine ID (set FLY_MACHINE_ID or the machineId option)')
-    return
+    log.info('Sticky sessions are off: no Machine ID (set FLY_MACHINE_ID or the machineId option)')
+    return null
   }
-  // Registered without its parsing hook: the hot path reads only our cookie, and an app that wants
-  // request.cookies registers @fastify/cookie itself first.
-  if (!fastify.hasDecorator('serializeCookie')) await fastify.register(fastifyCookie, { hook: false })
-
+  const matchPath = compileStickyPaths(options.paths)
   const codec = createCookieCodec(options.secrets)
-  const decide = createDecider({
-    machineId,
-    codec,
-    discovery: createDiscovery(options, fastify),
-    replayState: STICKY_REPLAY_STATE
-  })
+  const discovery = createDiscovery(options, log)
+  const ownsDiscovery = typeof options.discovery !== 'object'
+  const decide = createDecider({ machineId, codec, discovery, replayState: STICKY_REPLAY_STATE })
   const readCookie = createCookieReader(options.cookieName)
-  // This Machine's Set-Cookie never changes, so it is serialised once.
-  const ownSetCookie = fastify.serializeCookie(options.cookieName, codec.encode(machineId), {
-    path: options.cookiePath,
-    maxAge: options.cookieMaxAgeSeconds,
-    httpOnly: options.cookieHttpOnly,
-    secure: options.cookieSecure,
-    sameSite: options.cookieSameSite.toLowerCase() as 'lax'
+  // This Machine's Set-Cookie never changes, so it is serialised once, and shared by every answer as it is.
+  const servedHereHeaders = Object.freeze({
+    'set-cookie': fastifyCookie.serialize(options.cookieName, codec.encode(machineId), {
+      path: options.cookiePath,
+      maxAge: options.cookieMaxAgeSeconds,
+      httpOnly: options.cookieHttpOnly,
+      secure: options.cookieSecure,
+      sameSite: options.cookieSameSite.toLowerCase() as 'lax'
+    })
   })
   // Everything after `instance=<id>` is the same for every target; the ID itself passed the codec's strict check.
   const ownInstance = `instance=${machineId}`
@@ -113,25 +101,19 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
   const peers = options.peers
   const appName = options.appName
   const port = options.port
-  let proxy: UpstreamProxy
-  if (options.proxy !== null) {
-    proxy = options.proxy
-  } else {
-    const own = createUpstreamProxy()
-    proxy = own
-    fastify.addHook('onClose', async () => { await own.close() })
-  }
+  const ownProxy: UpstreamProxy | null = options.proxy === null ? createUpstreamProxy() : null
+  const proxy = options.proxy ?? ownProxy as UpstreamProxy
   const proxiedBy = Object.freeze({ [PROXIED_HEADER]: machineId })
   const ownMachineLogFields = Object.freeze({ machine: machineId })
   const servedHere: StickySession = Object.freeze({ machine: machineId, action: 'serve' })
   const reassigned: StickySession = Object.freeze({ machine: machineId, action: 'fallback' })
   const lastWarned = new Map<CookieRejection, number>(COOKIE_REJECTIONS.map((reason) => [reason, 0]))
 
-  function warnRejected (request: FastifyRequest, reason: CookieRejection, value: string): void {
+  function warnRejected (ctx: RequestContext, reason: CookieRejection, value: string): void {
     const now = Date.now()
     if (now - (lastWarned.get(reason) as number) < REJECTION_LOG_INTERVAL_MS) return
     lastWarned.set(reason, now)
-    request.log.warn({ reason, value: describeRejectedValue(value) }, 'Sticky session cookie rejected; assigning this Machine')
+    ctx.log.warn({ reason, value: describeRejectedValue(value) }, 'Sticky session cookie rejected; assigning this Machine')
   }
 
   function peerOrigin (target: string): string | null {
@@ -140,115 +122,91 @@ async function stickySessionsPlugin (fastify: FastifyInstance, rawOptions: Stick
     return appName === null ? null : `http://${target}.vm.${appName}.internal:${port}`
   }
 
-  function serveHere (request: FastifyRequest, reply: FastifyReply, session: StickySession): void {
-    request.stickySession = session
-    reply.header('set-cookie', ownSetCookie)
+  function serveHere (ctx: RequestContext, session: StickySession): StepResult {
+    record(ctx, session)
+    addResponseHeaders(ctx, servedHereHeaders)
+    return NEXT
   }
 
-  function replay (request: FastifyRequest, reply: FastifyReply, target: string): void {
-    request.stickySession = { machine: target, action: 'replay' }
-    request.log.info({ machine: target }, REPLAY_LOG_LINE)
-    reply.removeHeader('set-cookie')
-    reply.code(replayStatus)
-      .header('fly-replay', `instance=${target}${replaySuffix}`)
-      .type(REPLAY_CONTENT_TYPE)
-      .send(REPLAY_RESPONSE_BODY)
-  }
-
-  const engine: StickyEngine = {
-    decide (req) {
-      if (!matchPath(stickyMatchPath(req.url as string))) return null
-      const header = req.headers.cookie
-      return decide(header === undefined ? undefined : readCookie(header), req.headers)
-    },
-    servedHereHeaders: Object.freeze({ 'set-cookie': ownSetCookie }),
-    // The same answer as replay() gives through Fastify, written in one writeHead.
-    answerReplay (res, target, log) {
-      log.info({ machine: target }, REPLAY_LOG_LINE)
-      res.writeHead(replayStatus, [
-        'fly-replay', `instance=${target}${replaySuffix}`,
-        'content-type', REPLAY_CONTENT_TYPE,
-        'content-length', REPLAY_CONTENT_LENGTH
-      ])
-      res.end(REPLAY_RESPONSE_BODY)
-    }
-  }
-  fastify.decorate('stickySessionsEngine', engine)
-
-  // The hook is callback-style (the happy path allocates no promise). Once something answers the request here, the
-  // hook must not call done(): that is how a callback hook replies early in Fastify. reply.sent cannot tell, since it
-  // stays false while a streamed answer is still being written.
-
-  /** The maintenance answer ends the request; an error before any header left goes to Fastify's error handler. */
-  function answerMaintenance (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    Promise.resolve(maintenance(request, reply)).catch((err: Error) => { if (!reply.raw.headersSent) done(err) })
+  function replay (ctx: RequestContext, target: string): StepResult {
+    record(ctx, { machine: target, action: 'replay' })
+    ctx.log.info({ machine: target }, REPLAY_LOG_LINE)
+    removeResponseHeader(ctx, 'set-cookie')
+    answer(ctx, replayStatus, { 'fly-replay': `instance=${target}${replaySuffix}`, 'content-type': REPLAY_CONTENT_TYPE }, REPLAY_RESPONSE_BODY)
+    return ANSWERED
   }
 
   /** The cookie's Machine cannot be reached: maintenance (cookie kept) or serve here (cookie moved to us). */
-  function fallback (request: FastifyRequest, reply: FastifyReply, target: string, done: HookHandlerDoneFunction): void {
-    if (routeToAvailable) {
-      serveHere(request, reply, reassigned)
-      done()
-      return
-    }
-    request.stickySession = { machine: target, action: 'fallback' }
-    request.log.warn({ machine: target }, 'machine unavailable')
-    answerMaintenance(request, reply, done)
+  function fallback (ctx: RequestContext, target: string): StepResult {
+    if (routeToAvailable) return serveHere(ctx, reassigned)
+    record(ctx, { machine: target, action: 'fallback' })
+    ctx.log.warn({ machine: target }, 'machine unavailable')
+    maintenance(ctx)
+    return ANSWERED
   }
 
-  /** Streams the request to the cookie's Machine; the proxy answers, or calls back before any body byte left. */
-  function proxyTo (request: FastifyRequest, reply: FastifyReply, target: string, done: HookHandlerDoneFunction): void {
+  /** Streams the request to the cookie's Machine; the fallback answers when it cannot be reached before any body byte left. */
+  function proxyTo (ctx: RequestContext, target: string): StepResult {
     const origin = peerOrigin(target)
-    if (origin === null) {
-      fallback(request, reply, target, done)
-      return
-    }
-    request.stickySession = { machine: target, action: 'proxy' }
-    proxy.forward(request, reply, { origin }, {
+    if (origin === null) return fallback(ctx, target)
+    record(ctx, { machine: target, action: 'proxy' })
+    let outcome: StepResult = ANSWERED
+    return proxy.forward(ctx, { origin }, {
       headers: proxiedBy,
-      onUnreachable: () => { fallback(request, reply, target, done) }
-    }).catch((err: Error) => { if (!reply.raw.headersSent) done(err) })
+      onUnreachable: () => { outcome = fallback(ctx, target) }
+    }).then(() => outcome)
   }
 
-  fastify.addHook('onRequest', function stickySessions (request, reply, done) {
-    const decision = engine.decide(request.raw)
-    if (decision === null) {
-      done()
-      return
+  const step: Step = {
+    name: 'sticky-sessions',
+    run (ctx) {
+      const req = ctx.req
+      if (!matchPath(stickyMatchPath(req.url as string))) return NEXT
+      const header = req.headers.cookie
+      const decision = decide(header === undefined ? undefined : readCookie(header), req.headers)
+      switch (decision.kind) {
+        case 'new':
+          return serveHere(ctx, servedHere)
+        case 'own':
+          ctx.log.debug(ownMachineLogFields, 'Sticky session cookie found')
+          return serveHere(ctx, servedHere)
+        case 'rejected':
+          warnRejected(ctx, decision.rejection as CookieRejection, readCookie(header as string) as string)
+          return serveHere(ctx, servedHere)
+      }
+      ctx.log.debug({ machine: decision.machine }, 'Sticky session cookie found')
+      switch (decision.kind) {
+        case 'replay': return replay(ctx, decision.machine)
+        case 'proxy': return proxyTo(ctx, decision.machine)
+        case 'unavailable': return fallback(ctx, decision.machine)
+        default:
+          // 'routed': another part of Navigator replayed the request here; that routing stands.
+          record(ctx, { machine: decision.machine, action: 'serve' })
+          return NEXT
+      }
     }
-    switch (decision.kind) {
-      case 'new':
-        serveHere(request, reply, servedHere)
-        done()
-        return
-      case 'own':
-        request.log.debug(ownMachineLogFields, 'Sticky session cookie found')
-        serveHere(request, reply, servedHere)
-        done()
-        return
-      case 'rejected':
-        warnRejected(request, decision.rejection as CookieRejection, readCookie(request.headers.cookie as string) as string)
-        serveHere(request, reply, servedHere)
-        done()
-        return
-      case 'replay':
-        request.log.debug({ machine: decision.machine }, 'Sticky session cookie found')
-        replay(request, reply, decision.machine)
-        return
-      case 'proxy':
-        request.log.debug({ machine: decision.machine }, 'Sticky session cookie found')
-        proxyTo(request, reply, decision.machine, done)
-        return
-      case 'unavailable':
-        request.log.debug({ machine: decision.machine }, 'Sticky session cookie found')
-        fallback(request, reply, decision.machine, done)
-        return
-      case 'routed':
-        request.log.debug({ machine: decision.machine }, 'Sticky session cookie found')
-        request.stickySession = { machine: decision.machine, action: 'serve' }
-        done()
-    }
-  })
+  }
+
+  async function close (): Promise<void> {
+    if (ownsDiscovery) discovery.close?.()
+    await ownProxy?.close()
+  }
+
+  return { step, close }
+}
+
+/** The decision, on `request.stickySession` when the plugin decorated the request (an app's own routes read it). */
+function record (ctx: RequestContext, session: StickySession): void {
+  const request = ctx.request as { stickySession?: StickySession | null } | null
+  if (request !== null && request.stickySession !== undefined) request.stickySession = session
+}
+
+async function stickySessionsPlugin (fastify: FastifyInstance, options: StickySessionsOptions): Promise<void> {
+  fastify.decorateRequest('stickySession', null)
+  const sticky = createStickySessions(options, fastify.log)
+  if (sticky === null) return
+  fastify.addHook('onRequest', stepHook(sticky.step))
+  fastify.addHook('onClose', sticky.close)
 }
 
 export const stickySessions = fp(stickySessionsPlugin, { fastify: '5.x', name: '@navigator/sticky-sessions' })

@@ -2,6 +2,8 @@ import { realpathSync, statSync } from 'node:fs'
 import type { Stats } from 'node:fs'
 import { realpath } from 'node:fs/promises'
 import { sep } from 'node:path'
+import { ANSWERED, isUpgrade, NEEDS_FASTIFY, NEXT, type Step } from '@navigator/proxy'
+import type { StepOptions } from './index.js'
 
 /** Served for a request on a folder of public_dir, when present. */
 export const INDEX_FILE = 'index.html'
@@ -110,4 +112,30 @@ function locate (publicDir: string, forwardedPath: string): string | null {
 async function insideRoot (publicDir: string, root: string, relative: string): Promise<string | null> {
   const target = await realpath(publicDir + relative).catch(() => null)
   return target !== null && target.startsWith(root + sep) ? relative : null
+}
+
+/**
+ * Files under `server.static.public_dir`, for GET and HEAD on the forwarded path (an upgrade is never a file). The
+ * file is sent by @fastify/static (ETag, Last-Modified, Range, precompressed siblings), so a raw path hands the
+ * request to Fastify once a file is found.
+ */
+export function staticFiles ({ config }: StepOptions): Step {
+  const publicDir = config.server.publicDir
+  const findStaticFile = createStaticFileFinder(publicDir)
+  return {
+    name: 'static-files',
+    run (ctx) {
+      const method = ctx.req.method
+      if ((method !== 'GET' && method !== 'HEAD') || isUpgrade(ctx.req)) return NEXT
+      const found = findStaticFile(ctx.forwardedPath)
+      if (found === null) return NEXT
+      const reply = ctx.reply
+      if (reply === null) return NEEDS_FASTIFY
+      return found.then((file) => {
+        if (file === null) return NEXT
+        reply.sendFile(file, publicDir)
+        return ANSWERED
+      })
+    }
+  }
 }

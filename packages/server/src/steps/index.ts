@@ -1,0 +1,81 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { NavigatorConfig } from '@navigator/config'
+import type { MaintenanceResponder, Step, UpstreamProxy, WebSocketRelay } from '@navigator/proxy'
+import { healthCheck } from './health-check.js'
+import { notFound } from './not-found.js'
+import { replayRules } from './replay-rules.js'
+import { rewrites } from './rewrites.js'
+import { standaloneServers } from './standalone-servers.js'
+import { staticFiles } from './static-files.js'
+import { stickySessions } from './sticky-sessions.js'
+import { tenants } from './tenants.js'
+
+/** What the steps need from the supervisor (a `Supervisor` of @navigator/supervisor has it all). */
+export interface ProcessManager {
+  ensureTenant (name: string): Promise<{ port: number }>
+  /** The port of a tenant that is ready now, else null (then ensureTenant starts or waits for it). */
+  readyPort (name: string): number | null
+  standaloneStatus (name: string): { state: string }
+  trackRequest (name: string): () => void
+  trackWebSocket (name: string): () => void
+}
+
+export interface Identity {
+  machineId: string | null
+  appName: string | null
+  region: string | null
+}
+
+/** Everything the steps are built from, once per configuration. */
+export interface StepOptions {
+  config: NavigatorConfig
+  processes: ProcessManager
+  proxy: UpstreamProxy
+  maintenance: MaintenanceResponder
+  webSockets: WebSocketRelay
+  identity: Identity
+  /** The port this Navigator listens on; other Machines are reached on it for the direct proxy. */
+  port: number
+  log: FastifyBaseLogger
+}
+
+export interface Steps {
+  /** In the order a request goes through them; a step the configuration does not use is left out. */
+  readonly list: readonly Step[]
+  /** Releases what a step runs in the background (the sticky sessions' discovery). */
+  close (): Promise<void>
+}
+
+/**
+ * The request pipeline, in order. This list is the one place a step is added: the raw path and Fastify both run
+ * it (see ../pipeline.ts).
+ *
+ *   health-check        server.health_check, answered here
+ *   rewrites            routes.rewrites: the forwarded path
+ *   static-files        public_dir (forwarded path)
+ *                       (authentication goes here: before anything is proxied, static files excepted)
+ *                       (redirects go here)
+ *   replay-rules        routes.fly.replay (original path)
+ *   sticky-sessions     routes.fly.sticky_sessions (original path)
+ *                       (reverse proxies go here)
+ *   standalone-servers  applications.standalone_servers (forwarded path)
+ *   tenants             applications.tenants (forwarded path)
+ *   not-found           404
+ */
+export function createSteps (options: StepOptions): Steps {
+  const sticky = stickySessions(options)
+  const list = [
+    healthCheck(options),
+    rewrites(options),
+    staticFiles(options),
+    replayRules(options),
+    sticky?.step ?? null,
+    standaloneServers(options),
+    tenants(options),
+    notFound()
+  ].filter((step): step is Step => step !== null)
+  return {
+    list,
+    close: async () => { await sticky?.close() }
+  }
+}

@@ -1,0 +1,52 @@
+import { ANSWERED, isUpgrade, NEXT } from '@navigator/proxy'
+import type { RequestContext, Step, StepOutcome } from '@navigator/proxy'
+import { createLocalUpstream } from './local-upstream.js'
+import type { StepOptions } from './index.js'
+
+/**
+ * `applications.tenants`: the tenant with the longest path prefix that the forwarded path is, or is below ("/"
+ * takes everything), gets the request. A ready tenant is proxied at once, without a promise; one that is stopped
+ * or starting is started or waited for, and the maintenance page answers when it cannot start.
+ */
+export function tenants (options: StepOptions): Step | null {
+  const { config, processes, maintenance } = options
+  if (config.applications.tenants.length === 0) return null
+  const upstream = createLocalUpstream(options)
+  const byLongestPrefix = [...config.applications.tenants]
+    .sort((a, b) => b.path.length - a.path.length)
+    .map((tenant) => ({ name: tenant.name, prefix: tenant.path, below: tenant.path === '/' ? '/' : tenant.path + '/' }))
+
+  async function whenReady (ctx: RequestContext, name: string): Promise<StepOutcome> {
+    let port: number
+    try {
+      port = (await processes.ensureTenant(name)).port
+    } catch (err) {
+      ctx.log.warn({ tenant: name, err: (err as Error).message }, 'tenant unavailable')
+      maintenance(ctx)
+      return ANSWERED
+    }
+    if (isUpgrade(ctx.req)) await upstream.relayWebSocket(ctx, name, port)
+    // A client that left while the tenant started is neither proxied nor counted (its 'close' has been emitted).
+    else if (!ctx.res.destroyed) await upstream.forward(ctx, name, port)
+    return ANSWERED
+  }
+
+  return {
+    name: 'tenants',
+    run (ctx) {
+      const tenant = owner(byLongestPrefix, ctx.forwardedPath)
+      if (tenant === null) return NEXT
+      const port = processes.readyPort(tenant.name)
+      if (port === null || isUpgrade(ctx.req)) return whenReady(ctx, tenant.name)
+      upstream.relay(ctx, tenant.name, port)
+      return ANSWERED
+    }
+  }
+}
+
+function owner<T extends { prefix: string, below: string }> (tenants: readonly T[], path: string): T | null {
+  for (const tenant of tenants) {
+    if (path === tenant.prefix || path.startsWith(tenant.below)) return tenant
+  }
+  return null
+}
