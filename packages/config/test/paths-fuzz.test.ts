@@ -9,7 +9,7 @@ function escape (text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
 }
 
-/** The reference model: the three pattern shapes (exact, `/prefix/*`, `*/suffix`) as anchored regular expressions (the `s` flag: `.` is anything). */
+/** The reference model: the three pattern shapes (exact path, prefix, suffix) as anchored regular expressions (the `s` flag: `.` is anything). */
 function referenceMatcher (pattern: string): (path: string) => boolean {
   let regex: RegExp
   if (pattern.startsWith('*/')) regex = new RegExp(`^.*${escape(pattern.slice(1))}$`, 's')

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm run demo`: the local edge with three Navigator Machines running examples/demo (SPEC section 9).
+// `npm run demo`: the local edge with three Navigator Machines running examples/demo (sticky sessions on `/app/*`
+// and `/cable`, a tenant page naming its Machine, a WebSocket on the same Machine).
 import { fileURLToPath } from 'node:url'
 import { DEFAULT_APP, DEFAULT_EDGE_PORT, startLocalFly, stopOnSignals } from './local-fly.js'
 

@@ -50,16 +50,29 @@ function failed (ctx: RequestContext, err: Error): void {
   else ctx.res.destroy()
 }
 
+function fastifyOnly (req: IncomingMessage, res: ServerResponse, app: FastifyInstance): void {
+  app.routing(req, res)
+}
+
 function handOver (ctx: RequestContext, app: FastifyInstance): void {
   (ctx.req as HandedOverRequest)[kHandedOver] = ctx
   app.routing(ctx.req, ctx.res)
 }
 
-export function createPipeline ({ list, close }: Steps): Pipeline {
+export interface PipelineOptions {
+  /**
+   * false: every request goes to Fastify's runner from the first step, the raw path is never taken. The answers
+   * are the same, only slower: for ruling the raw path out when something looks wrong, and for the test that
+   * compares the two paths. Default true.
+   */
+  rawPath?: boolean
+}
+
+export function createPipeline ({ list, close }: Steps, options: PipelineOptions = {}): Pipeline {
   return {
     steps: list,
     close,
-    run (req, res, app) {
+    run: options.rawPath === false ? fastifyOnly : function run (req, res, app) {
       const ctx = new RequestContext(req, res, app.log)
       let result: StepResult
       try {

@@ -12,7 +12,7 @@ import { concretePort, connectableAddress, createHttpServer, listenOn } from './
 import { identityFrom, nonEmpty } from './identity.js'
 import { fastifyLogging, loggerOptions, logsRequests } from './logging.js'
 import { maintenanceFor } from './maintenance.js'
-import { createPipeline, pipelinePlugin } from './pipeline.js'
+import { createPipeline, pipelinePlugin, type Pipeline } from './pipeline.js'
 import { machineIdleFor, processManager } from './processes.js'
 import { createSteps, type StepOptions } from './steps/index.js'
 
@@ -37,6 +37,8 @@ export interface BuildServerOptions {
   logger?: FastifyBaseLogger
   /** Wait for an upstream's response headers, then 504; default NAVIGATOR_UPSTREAM_TIMEOUT, else DEFAULT_UPSTREAM_TIMEOUT_MS. */
   upstreamTimeoutMs?: number
+  /** false: every request runs through Fastify, never the raw path (same answers, slower; see PipelineOptions). */
+  rawPath?: boolean
 }
 
 export interface NavigatorServer {
@@ -46,6 +48,8 @@ export interface NavigatorServer {
   /** The one http server; it outlives reloads. */
   readonly server: Server
   readonly config: NavigatorConfig
+  /** The current configuration's pipeline (its `steps` are the request path, in order). */
+  readonly pipeline: Pipeline
   readonly log: FastifyBaseLogger
   /** Starts the supervisor and listens on server.listen; resolves with the address, e.g. http://127.0.0.1:3000. */
   listen (): Promise<string>
@@ -75,11 +79,13 @@ function upstreamTimeout (option: number | undefined, env: NodeJS.ProcessEnv): n
 /** What every generation shares: one supervisor, one proxy, one WebSocket relay, across reloads. */
 interface Shared extends Omit<StepOptions, 'config' | 'maintenance'> {
   supervisor: Supervisor
+  rawPath: boolean
 }
 
 /** A configuration's Fastify instance, with the plugins in place and the steps built; not yet answering. */
 async function prepare (app: FastifyInstance, config: NavigatorConfig, shared: Shared): Promise<Generation> {
-  const pipeline = createPipeline(createSteps({ ...shared, config, maintenance: maintenanceFor(config.server, shared.log) }))
+  const steps = createSteps({ ...shared, config, maintenance: maintenanceFor(config.server, shared.log) })
+  const pipeline = createPipeline(steps, { rawPath: shared.rawPath })
   await app.register(processSupervisor, { supervisor: shared.supervisor })
   await app.register(pipelinePlugin, { pipeline, publicDir: config.server.publicDir })
   await app.ready()
@@ -100,7 +106,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const proxy: UpstreamProxy = createUpstreamProxy({ headersTimeoutMs, collectEveryBodyBytes: UPLOAD_BYTES_PER_MINOR_GC, trustForwarded })
   const webSockets = new WebSocketRelay({ log, trustForwarded })
   const machineIdle = machineIdleFor(config, identity, log)
-  const shared: Shared = { supervisor, processes: processManager(supervisor, machineIdle), proxy, webSockets, identity, port, log }
+  const shared: Shared = { supervisor, processes: processManager(supervisor, machineIdle), proxy, webSockets, identity, port, log, rawPath: options.rawPath !== false }
   const generations = new Generations(await prepare(first, config, shared), log, machineIdle, logsRequests(log))
   const server = createHttpServer(generations, log)
 
@@ -173,6 +179,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   return {
     get fastify () { return generations.current.app },
     get config () { return generations.current.config },
+    get pipeline () { return generations.current.pipeline },
     supervisor,
     server,
     log,

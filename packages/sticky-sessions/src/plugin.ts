@@ -1,4 +1,4 @@
-import { fastifyCookie } from '@fastify/cookie'
+import { stringifySetCookie } from 'cookie'
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { buildReplayHeader } from '@navigator/fly-replay'
@@ -77,7 +77,9 @@ export function createStickySessions (rawOptions: StickySessionsOptions, log: Fa
   const readCookie = createCookieReader(options.cookieName)
   // This Machine's Set-Cookie never changes, so it is serialised once, and shared by every answer as it is.
   const servedHereHeaders = Object.freeze({
-    'set-cookie': fastifyCookie.serialize(options.cookieName, codec.encode(machineId), {
+    'set-cookie': stringifySetCookie({
+      name: options.cookieName,
+      value: codec.encode(machineId),
       path: options.cookiePath,
       maxAge: options.cookieMaxAgeSeconds,
       httpOnly: options.cookieHttpOnly,

@@ -1,0 +1,231 @@
+import { test } from 'tap'
+import type { IncomingHttpHeaders } from 'node:http'
+import pino from 'pino'
+import WebSocket from 'ws'
+import { parseConfig } from '@navigator/config'
+import { buildServer } from '../src/server.js'
+import type { NavigatorServer } from '../src/server.js'
+import { CABLE_APP, freePort, http, TENANT_APP, tempDir } from './helpers.js'
+import type { Answer, LogLine } from './helpers.js'
+
+// The request path is one list of steps, run by the raw path (Node's request and response) and by Fastify. This
+// walks the list of a configuration that uses every step: for each step, requests that it answers (or changes),
+// asked of a Navigator on the raw path and of one whose every request goes through Fastify, at info and at debug
+// level. Both must give the same status, headers and body, send the upstream the same request, and (at debug)
+// write the same log lines. A step added to the list without a case here fails the first assertion.
+
+interface Case {
+  method?: string
+  path: string
+  headers?: Record<string, string>
+  body?: string
+}
+
+const COOKIE = '_navigator_machine'
+
+const CASES: Record<string, Case[]> = {
+  'health-check': [{ path: '/up' }, { path: '/up?probe=1' }],
+  rewrites: [{ path: '/old/page?x=1' }],
+  'static-files': [{ path: '/file.txt' }, { method: 'HEAD', path: '/file.txt' }],
+  'replay-rules': [{ path: '/api/things' }, { method: 'POST', path: '/api/things', headers: { 'fly-replay-failed': 'reason=timeout' }, body: 'x' }],
+  'sticky-sessions': [
+    { path: '/app/page', headers: { cookie: `${COOKIE}=m2` } },
+    { method: 'POST', path: '/app/page', headers: { cookie: `${COOKIE}=m2`, 'content-type': 'text/plain' }, body: 'small' },
+    { path: '/app/page', headers: { cookie: `${COOKIE}=m2`, 'fly-replay-failed': 'reason=timeout' } },
+    { path: '/app/page', headers: { cookie: `${COOKIE}=not%20a%20machine` } }
+  ],
+  'standalone-servers': [{ path: '/cable' }],
+  tenants: [
+    { path: '/app/page?x=1', headers: { cookie: `${COOKIE}=m1` } },
+    { method: 'POST', path: '/app/echo', headers: { 'content-type': 'application/octet-stream' }, body: 'hello body' }
+  ],
+  'not-found': [{ path: '/nowhere' }, { method: 'DELETE', path: '/nowhere' }]
+}
+
+interface Ports { listen: number, startPort: number, cable: number, peer: number }
+
+function configText (ports: Ports): string {
+  return [
+    'server:',
+    `  listen: "127.0.0.1:${ports.listen}"`,
+    '  health_check: /up',
+    '  shutdown_timeout: 1s',
+    'routes:',
+    '  rewrites:',
+    '    - pattern: "^/old/(.*)"',
+    '      rewrite: "/app/$1"',
+    '  fly:',
+    '    replay:',
+    '      - path: "^/api/"',
+    '        region: iad',
+    '    sticky_sessions:',
+    '      enabled: true',
+    '      paths: ["/app/*", "/cable"]',
+    '      peers:',
+    '        m1: "http://127.0.0.1:1"',
+    `        m2: "http://127.0.0.1:${ports.peer}"`,
+    'applications:',
+    '  command: node',
+    `  args: [${JSON.stringify(TENANT_APP)}]`,
+    `  start_port: ${ports.startPort}`,
+    '  tenants:',
+    '    - name: app',
+    '      path: /app',
+    '      start: eager',
+    '  standalone_servers:',
+    '    - name: cable',
+    '      match_path: /cable',
+    '      command: node',
+    `      args: [${JSON.stringify(CABLE_APP)}, "${ports.cable}"]`,
+    `      port: ${ports.cable}`,
+    ''
+  ].join('\n')
+}
+
+/** What must be the same on both paths: the answer without its date and, for the tenant's JSON, what the tenant saw. */
+function comparable (answer: Answer): { status: number, headers: IncomingHttpHeaders, body: unknown } {
+  const headers = { ...answer.headers }
+  delete headers.date
+  let body: unknown = answer.text
+  if (answer.headers['content-type'] === 'application/json' && answer.status === 200) {
+    // The tenant's own answer: its pid differs from one Navigator to the other, and so does the length.
+    const seen = JSON.parse(answer.text) as { url: string, headers: Record<string, string> }
+    const { 'x-request-id': requestId, ...rest } = seen.headers
+    body = { url: seen.url, headers: rest, requestId: typeof requestId }
+    delete headers['content-length']
+  }
+  return { status: answer.status, headers, body }
+}
+
+/** A log line without what differs between any two runs. */
+function comparableLine (line: LogLine): LogLine {
+  const { time, pid, hostname, ms, ...rest } = line
+  return rest
+}
+
+interface Run {
+  steps: string[]
+  answers: Record<string, unknown[]>
+  lines: Record<string, LogLine[][]>
+  webSocket: { headers: Record<string, unknown>, echo: string }
+}
+
+async function start (t: Parameters<Parameters<typeof test>[1]>[0], site: Site, level: string, rawPath: boolean, lines: LogLine[]): Promise<NavigatorServer> {
+  const { ports, dir } = site
+  const logger = pino({ level }, { write (line: string) { lines.push(JSON.parse(line) as LogLine) } })
+  const navigator = await buildServer(parseConfig(configText(ports), { dir }), {
+    env: { FLY_MACHINE_ID: 'm1', FLY_APP_NAME: 'steps', FLY_REGION: 'ord' },
+    logger,
+    rawPath
+  })
+  t.teardown(async () => { await navigator.close() })
+  await navigator.listen()
+  await navigator.supervisor.ensureTenant('app')
+  return navigator
+}
+
+async function waitFor (predicate: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
+
+async function webSocketAnswer (address: string): Promise<Run['webSocket']> {
+  const ws = new WebSocket(`${address.replace('http', 'ws')}/cable`)
+  const opened = new Promise((resolve) => ws.once('open', resolve))
+  const headers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    ws.once('upgrade', (res) => {
+      const { date, 'sec-websocket-accept': accept, ...rest } = res.headers
+      resolve(rest)
+    })
+    ws.once('error', reject)
+  })
+  await opened
+  ws.send('ping')
+  const echo = await new Promise<string>((resolve) => ws.once('message', (data) => { resolve(String(data)) }))
+  ws.close()
+  await new Promise((resolve) => ws.once('close', resolve))
+  return { headers, echo }
+}
+
+async function walk (t: Parameters<Parameters<typeof test>[1]>[0], site: Site, level: string, rawPath: boolean): Promise<Run> {
+  const ports = site.ports
+  const lines: LogLine[] = []
+  const navigator = await start(t, site, level, rawPath, lines)
+  const address = `http://127.0.0.1:${ports.listen}`
+  const run: Run = { steps: navigator.pipeline.steps.map((step) => step.name), answers: {}, lines: {}, webSocket: { headers: {}, echo: '' } }
+  for (const [step, cases] of Object.entries(CASES)) {
+    run.answers[step] = []
+    run.lines[step] = []
+    for (const each of cases) {
+      const from = lines.length
+      const answer = await http(address, each.path, { method: each.method, headers: each.headers, body: each.body })
+      run.answers[step].push(comparable(answer))
+      // At debug, the line that closes every request is written once its response has closed.
+      if (level === 'debug') await waitFor(() => lines.slice(from).some((line) => line.msg === 'request completed'), `${step}: request completed`)
+      run.lines[step].push(lines.slice(from).map(comparableLine))
+    }
+  }
+  run.webSocket = await webSocketAnswer(address)
+  // The other path's Navigator listens on the same ports next (the answers name them).
+  await navigator.close()
+  return run
+}
+
+/** The same ports and files for both paths: the answers name the ports, and a file's ETag is made of its mtime. */
+interface Site { ports: Ports, dir: string }
+
+async function site (): Promise<Site> {
+  return {
+    ports: { listen: await freePort(), startPort: await freePort(), cable: await freePort(), peer: await freePort() },
+    dir: tempDir({ 'public/file.txt': 'a static file\n' })
+  }
+}
+
+for (const level of ['info', 'debug']) {
+  test(`at ${level} level, every step of the list answers the same on the raw path and through Fastify`, async (t) => {
+    const both = await site()
+    const raw = await walk(t, both, level, true)
+    const fastify = await walk(t, both, level, false)
+
+    t.same(raw.steps, Object.keys(CASES), 'the list, in order, is the one this test has a case for each step of')
+    for (const step of raw.steps) {
+      t.same(raw.answers[step], fastify.answers[step], `${step}: status, every header and the body`)
+      t.same(raw.lines[step], fastify.lines[step], `${step}: the same log lines`)
+    }
+    t.same(raw.webSocket, fastify.webSocket, 'a WebSocket to a standalone server: the same 101 and echo')
+
+    // The answers are the steps' own, not merely equal.
+    const [health] = raw.answers['health-check'] as Array<{ status: number, body: string }>
+    t.match(health, { status: 200, body: 'OK\n' })
+    const [rewritten] = raw.answers.rewrites as Array<{ body: { url: string } }>
+    t.equal(rewritten.body.url, '/app/page?x=1', 'the tenant is asked for the forwarded path')
+    const [file, head] = raw.answers['static-files'] as Array<{ status: number, body: string, headers: IncomingHttpHeaders }>
+    t.match(file, { status: 200, body: 'a static file\n' })
+    t.ok(file.headers.etag, 'sent by @fastify/static, with an ETag')
+    t.match(head, { status: 200, body: '' })
+    const [replayed, failedReplay] = raw.answers['replay-rules'] as Array<{ status: number, headers: IncomingHttpHeaders }>
+    t.match(replayed, { status: 307, headers: { 'fly-replay': 'region=iad;state=nav-rule' } })
+    t.equal(failedReplay.status, 503, 'a replay that failed gets the maintenance page')
+    const [stickyReplay, tooLarge, unavailable, rejected] = raw.answers['sticky-sessions'] as Array<{ status: number, headers: IncomingHttpHeaders }>
+    t.match(stickyReplay, { status: 307, headers: { 'fly-replay': /^instance=m2;/ } })
+    t.equal(stickyReplay.headers['set-cookie'], undefined, 'a replay sets no cookie')
+    t.equal(tooLarge.status, 307, 'a small body is replayed too')
+    t.equal(unavailable.status, 503, 'an unavailable Machine: the maintenance page')
+    t.match(rejected, { status: 200, headers: { 'set-cookie': [new RegExp(`^${COOKIE}=m1;`), 'a=1; Path=/', 'b=2; Path=/'] } })
+    const [cable] = raw.answers['standalone-servers'] as Array<{ status: number, body: string }>
+    t.match(cable, { status: 200, body: 'cable http\n' })
+    const [page, echo] = raw.answers.tenants as Array<{ status: number, body: unknown }>
+    t.match(page, { status: 200, body: { url: '/app/page?x=1', headers: { 'x-forwarded-for': '127.0.0.1' }, requestId: 'string' } })
+    t.match(echo, { status: 200, body: 'hello body' })
+    t.match(raw.answers['not-found'], [{ status: 404, body: 'Not Found\n' }, { status: 404 }])
+    t.equal(raw.webSocket.echo, 'ping')
+    t.match(raw.webSocket.headers['set-cookie'], [new RegExp(`^${COOKIE}=m1;`)], 'the 101 carries the sticky cookie')
+    if (level === 'debug') {
+      t.ok(raw.lines['sticky-sessions'][0].some((line) => line.msg === 'Sticky session cookie found' && line.machine === 'm2'))
+      t.ok(raw.lines.tenants[0].some((line) => line.msg === 'request completed' && line.url === '/app/page?x=1'))
+    }
+  })
+}
