@@ -2,13 +2,13 @@ import { test, type Test } from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import Fastify, { type FastifyReply } from 'fastify'
+import Fastify from 'fastify'
 import { Agent, request } from 'undici'
 import type { ReplayRule } from '@navigator/config'
+import { createMaintenanceResponder } from '@navigator/proxy'
 import { flyReplayRules, type FlyReplayRulesOptions } from '../src/index.js'
 
-const maintenance = (_request: unknown, reply: FastifyReply): FastifyReply =>
-  reply.code(503).header('cache-control', 'no-store').header('retry-after', '5').send('maintenance')
+const maintenance = createMaintenanceResponder('maintenance')
 
 const rules: ReplayRule[] = [
   { path: /^\/api\//, target: { kind: 'region', regions: ['ord'] }, status: 307, methods: ['GET', 'HEAD'] },

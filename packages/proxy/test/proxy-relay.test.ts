@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import { Agent, request } from 'undici'
 import { createUpstreamProxy, type UpstreamProxy } from '../src/proxy.js'
+import { contextOf } from '../src/request-context.js'
 
 // The response side of the proxy writes the upstream's answer straight to the client (the reply is hijacked once
 // the upstream's headers are in); these tests pin what that path must keep doing.
@@ -31,7 +32,7 @@ async function startRelayApp (t: Test, origin: string, onResponse?: () => void):
     done()
   })
   if (onResponse !== undefined) app.addHook('onResponse', (request, reply, done) => { onResponse(); done() })
-  app.all('/*', (request, reply) => { proxy.relay(request, reply, { origin }) })
+  app.all('/*', (request, reply) => { proxy.relay(contextOf(request, reply), { origin }) })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => {
     await client.close()
@@ -139,10 +140,10 @@ test('relay lets onUnreachable answer, and a failing onUnreachable becomes an er
   const client = new Agent()
   const app = Fastify()
   app.get('/fallback', (request, reply) => {
-    proxy.relay(request, reply, { origin }, { onUnreachable: () => reply.code(503).send('fallback') })
+    proxy.relay(contextOf(request, reply), { origin }, { onUnreachable: () => reply.code(503).send('fallback') })
   })
   app.get('/broken', (request, reply) => {
-    proxy.relay(request, reply, { origin }, { onUnreachable: () => { throw new Error('fallback failed') } })
+    proxy.relay(contextOf(request, reply), { origin }, { onUnreachable: () => { throw new Error('fallback failed') } })
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => {
@@ -172,7 +173,7 @@ test('collectEveryBodyBytes: an upload relayed with collections every 64 KiB arr
   const app = Fastify()
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
-  app.post('/upload', (request, reply) => { proxy.relay(request, reply, { origin }) })
+  app.post('/upload', (request, reply) => { proxy.relay(contextOf(request, reply), { origin }) })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => {
     await client.close()

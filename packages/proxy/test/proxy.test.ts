@@ -6,6 +6,7 @@ import { Readable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Agent, request } from 'undici'
 import { createUpstreamProxy, type UpstreamProxy, type UpstreamProxyOptions } from '../src/proxy.js'
+import { contextOf } from '../src/request-context.js'
 
 type Tap = Test
 
@@ -59,7 +60,7 @@ async function startProxyApp (
   if (setup !== undefined) setup(app, proxy)
   else {
     app.addHook('onRequest', async (request, reply) => {
-      await proxy.forward(request, reply, { origin })
+      await proxy.forward(contextOf(request, reply), { origin })
       return reply
     })
   }
@@ -106,7 +107,7 @@ test('a route with a pass-through content-type parser can forward the body strea
     app.removeAllContentTypeParsers()
     app.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
     app.post('/tenant/*', async (request, reply) => {
-      await proxy.forward(request, reply, { origin: upstream.origin, path: '/rewritten' })
+      await proxy.forward(contextOf(request, reply), { origin: upstream.origin, path: '/rewritten' })
       return reply
     })
   })
@@ -133,7 +134,7 @@ test('upstream set-cookie headers stay separate and keep a cookie set by an earl
   const { url, client } = await startProxyApp(t, upstream.origin, undefined, (app, proxy) => {
     app.addHook('onRequest', async (request, reply) => {
       reply.header('set-cookie', 'sticky=m1; Path=/')
-      await proxy.forward(request, reply, { origin: upstream.origin })
+      await proxy.forward(contextOf(request, reply), { origin: upstream.origin })
       return reply
     })
   })
@@ -223,7 +224,7 @@ test('onUnreachable lets the caller answer when no body byte was sent', async (t
   const origin = await closedPortOrigin()
   const { url, client } = await startProxyApp(t, origin, undefined, (app, proxy) => {
     app.addHook('onRequest', async (request, reply) => {
-      await proxy.forward(request, reply, { origin }, {
+      await proxy.forward(contextOf(request, reply), { origin }, {
         onUnreachable: (err) => reply.code(503).send(`fallback: ${(err as { code?: string }).code}`)
       })
       return reply
@@ -298,7 +299,7 @@ test('a client that left before its request was forwarded: nothing is proxied, a
     app.get('/late', async (request, reply) => {
       // Like a tenant that is still starting: the client gives up meanwhile.
       await new Promise((resolve) => setTimeout(resolve, 300))
-      await proxy.forward(request, reply, { origin: upstream.origin })
+      await proxy.forward(contextOf(request, reply), { origin: upstream.origin })
       forwarded()
       return reply
     })
@@ -371,7 +372,7 @@ test('extra headers given to forward replace the request\'s own', async (t) => {
   const upstream = await startUpstream(t, (_req, res) => { res.end('ok') })
   const { url, client } = await startProxyApp(t, upstream.origin, undefined, (app, proxy) => {
     app.addHook('onRequest', async (request, reply) => {
-      await proxy.forward(request, reply, { origin: upstream.origin }, { headers: { 'X-Hop': 'm1' } })
+      await proxy.forward(contextOf(request, reply), { origin: upstream.origin }, { headers: { 'X-Hop': 'm1' } })
       return reply
     })
   })
@@ -388,7 +389,7 @@ test('an upstream that answers before reading the body leaves no connection hang
   const proxy = createUpstreamProxy()
   const app = Fastify()
   app.addHook('onRequest', async (request, reply) => {
-    await proxy.forward(request, reply, { origin: upstream.origin })
+    await proxy.forward(contextOf(request, reply), { origin: upstream.origin })
     return reply
   })
   await app.listen({ port: 0, host: '127.0.0.1' })

@@ -124,7 +124,7 @@ test('an unreachable Machine on the direct path gets the maintenance fallback, c
 test('a maintenance page answered as a stream ends the request: the app does not handle it too', async (t) => {
   const m1 = await machine(t, 'm1', {
     peers: { m2: await closedPort() },
-    maintenance: (_request, reply) => reply.code(503).type('text/html').send(Readable.from(['<h1>', 'Back soon', '</h1>']))
+    maintenance: (ctx) => { ctx.reply?.code(503).type('text/html').send(Readable.from(['<h1>', 'Back soon', '</h1>'])) }
   })
   const dispatcher = client(t)
   const res = await request(`${m1.url}/app/upload`, { dispatcher, method: 'POST', body: Readable.from([randomBytes(10)]), headers: pinnedTo('m2') })

@@ -1,10 +1,10 @@
 import { test } from 'tap'
 import Fastify from 'fastify'
 import fastifyCookie from '@fastify/cookie'
+import { createMaintenanceResponder, DEFAULT_RETRY_AFTER_SECONDS } from '@navigator/proxy'
 import {
   stickySessions,
   DEFAULT_COOKIE_NAME,
-  DEFAULT_RETRY_AFTER_SECONDS,
   STICKY_REPLAY_STATE,
   REPLAY_RESPONSE_BODY
 } from '../src/index.js'
@@ -86,7 +86,7 @@ test('loop freedom: our replay arriving on the wrong Machine is not replayed aga
   const res = await app.inject({ url: '/page', headers })
   t.equal(res.statusCode, 503)
   t.equal(res.headers['fly-replay'], undefined)
-  const custom = await build(t, { maintenance: (_request, reply) => reply.code(503).send('custom maintenance') })
+  const custom = await build(t, { maintenance: createMaintenanceResponder('custom maintenance') })
   t.equal((await custom.app.inject({ url: '/page', headers })).body, 'custom maintenance')
 })
 
