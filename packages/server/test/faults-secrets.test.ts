@@ -1,5 +1,5 @@
 // The sticky signing secret never leaves Navigator (no log line at debug, no response, no config error), rejected
-// cookies are logged rate-limited, and the example production config sets the cookie attributes the seed
+// cookies are logged rate-limited, and the example production config sets the cookie attributes the Go Navigator's
 // documentation recommends.
 import { createHmac } from 'node:crypto'
 import { Agent, request } from 'node:http'
@@ -152,7 +152,7 @@ test('a burst of 1,000 bad cookies is logged at most about once a second per rea
   t.notOk(rejected.some((line) => JSON.stringify(line).includes(SECRET)))
 })
 
-test('the example production config sets Secure, HttpOnly and SameSite=Lax on a signed cookie, as the seed documentation recommends', async (t) => {
+test('the example production config sets Secure, HttpOnly and SameSite=Lax on a signed cookie, as the sticky-sessions guide recommends', async (t) => {
   const config = await loadConfig(RAILS_CONFIG, { env: { ...process.env, STICKY_SECRET: SECRET } })
   const sticky = config.routes.fly.stickySessions
   t.equal(sticky.enabled, true)

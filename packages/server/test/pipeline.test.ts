@@ -26,7 +26,7 @@ routes:
         region: iad
 `
 
-test('the steps run in SPEC order: health check, then static files, then replay rules, then 404', async (t) => {
+test('the steps run in order: health check, then static files, then replay rules, then 404', async (t) => {
   const navigator = await build(t, ORDERED, { 'public/api/file.txt': 'static\n' })
   const app = navigator.fastify
 

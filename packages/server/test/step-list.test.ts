@@ -1,4 +1,5 @@
 import { test } from 'tap'
+import { EventEmitter } from 'node:events'
 import type { IncomingHttpHeaders } from 'node:http'
 import pino from 'pino'
 import WebSocket from 'ws'
@@ -110,9 +111,15 @@ interface Run {
   webSocket: { headers: Record<string, unknown>, echo: string }
 }
 
-async function start (t: Parameters<Parameters<typeof test>[1]>[0], site: Site, level: string, rawPath: boolean, lines: LogLine[]): Promise<NavigatorServer> {
+async function start (t: Parameters<Parameters<typeof test>[1]>[0], site: Site, level: string, rawPath: boolean, lines: LogLine[], written: EventEmitter): Promise<NavigatorServer> {
   const { ports, dir } = site
-  const logger = pino({ level }, { write (line: string) { lines.push(JSON.parse(line) as LogLine) } })
+  const logger = pino({ level }, {
+    write (text: string) {
+      const line = JSON.parse(text) as LogLine
+      lines.push(line)
+      written.emit('line', line)
+    }
+  })
   const navigator = await buildServer(parseConfig(configText(ports), { dir }), {
     env: { FLY_MACHINE_ID: 'm1', FLY_APP_NAME: 'steps', FLY_REGION: 'ord' },
     logger,
@@ -121,15 +128,34 @@ async function start (t: Parameters<Parameters<typeof test>[1]>[0], site: Site, 
   t.teardown(async () => { await navigator.close() })
   await navigator.listen()
   await navigator.supervisor.ensureTenant('app')
+  await standaloneRunning(navigator, 'cable')
   return navigator
 }
 
-async function waitFor (predicate: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setImmediate(resolve))
-  }
+async function standaloneRunning (navigator: NavigatorServer, name: string): Promise<void> {
+  const supervisor = navigator.supervisor
+  if (supervisor.standaloneStatus(name).state === 'running') return
+  await new Promise<void>((resolve) => {
+    const onReady = (event: { name: string }): void => {
+      if (event.name !== name) return
+      supervisor.off('ready', onReady)
+      resolve()
+    }
+    supervisor.on('ready', onReady)
+  })
+}
+
+/** Resolves once a line written since index `from` satisfies `predicate`. */
+async function lineWritten (lines: LogLine[], written: EventEmitter, from: number, predicate: (line: LogLine) => boolean): Promise<void> {
+  if (lines.slice(from).some(predicate)) return
+  await new Promise<void>((resolve) => {
+    const onLine = (line: LogLine): void => {
+      if (!predicate(line)) return
+      written.off('line', onLine)
+      resolve()
+    }
+    written.on('line', onLine)
+  })
 }
 
 async function webSocketAnswer (address: string): Promise<Run['webSocket']> {
@@ -153,7 +179,8 @@ async function webSocketAnswer (address: string): Promise<Run['webSocket']> {
 async function walk (t: Parameters<Parameters<typeof test>[1]>[0], site: Site, level: string, rawPath: boolean): Promise<Run> {
   const ports = site.ports
   const lines: LogLine[] = []
-  const navigator = await start(t, site, level, rawPath, lines)
+  const written = new EventEmitter()
+  const navigator = await start(t, site, level, rawPath, lines, written)
   const address = `http://127.0.0.1:${ports.listen}`
   const run: Run = { steps: navigator.pipeline.steps.map((step) => step.name), answers: {}, lines: {}, webSocket: { headers: {}, echo: '' } }
   for (const [step, cases] of Object.entries(CASES)) {
@@ -164,7 +191,7 @@ async function walk (t: Parameters<Parameters<typeof test>[1]>[0], site: Site, l
       const answer = await http(address, each.path, { method: each.method, headers: each.headers, body: each.body })
       run.answers[step].push(comparable(answer))
       // At debug, the line that closes every request is written once its response has closed.
-      if (level === 'debug') await waitFor(() => lines.slice(from).some((line) => line.msg === 'request completed'), `${step}: request completed`)
+      if (level === 'debug') await lineWritten(lines, written, from, (line) => line.msg === 'request completed')
       run.lines[step].push(lines.slice(from).map(comparableLine))
     }
   }

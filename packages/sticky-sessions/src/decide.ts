@@ -3,7 +3,7 @@ import { isReplayable, NAVIGATOR_STATE_PREFIX, parseReplaySrc } from '@navigator
 import type { CookieCodec, CookieRejection } from './cookie.js'
 import type { MachineDiscovery } from './discovery.js'
 
-// SPEC section 4, as a pure function of the request: what to do with a request on a sticky path. The plugin's hook
+// The sticky-session decision, as a pure function of the request: what to do with a request on a sticky path. The step
 // applies the answer (and the fallback mode); nothing here touches a reply or a logger.
 
 /**
