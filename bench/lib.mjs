@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
-export const NAVIGATOR_BIN = join(ROOT, 'packages/server/bin/navigator.js')
+/** The navigator CLI measured: this checkout's, or another build's (NAVIGATOR_BENCH_BIN, e.g. an older commit's). */
+export const NAVIGATOR_BIN = process.env.NAVIGATOR_BENCH_BIN ?? join(ROOT, 'packages/server/bin/navigator.js')
 export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100
 const multiCore = cpus().length > 1
 /** The proxy under test runs on this core; the load generator and upstreams on the other. */

@@ -3,7 +3,10 @@
 // kind of upstream, the proxy under test pinned to one core, wrk and the upstreams
 // to the other, rounds interleaved (A B C ... A B C ...) after a warm-up.
 //
-//   node bench/proxy.mjs [--rounds 5] [--duration 5] [--connections 50] [--only a,b,...]
+//   node bench/proxy.mjs [--rounds 5] [--duration 5] [--connections 50] [--only a,b,...] [--before DIR]
+//
+// --before DIR adds a twin of every Navigator contender run from the built checkout in DIR (another commit), so a
+// change is measured against what it replaced in the same run.
 //
 // Prints a markdown table (medians over the rounds) and writes bench/results/proxy-<time>.json.
 import { mkdtempSync, writeFileSync, mkdirSync, existsSync } from 'node:fs'
@@ -22,7 +25,8 @@ const { values: flags } = parseArgs({
     duration: { type: 'string', default: '5' },
     warmup: { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
-    only: { type: 'string' }
+    only: { type: 'string' },
+    before: { type: 'string' }
   }
 })
 const rounds = Number(flags.rounds)
@@ -42,10 +46,23 @@ async function startUpstream (name) {
   return { port, child }
 }
 
-async function startNavigator ({ sticky, machineId, peers }) {
+async function startNavigator ({ sticky, machineId, peers, standalone = false, bin = NAVIGATOR_BIN }) {
   const port = await freePort()
   const dir = mkdtempSync(join(work, 'nav-'))
+  mkdirSync(join(dir, 'public'))
+  writeFileSync(join(dir, 'public', 'app.css'), 'body { color: #222 }\n'.repeat(40))
   const peerLines = Object.entries(peers ?? {}).map(([id, url]) => `        ${id}: ${url}`).join('\n')
+  const upstreamArgs = (portText) => `["-c", "${LOAD_CORE}", "${process.execPath}", "${join(ROOT, 'bench/upstream.mjs')}", "${portText}", "${machineId}"]`
+  const standalonePort = standalone ? await freePort() : null
+  const standaloneLines = standalone
+    ? `  standalone_servers:
+    - name: cable
+      match_path: /s/*
+      command: taskset
+      args: ${upstreamArgs(standalonePort)}
+      port: ${standalonePort}
+`
+    : ''
   const yaml = `server:
   listen: ${port}
 routes:
@@ -54,23 +71,25 @@ routes:
       enabled: ${sticky}
 ${peerLines ? `      peers:\n${peerLines}\n` : ''}applications:
   command: taskset
-  args: ["-c", "${LOAD_CORE}", "${process.execPath}", "${join(ROOT, 'bench/upstream.mjs')}", "\${PORT}", "${machineId}"]
+  args: ${upstreamArgs('${PORT}')}
   health_check: /up
   tenants:
     - name: app
       path: /
       start: eager
-`
+${standaloneLines}`
   writeFileSync(join(dir, 'navigator.yml'), yaml)
-  const child = spawnPinned(PROXY_CORE, process.execPath, [NAVIGATOR_BIN, join(dir, 'navigator.yml')], {
+  const child = spawnPinned(PROXY_CORE, process.execPath, [bin, join(dir, 'navigator.yml')], {
     env: { FLY_MACHINE_ID: machineId, FLY_APP_NAME: 'bench', FLY_REGION: 'lcl', LOG_LEVEL: 'info' }
   })
   await waitForPort(port)
-  // The first request starts nothing (eager tenant) but makes sure the tenant is ready.
-  for (let i = 0; i < 100; i++) {
-    const res = await fetch(`http://127.0.0.1:${port}/`).catch(() => null)
-    if (res?.ok) break
-    await new Promise((resolve) => setTimeout(resolve, 100))
+  // The first request starts nothing (eager tenant) but makes sure the tenant (and the standalone server) is ready.
+  for (const path of standalone ? ['/', '/s/page'] : ['/']) {
+    for (let i = 0; i < 100; i++) {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`).catch(() => null)
+      if (res?.ok) break
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
   }
   return { port, child }
 }
@@ -177,9 +196,9 @@ const contenders = [
   {
     name: 'navigator-sticky',
     label: 'Navigator, sticky sessions (cookie for this Machine)',
-    start: async () => {
+    start: async (bin) => {
       const second = await freePort()
-      return startNavigator({ sticky: true, machineId: 'm1', peers: { m1: 'http://127.0.0.1:1', m2: `http://127.0.0.1:${second}` } })
+      return startNavigator({ sticky: true, machineId: 'm1', peers: { m1: 'http://127.0.0.1:1', m2: `http://127.0.0.1:${second}` }, bin })
     },
     headers: () => [`Cookie: ${COOKIE}=m1`]
   },
@@ -188,17 +207,34 @@ const contenders = [
     // depend on the replay load in between (sticky on/off 0.92-0.96 shared, 0.97-1.0 apart; bench/README.md).
     name: 'navigator-replay',
     label: 'Navigator answering replays (cookie for another Machine)',
-    start: async () => {
+    start: async (bin) => {
       const second = await freePort()
-      return startNavigator({ sticky: true, machineId: 'm1', peers: { m1: 'http://127.0.0.1:1', m2: `http://127.0.0.1:${second}` } })
+      return startNavigator({ sticky: true, machineId: 'm1', peers: { m1: 'http://127.0.0.1:1', m2: `http://127.0.0.1:${second}` }, bin })
     },
     headers: () => [`Cookie: ${COOKIE}=m2`]
   },
   {
     name: 'navigator-plain',
     label: 'Navigator, sticky sessions off',
-    start: () => startNavigator({ sticky: false, machineId: 'm1' }),
+    start: (bin) => startNavigator({ sticky: false, machineId: 'm1', bin }),
     headers: () => [`Cookie: ${COOKIE}=m1`]
+  },
+  {
+    name: 'navigator-standalone',
+    label: 'Navigator, sticky sessions, to a standalone server',
+    start: async (bin) => {
+      const second = await freePort()
+      return startNavigator({ sticky: true, machineId: 'm1', peers: { m1: 'http://127.0.0.1:1', m2: `http://127.0.0.1:${second}` }, standalone: true, bin })
+    },
+    path: '/s/page',
+    headers: () => [`Cookie: ${COOKIE}=m1`]
+  },
+  {
+    name: 'navigator-static',
+    label: 'Navigator, a static file (2 KiB)',
+    start: (bin) => startNavigator({ sticky: true, machineId: 'm1', bin }),
+    path: '/app.css',
+    headers: () => []
   },
   {
     name: 'fastify-reply-from',
@@ -241,6 +277,16 @@ const contenders = [
   }
 ]
 
+// The same Navigator contenders, run from another build (--before), each right after its twin in every round.
+if (flags.before !== undefined) {
+  const bin = join(flags.before, 'packages/server/bin/navigator.js')
+  for (let i = contenders.length - 1; i >= 0; i--) {
+    const c = contenders[i]
+    if (!c.name.startsWith('navigator-')) continue
+    contenders.splice(i + 1, 0, { ...c, name: `${c.name}-before`, label: `${c.label} (before)`, start: () => c.start(bin) })
+  }
+}
+
 const only = flags.only ? new Set(flags.only.split(',')) : null
 const selected = contenders.filter((c) => (!only || only.has(c.name)) && (!c.requires || has(c.requires)))
 for (const c of contenders) {
@@ -260,7 +306,7 @@ async function measure (contender, seconds) {
   // The proxy's own CPU: its process tree minus the upstreams it supervises (pinned elsewhere).
   const proxyPids = contender.name === 'upstream-direct' ? pids : proxyOnly(pids)
   const before = cpuSeconds(proxyPids)
-  const run = await runWrk(`http://127.0.0.1:${instance.port}/app/page`, {
+  const run = await runWrk(`http://127.0.0.1:${instance.port}${contender.path ?? '/app/page'}`, {
     duration: seconds, connections, headers: contender.headers(instance)
   })
   const cpu = cpuSeconds(proxyPids) - before
@@ -321,6 +367,11 @@ const ratio = (a, b, field) => (by[a] && by[b] ? (by[a][field] / by[b][field]).t
 lines.push(`- sticky on / sticky off, req/s: ${ratio('navigator-sticky', 'navigator-plain', 'rps')} (target >= 0.97)`)
 lines.push(`- replay answers / bare Fastify route, req/s: ${ratio('navigator-replay', 'fastify-bare', 'rps')} (target >= 0.8)`)
 lines.push(`- Navigator sticky / Fastify + reply-from, CPU per request: ${ratio('navigator-sticky', 'fastify-reply-from', 'cpuUsPerRequest')}`)
+lines.push(`- Navigator sticky / Fastify + reply-from, req/s: ${ratio('navigator-sticky', 'fastify-reply-from', 'rps')} (target >= 1.5)`)
+lines.push(`- standalone server / tenant, req/s: ${ratio('navigator-standalone', 'navigator-sticky', 'rps')} (target >= 0.95)`)
+for (const s of summary) {
+  if (s.name.endsWith('-before')) lines.push(`- ${s.name.slice(0, -'-before'.length)} now / before, req/s: ${ratio(s.name.slice(0, -'-before'.length), s.name, 'rps')}, CPU per request: ${ratio(s.name.slice(0, -'-before'.length), s.name, 'cpuUsPerRequest')}`)
+}
 const report = lines.join('\n')
 console.log(report)
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { ConfigError, configJsonSchema, loadConfig } from '@navigator/config'
 import type { NavigatorConfig } from '@navigator/config'
-import type { NavigatorServer } from './server.js'
+import { Signals } from './signals.js'
 
 /** Config file used when none is given on the command line. */
 export const DEFAULT_CONFIG_FILE = 'config/navigator.yml'
@@ -63,71 +63,7 @@ function parseArguments (argv: string[]): Arguments | string {
 }
 
 async function run (file: string): Promise<void> {
-  // Signal handlers come first: a SIGTERM or SIGINT during start-up must not kill Navigator by default and
-  // orphan the children it has started. Such a signal is honoured as soon as the step under way returns
-  // (children started by then are stopped, exit 0); a SIGHUP is held until Navigator listens.
-  let navigator: NavigatorServer | null = null
-  let up = false
-  let stopping = false
-  let hupWhileStarting = false
-  let reloading: Promise<void> = Promise.resolve()
-
-  const reload = (): void => {
-    if (!up || navigator === null) {
-      hupWhileStarting = true
-      return
-    }
-    const running = navigator
-    const log = running.log
-    reloading = reloading.then(async () => {
-      log.info({ file }, 'reloading configuration')
-      let next: NavigatorConfig
-      try {
-        next = await loadConfig(file)
-      } catch (err) {
-        for (const line of problemLines(err)) log.error(line)
-        log.error('configuration not reloaded: the previous one stays in effect')
-        return
-      }
-      await running.reload(next)
-    }).catch((err: Error) => { log.error({ err }, 'reload failed: the previous configuration stays in effect') })
-  }
-
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      if (navigator !== null) navigator.log.warn({ signal }, 'second signal: exiting without waiting')
-      else process.stderr.write(`navigator: second ${signal}: exiting without waiting\n`)
-      process.exit(1)
-    }
-    stopping = true
-    // During start-up the start-up sequence itself stops (see stopIfAsked).
-    if (!up || navigator === null) return
-    const running = navigator
-    running.log.info({ signal }, 'signal received')
-    running.close().then(() => { process.exit(0) }, (err: Error) => {
-      running.log.error({ err }, 'shutdown failed')
-      process.exit(1)
-    })
-  }
-  process.on('SIGHUP', reload)
-  process.on('SIGTERM', stop)
-  process.on('SIGINT', stop)
-
-  /** A stop asked for during start-up: whatever was started is stopped, then exit 0. */
-  async function stopIfAsked (): Promise<void> {
-    if (!stopping) return
-    if (navigator !== null) {
-      navigator.log.info('signal received during start-up: stopping')
-      try {
-        await navigator.close()
-      } catch (err) {
-        navigator.log.error({ err }, 'shutdown failed')
-        process.exit(1)
-      }
-    }
-    process.exit(0)
-  }
-
+  const signals = new Signals(file, problemLines)
   let config: NavigatorConfig
   try {
     config = await loadConfig(file)
@@ -135,25 +71,22 @@ async function run (file: string): Promise<void> {
     for (const line of problemLines(err)) process.stderr.write(line + '\n')
     process.exit(EXIT_CONFIG_ERROR)
   }
-  await stopIfAsked()
+  await signals.stopIfAsked()
 
   try {
     // Loaded only to serve, so --check, schema and --version start fast.
     const { buildServer } = await import('./server.js')
-    navigator = await buildServer(config)
-    await stopIfAsked()
+    const navigator = await buildServer(config)
+    signals.built(navigator)
+    await signals.stopIfAsked()
     await navigator.listen()
   } catch (err) {
     process.stderr.write(`navigator: ${(err as Error).message}\n`)
     const code = (err as { code?: string }).code
     process.exit(code === 'NAV_SERVER_INVALID_LOG_LEVEL' || code === 'NAV_SERVER_INVALID_UPSTREAM_TIMEOUT' ? EXIT_CONFIG_ERROR : 1)
   }
-  await stopIfAsked()
-  up = true
-  if (hupWhileStarting) {
-    hupWhileStarting = false
-    reload()
-  }
+  await signals.stopIfAsked()
+  signals.listening()
 }
 
 export async function main (argv: string[]): Promise<void> {

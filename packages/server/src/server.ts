@@ -5,7 +5,7 @@ import { parseDuration } from '@navigator/config'
 import type { NavigatorConfig } from '@navigator/config'
 import { createUpstreamProxy, WebSocketRelay } from '@navigator/proxy'
 import type { UpstreamProxy } from '@navigator/proxy'
-import { processSupervisor, settlesWithin, Supervisor } from '@navigator/supervisor'
+import { processSupervisor, Supervisor } from '@navigator/supervisor'
 import { InvalidUpstreamTimeoutError } from './errors.js'
 import { Generations, type Generation } from './generations.js'
 import { concretePort, connectableAddress, createHttpServer, listenOn } from './http-server.js'
@@ -14,6 +14,8 @@ import { fastifyLogging, loggerOptions, logsRequests } from './logging.js'
 import { maintenanceFor } from './maintenance.js'
 import { createPipeline, pipelinePlugin, type Pipeline } from './pipeline.js'
 import { machineIdleFor, processManager } from './processes.js'
+import { reload } from './reload.js'
+import { shutdown } from './shutdown.js'
 import { createSteps, type StepOptions } from './steps/index.js'
 
 /**
@@ -27,8 +29,6 @@ export const DEFAULT_UPSTREAM_TIMEOUT_MS = 60_000
  * pile up in a large upload (bench/upload.mjs; figures in bench/README.md).
  */
 export const UPLOAD_BYTES_PER_MINOR_GC = 4 * 1024 * 1024
-/** At shutdown, how long the upstream connections get to close before the children are stopped regardless. */
-export const UPSTREAM_CLOSE_WAIT_MS = 1_000
 
 export interface BuildServerOptions {
   /** Environment for identity (FLY_MACHINE_ID, FLY_APP_NAME, FLY_REGION), LOG_LEVEL and the children; default process.env. */
@@ -125,56 +125,9 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     return address
   }
 
-  async function reload (next: NavigatorConfig): Promise<void> {
-    if (generations.closing) {
-      log.warn('shutting down: the configuration is not reloaded')
-      return
-    }
-    const listening = generations.current.config.server.listen
-    if (next.server.listen.host !== listening.host || (next.server.listen.port !== listening.port && next.server.listen.port !== 0)) {
-      log.warn('server.listen changed: a restart is needed to listen on the new address')
-    }
-    const app = Fastify(fastifyLogging({ loggerInstance: log }))
-    let generation: Generation
-    let applied: Promise<void>
-    try {
-      generation = await prepare(app, next, shared)
-      // The supervisor learns the new processes before the new steps can reach them. update() registers
-      // synchronously (it throws at once, having applied nothing, or returns); the drain of replaced processes
-      // and the restarts go on in the background, bounded by shutdown_timeout.
-      applied = supervisor.update(next.applications, { drainMs: next.server.shutdownTimeoutMs })
-    } catch (err) {
-      // A half-built generation never answers: it is closed and the previous one stays current.
-      await app.close().catch(() => {})
-      throw err
-    }
-    generations.replace(generation)
-    log.info('configuration reloaded')
-    applied.catch((err: Error) => { log.error({ err }, 'the reloaded configuration is in effect, but replacing a process failed') })
-  }
-
-  async function close (): Promise<void> {
-    if (generations.closing) return
-    generations.closing = true
-    log.info({ inFlight: generations.inFlight, webSockets: webSockets.size }, 'shutting down')
-    const stopped = new Promise<void>((resolve) => { server.close(() => { resolve() }) })
-    server.closeIdleConnections()
-    await generations.drain(generations.current.config.server.shutdownTimeoutMs)
-    await webSockets.closeAll()
-    server.closeAllConnections()
-    await stopped
-    machineIdle?.stop()
-    // Kept-alive upstream connections are closed before the children are asked to stop: an app server that waits
-    // for its connections to close on SIGTERM (as Node's server.close() does) would otherwise wait out the stop
-    // grace and be killed. If a request is still in flight (an upstream that ignores the abort), the children are
-    // stopped after UPSTREAM_CLOSE_WAIT_MS anyway, which ends its connection.
-    const upstreamsClosed = proxy.close()
-    await settlesWithin(upstreamsClosed, UPSTREAM_CLOSE_WAIT_MS)
-    await supervisor.stop()
-    await upstreamsClosed.catch((err: Error) => { log.warn({ err: err.message }, 'closing the upstream connections failed') })
-    await generations.current.app.close()
-    log.info('stopped')
-  }
+  const parts = { server, generations, webSockets, proxy, supervisor, machineIdle, log }
+  const newApp = (): FastifyInstance => Fastify(fastifyLogging({ loggerInstance: log }))
+  const prepareNext = async (app: FastifyInstance, next: NavigatorConfig): Promise<Generation> => await prepare(app, next, shared)
 
   return {
     get fastify () { return generations.current.app },
@@ -184,7 +137,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     server,
     log,
     listen,
-    reload,
-    close
+    reload: async (next) => { await reload({ generations, supervisor, log, newApp, prepare: prepareNext }, next) },
+    close: async () => { await shutdown(parts) }
   }
 }
