@@ -97,24 +97,29 @@ function checkTimeout (name: string, value: number | undefined, fallback: number
   return value
 }
 
-export function createUpstreamProxy (options: UpstreamProxyOptions = {}): UpstreamProxy {
-  const connectTimeout = checkTimeout('connectTimeoutMs', options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS)
-  const headersTimeout = checkTimeout('headersTimeoutMs', options.headersTimeoutMs, DEFAULT_HEADERS_TIMEOUT_MS)
-  const bodyTimeout = checkTimeout('bodyTimeoutMs', options.bodyTimeoutMs, DEFAULT_BODY_TIMEOUT_MS)
-  const connections = options.connections
-  if (connections !== undefined && (!Number.isInteger(connections) || connections < 1)) {
-    throw new InvalidOptionError('connections', 'must be a positive integer')
-  }
+function positiveInteger (name: string, value: number | undefined): number | undefined {
+  if (value !== undefined && (!Number.isInteger(value) || value < 1)) throw new InvalidOptionError(name, 'must be a positive integer')
+  return value
+}
 
-  const every = options.collectEveryBodyBytes
-  if (every !== undefined && (!Number.isInteger(every) || every < 1)) {
-    throw new InvalidOptionError('collectEveryBodyBytes', 'must be a positive integer')
-  }
-  const accounting = every === undefined ? null : minorCollectionEvery(every)
+/** The options checked once, with their defaults. */
+function resolveOptions (options: UpstreamProxyOptions): Required<Omit<UpstreamProxyOptions, 'connections' | 'collectEveryBodyBytes'>> & Pick<UpstreamProxyOptions, 'connections' | 'collectEveryBodyBytes'> {
   if (options.trustForwarded !== undefined && typeof options.trustForwarded !== 'boolean') {
     throw new InvalidOptionError('trustForwarded', 'must be a boolean')
   }
-  const trustForwarded = options.trustForwarded === true
+  return {
+    connectTimeoutMs: checkTimeout('connectTimeoutMs', options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS),
+    headersTimeoutMs: checkTimeout('headersTimeoutMs', options.headersTimeoutMs, DEFAULT_HEADERS_TIMEOUT_MS),
+    bodyTimeoutMs: checkTimeout('bodyTimeoutMs', options.bodyTimeoutMs, DEFAULT_BODY_TIMEOUT_MS),
+    connections: positiveInteger('connections', options.connections),
+    collectEveryBodyBytes: positiveInteger('collectEveryBodyBytes', options.collectEveryBodyBytes),
+    trustForwarded: options.trustForwarded === true
+  }
+}
+
+export function createUpstreamProxy (rawOptions: UpstreamProxyOptions = {}): UpstreamProxy {
+  const { connectTimeoutMs: connectTimeout, headersTimeoutMs: headersTimeout, bodyTimeoutMs: bodyTimeout, connections, collectEveryBodyBytes: every, trustForwarded } = resolveOptions(rawOptions)
+  const accounting = every === undefined ? null : minorCollectionEvery(every)
 
   const pools = new Map<string, UndiciPool>()
   let closed = false

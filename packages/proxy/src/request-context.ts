@@ -19,6 +19,11 @@ export class RequestContext {
   responseHeaders: ResponseHeaders | null = null
   /** Where a runner stopped to hand the request over to Fastify (see pipeline runners); -1 when it did not. */
   resumeAt = -1
+  /**
+   * What the step that needed Fastify had found already (a file's lookup), handed to it when Fastify runs it, so
+   * the work is not done twice; null otherwise.
+   */
+  handedOver: unknown = null
 
   constructor (
     readonly req: IncomingMessage,

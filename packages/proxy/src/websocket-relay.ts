@@ -112,92 +112,15 @@ export class WebSocketRelay {
   async relay (ctx: RequestContext, target: RelayTarget): Promise<void> {
     const pending = (ctx.req as UpgradeRequest)[kUpgrade]
     if (pending === undefined) throw new Error('relay() called for a request that is not an upgrade')
-    const client = pending.socket
-    const log = ctx.log
-    // Made outside this scope: a closure made here would share this scope's context with the handshake
-    // listeners and keep the request, the reply and the target alive for as long as the WebSocket lasts.
     const release = onceOnly(target.release)
     // The client may have left while the steps or a starting tenant kept it waiting.
-    if (client.destroyed) {
+    if (pending.socket.destroyed) {
       release()
       return
     }
-
+    const relayBytes = (upstream: Duplex): void => { this.#pipe(pending.socket, upstream, release) }
     await new Promise<void>((resolve) => {
-      let settled = false
-      const settle = (): void => {
-        if (settled) return
-        settled = true
-        client.removeListener('close', onClientGone)
-        resolve()
-      }
-      const upstreamRequest = httpRequest({
-        host: target.host,
-        port: target.port,
-        method: 'GET',
-        path: target.path,
-        headers: upstreamHeaders(ctx.req, this.#trustForwarded),
-        timeout: UPSTREAM_HANDSHAKE_TIMEOUT_MS,
-        agent: false
-      })
-      const onClientGone = (): void => {
-        upstreamRequest.destroy()
-        release()
-        settle()
-      }
-      client.once('close', onClientGone)
-
-      upstreamRequest.once('timeout', () => {
-        upstreamRequest.destroy()
-        if (settled) return
-        log.warn({ port: target.port }, 'websocket upstream did not answer the upgrade in time')
-        release()
-        answer(ctx, 504, TEXT, 'Gateway Timeout\n')
-        settle()
-      })
-
-      upstreamRequest.once('error', (err) => {
-        if (settled) return
-        release()
-        if (target.onUnreachable !== undefined) {
-          target.onUnreachable()
-        } else {
-          log.warn({ port: target.port, err: err.message }, 'websocket upstream could not be reached')
-          answer(ctx, 502, TEXT, 'Bad Gateway\n')
-        }
-        settle()
-      })
-
-      // The upstream refused the upgrade (403, 404, ...): the client gets that answer, never a 101.
-      upstreamRequest.once('response', (response) => {
-        if (settled) { response.resume(); return }
-        const cookies = pendingCookies(ctx)
-        ctx.reply?.hijack()
-        const raw = ctx.res
-        raw.statusCode = response.statusCode ?? 502
-        if (response.statusMessage !== undefined) raw.statusMessage = response.statusMessage
-        copyHeaders(response.headers, raw)
-        appendCookies(cookies, raw)
-        response.pipe(raw)
-        response.once('end', () => { release() })
-        response.once('error', () => { client.destroy(); release() })
-        settle()
-      })
-
-      upstreamRequest.once('upgrade', (response, upstream, upstreamHead) => {
-        if (settled) { upstream.destroy(); return }
-        const cookies = pendingCookies(ctx)
-        ctx.reply?.hijack()
-        ctx.res.detachSocket(client as never)
-        client.write(handshakeResponse(response, cookies))
-        if (upstreamHead.length > 0) client.write(upstreamHead)
-        if (pending.head.length > 0) upstream.write(pending.head)
-        this.#pipe(client, upstream, release)
-        pending.onUpgraded?.()
-        settle()
-      })
-
-      upstreamRequest.end()
+      new Handshake(ctx, pending, target, release, relayBytes, resolve, this.#trustForwarded).start()
     })
   }
 
@@ -238,6 +161,113 @@ export class WebSocketRelay {
   }
 
   readonly #onUpstreamError = (err: Error): void => { this.#log.debug({ err: err.message }, 'websocket upstream socket error') }
+}
+
+/**
+ * The upstream half of one upgrade: the upstream request is made before the client gets any answer, and its outcome
+ * (101, refusal, error, timeout, the client gone) answers the client once. A class rather than closures in relay():
+ * the listeners keep only what the handshake needs, and nothing of it once it is settled.
+ */
+class Handshake {
+  private settled = false
+  private readonly upstreamRequest: ReturnType<typeof httpRequest>
+
+  constructor (
+    private readonly ctx: RequestContext,
+    private readonly pending: PendingUpgrade,
+    private readonly target: RelayTarget,
+    private readonly release: () => void,
+    /** Starts relaying bytes once both sides have their 101. */
+    private readonly relayBytes: (upstream: Duplex) => void,
+    private readonly resolve: () => void,
+    trustForwarded: boolean
+  ) {
+    this.upstreamRequest = httpRequest({
+      host: target.host,
+      port: target.port,
+      method: 'GET',
+      path: target.path,
+      headers: upstreamHeaders(ctx.req, trustForwarded),
+      timeout: UPSTREAM_HANDSHAKE_TIMEOUT_MS,
+      agent: false
+    })
+  }
+
+  start (): void {
+    this.pending.socket.once('close', this.clientGone)
+    this.upstreamRequest.once('timeout', this.timedOut)
+    this.upstreamRequest.once('error', this.failed)
+    this.upstreamRequest.once('response', this.refused)
+    this.upstreamRequest.once('upgrade', this.upgraded)
+    this.upstreamRequest.end()
+  }
+
+  private settle (): void {
+    this.settled = true
+    this.pending.socket.removeListener('close', this.clientGone)
+    this.resolve()
+  }
+
+  private readonly clientGone = (): void => {
+    this.upstreamRequest.destroy()
+    this.release()
+    this.settle()
+  }
+
+  private readonly timedOut = (): void => {
+    this.upstreamRequest.destroy()
+    if (this.settled) return
+    this.ctx.log.warn({ port: this.target.port }, 'websocket upstream did not answer the upgrade in time')
+    this.release()
+    answer(this.ctx, 504, TEXT, 'Gateway Timeout\n')
+    this.settle()
+  }
+
+  private readonly failed = (err: Error): void => {
+    if (this.settled) return
+    this.release()
+    if (this.target.onUnreachable !== undefined) {
+      this.target.onUnreachable()
+    } else {
+      this.ctx.log.warn({ port: this.target.port, err: err.message }, 'websocket upstream could not be reached')
+      answer(this.ctx, 502, TEXT, 'Bad Gateway\n')
+    }
+    this.settle()
+  }
+
+  /** The upstream refused the upgrade (403, 404, ...): the client gets that answer, never a 101. */
+  private readonly refused = (response: IncomingMessage): void => {
+    if (this.settled) { response.resume(); return }
+    const ctx = this.ctx
+    const cookies = pendingCookies(ctx)
+    ctx.reply?.hijack()
+    const raw = ctx.res
+    raw.statusCode = response.statusCode ?? 502
+    if (response.statusMessage !== undefined) raw.statusMessage = response.statusMessage
+    copyHeaders(response.headers, raw)
+    appendCookies(cookies, raw)
+    response.pipe(raw)
+    const release = this.release
+    const client = this.pending.socket
+    response.once('end', () => { release() })
+    response.once('error', () => { client.destroy(); release() })
+    this.settle()
+  }
+
+  private readonly upgraded = (response: IncomingMessage, upstream: Duplex, upstreamHead: Buffer): void => {
+    if (this.settled) { upstream.destroy(); return }
+    const ctx = this.ctx
+    const client = this.pending.socket
+    const cookies = pendingCookies(ctx)
+    ctx.reply?.hijack()
+    ctx.res.detachSocket(client as never)
+    client.write(handshakeResponse(response, cookies))
+    if (upstreamHead.length > 0) client.write(upstreamHead)
+    if (this.pending.head.length > 0) upstream.write(this.pending.head)
+    this.relayBytes(upstream)
+    this.pending.onUpgraded?.()
+    this.settle()
+  }
 }
 
 // The relay of one WebSocket's two sockets, with listeners shared by every relay (no closure per connection: with

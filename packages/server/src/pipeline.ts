@@ -92,6 +92,7 @@ export function createPipeline ({ list, close }: Steps, options: PipelineOptions
       const handed = (request.raw as HandedOverRequest)[kHandedOver]
       if (handed !== undefined) {
         ctx.forwardedPath = handed.forwardedPath
+        ctx.handedOver = handed.handedOver
         if (handed.responseHeaders !== null) addResponseHeaders(ctx, handed.responseHeaders)
         from = handed.resumeAt
       }

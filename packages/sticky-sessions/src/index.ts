@@ -1,7 +1,9 @@
 import { stickySessions } from './plugin.js'
 
-export { stickySessions, createStickySessions, REPLAY_RESPONSE_BODY, REJECTION_LOG_INTERVAL_MS } from './plugin.js'
-export type { StickySession, StickyAction, StickySessions } from './plugin.js'
+export { stickySessions, createStickySessions } from './plugin.js'
+export type { StickySessions } from './plugin.js'
+export { StickyStep, REPLAY_RESPONSE_BODY, REJECTION_LOG_INTERVAL_MS } from './step.js'
+export type { StickySession, StickyAction } from './step.js'
 export {
   resolveOptions,
   optionsFromConfig,

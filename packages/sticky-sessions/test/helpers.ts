@@ -14,7 +14,7 @@ export interface Built {
   logs: LogLine[]
 }
 
-/** A Fastify app with only @fastify/cookie (registered by the plugin) and stickySessions, answering "served by". */
+/** A Fastify app with only stickySessions, answering "served by". */
 export async function build (t: Test, options: StickySessionsOptions = {}, level = 'debug'): Promise<Built> {
   const logs: LogLine[] = []
   const stream = new Writable({

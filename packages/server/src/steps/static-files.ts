@@ -127,10 +127,14 @@ export function staticFiles ({ config }: StepOptions): Step {
     run (ctx) {
       const method = ctx.req.method
       if ((method !== 'GET' && method !== 'HEAD') || isUpgrade(ctx.req)) return NEXT
-      const found = findStaticFile(ctx.forwardedPath)
+      // Handed over by the raw path, the lookup it started is used rather than made again.
+      const found = (ctx.handedOver as ReturnType<StaticFileFinder> | null) ?? findStaticFile(ctx.forwardedPath)
       if (found === null) return NEXT
       const reply = ctx.reply
-      if (reply === null) return NEEDS_FASTIFY
+      if (reply === null) {
+        ctx.handedOver = found
+        return NEEDS_FASTIFY
+      }
       return found.then((file) => {
         if (file === null) return NEXT
         reply.sendFile(file, publicDir)
