@@ -1,4 +1,4 @@
-import { ConfigSchema } from './schema.js'
+import { CONFIG_SCHEMA } from './generated/config-schema.js'
 
 // Keys of ours that are not JSON Schema keywords; strict validators (ajv) reject unknown keywords.
 const PRIVATE_KEYWORDS = new Set(['errorMessage'])
@@ -8,6 +8,6 @@ const PRIVATE_KEYWORDS = new Set(['errorMessage'])
  * for editors (`# yaml-language-server: $schema=...`) and other tools. A fresh object on every call.
  */
 export function configJsonSchema (): Record<string, unknown> {
-  const body = JSON.parse(JSON.stringify(ConfigSchema, (key, value) => (PRIVATE_KEYWORDS.has(key) ? undefined : value)))
+  const body = JSON.parse(JSON.stringify(CONFIG_SCHEMA, (key, value) => (PRIVATE_KEYWORDS.has(key) ? undefined : value)))
   return { $schema: 'https://json-schema.org/draft/2020-12/schema', ...body }
 }

@@ -10,7 +10,7 @@ import { isValidMachineId } from './machine-id.js'
 import { pathPatternProblem } from './paths.js'
 import { ConfigError, ProblemCollector, type KeyPath } from './problems.js'
 import { environmentLookup, referencedNames, substitute, tenantLookup, type VariableLookup } from './substitute.js'
-import { applyDefaults, reportSchemaProblems } from './validate.js'
+import { reportSchemaProblems } from './validate.js'
 import { documentValue, parseFast, parseWithPositions, type PositionedYaml } from './yaml-source.js'
 import {
   DEFAULT_COOKIE_HTTP_ONLY, DEFAULT_COOKIE_MAX_AGE, DEFAULT_COOKIE_NAME, DEFAULT_COOKIE_PATH, DEFAULT_COOKIE_SAMESITE,
@@ -18,7 +18,7 @@ import {
   DEFAULT_IDLE_TENANT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_PUBLIC_DIR, DEFAULT_REPLAY_STATUS, DEFAULT_REPLAY_TIMEOUT,
   DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_START_PORT, DEFAULT_STARTUP_TIMEOUT, DEFAULT_TENANT_ARGS, DEFAULT_TENANT_COMMAND,
   DEFAULT_TENANT_HEALTH_CHECK
-} from './schema.js'
+} from './defaults.js'
 import type {
   ApplicationsConfig, FallbackMode, IdleAction, IdleConfig, ListenAddress, NavigatorConfig, ReplayRule, ReplayTarget,
   RewriteRule, RoutesConfig, SameSite, ServerConfig, StandaloneServerConfig, StartMode, StickySessionsConfig
@@ -78,8 +78,7 @@ export function parseConfig (text: string, options: ParseOptions = {}): Navigato
   } else {
     raw = fast.value ?? {}
   }
-  const substituted = substituteEnvironment(raw, [], environmentLookup(env), problems)
-  const value = applyDefaults(substituted)
+  const value = substituteEnvironment(raw, [], environmentLookup(env), problems)
   reportSchemaProblems(value, problems)
   const config = normalise(value, { dir, env, problems })
   if (problems.size > 0) throw new ConfigError(problems.problems)

@@ -6,34 +6,35 @@
 
 import { Type, type Static, type TSchema } from 'typebox'
 import { DURATION_PATTERN } from './duration.js'
+import {
+  DEFAULT_PUBLIC_DIR,
+  DEFAULT_SHUTDOWN_TIMEOUT,
+  DEFAULT_IDLE_ACTION,
+  DEFAULT_IDLE_TIMEOUT,
+  DEFAULT_IDLE_API_SOCKET,
+  DEFAULT_COOKIE_NAME,
+  DEFAULT_COOKIE_MAX_AGE,
+  DEFAULT_COOKIE_SAMESITE,
+  DEFAULT_COOKIE_SECURE,
+  DEFAULT_COOKIE_HTTP_ONLY,
+  DEFAULT_REPLAY_CACHE,
+  DEFAULT_COOKIE_PATH,
+  DEFAULT_FALLBACK_MODE,
+  DEFAULT_REPLAY_TIMEOUT,
+  DEFAULT_REPLAY_STATUS,
+  DEFAULT_TENANT_COMMAND,
+  DEFAULT_TENANT_ARGS,
+  DEFAULT_START_PORT,
+  DEFAULT_STARTUP_TIMEOUT,
+  DEFAULT_IDLE_TENANT_TIMEOUT,
+  DEFAULT_TENANT_HEALTH_CHECK,
+  DEFAULT_TENANT_START
+} from './defaults.js'
 
 /** Extra annotation read by the error reporter: the message for a value that matches none of a union. */
 export interface ErrorMessageAnnotation {
   errorMessage?: string
 }
-
-export const DEFAULT_PUBLIC_DIR = 'public'
-export const DEFAULT_SHUTDOWN_TIMEOUT = '30s'
-export const DEFAULT_IDLE_ACTION = 'suspend'
-export const DEFAULT_IDLE_TIMEOUT = '20m'
-export const DEFAULT_IDLE_API_SOCKET = '/.fly/api'
-export const DEFAULT_COOKIE_NAME = '_navigator_machine'
-export const DEFAULT_COOKIE_MAX_AGE = '24h'
-export const DEFAULT_COOKIE_SAMESITE = 'Lax'
-export const DEFAULT_COOKIE_SECURE = false
-export const DEFAULT_COOKIE_HTTP_ONLY = true
-export const DEFAULT_REPLAY_CACHE = false
-export const DEFAULT_COOKIE_PATH = '/'
-export const DEFAULT_FALLBACK_MODE = 'maintenance'
-export const DEFAULT_REPLAY_TIMEOUT = '10s'
-export const DEFAULT_REPLAY_STATUS = 307
-export const DEFAULT_TENANT_COMMAND = 'bin/rails'
-export const DEFAULT_TENANT_ARGS: readonly string[] = ['server', '-b', '127.0.0.1', '-p', '${PORT}']
-export const DEFAULT_START_PORT = 4000
-export const DEFAULT_STARTUP_TIMEOUT = '60s'
-export const DEFAULT_IDLE_TENANT_TIMEOUT = '10m'
-export const DEFAULT_TENANT_HEALTH_CHECK = '/up'
-export const DEFAULT_TENANT_START = 'lazy'
 
 const DURATION_MESSAGE = 'must be a Go duration such as 500ms, 30m, 2h or 1h30m'
 
@@ -124,8 +125,8 @@ export const StickySessionsSchema = Type.Object({
   enabled: Type.Optional(Type.Boolean({ description: 'Turn sticky sessions on.', default: false })),
   cookie_name: Type.Optional(Type.String({ minLength: 1, description: 'Name of the cookie that holds the Machine ID.', default: DEFAULT_COOKIE_NAME })),
   cookie_max_age: Type.Optional(duration('Lifetime of the cookie; it slides while the user is active', DEFAULT_COOKIE_MAX_AGE)),
-  cookie_secure: Type.Optional(Type.Boolean({ description: 'Send the Secure attribute (HTTPS only).', default: false })),
-  cookie_httponly: Type.Optional(Type.Boolean({ description: 'Send the HttpOnly attribute.', default: true })),
+  cookie_secure: Type.Optional(Type.Boolean({ description: 'Send the Secure attribute (HTTPS only).', default: DEFAULT_COOKIE_SECURE })),
+  cookie_httponly: Type.Optional(Type.Boolean({ description: 'Send the HttpOnly attribute.', default: DEFAULT_COOKIE_HTTP_ONLY })),
   cookie_samesite: Type.Optional(Type.String({
     pattern: '^(?:[Ss][Tt][Rr][Ii][Cc][Tt]|[Ll][Aa][Xx]|[Nn][Oo][Nn][Ee])$',
     description: 'SameSite attribute: Strict, Lax or None, in any case. None requires cookie_secure: true.',
@@ -140,7 +141,7 @@ export const StickySessionsSchema = Type.Object({
     errorMessage: 'must be a non-empty string or a list of non-empty strings'
   })),
   replay_timeout: Type.Optional(duration('How long Fly may try to reach the target Machine before handing the request back', DEFAULT_REPLAY_TIMEOUT)),
-  replay_cache: Type.Optional(Type.Boolean({ description: "Sticky replays carry only `instance=<machine>`, so that Fly's session replay cache can cache them (no timeout or fallback).", default: false })),
+  replay_cache: Type.Optional(Type.Boolean({ description: "Sticky replays carry only `instance=<machine>`, so that Fly's session replay cache can cache them (no timeout or fallback).", default: DEFAULT_REPLAY_CACHE })),
   peers: Type.Optional(Type.Record(Type.String(), Type.String(), {
     description: 'Machine ID to base URL (http://host:port): static discovery and direct-proxy addresses, for tests and non-Fly clusters.',
     default: {}

@@ -1,40 +1,35 @@
-// The schema pass: TypeBox defaults and validation errors, turned into problems
-// with user-facing messages ("unknown key `lsiten`; did you mean `listen`?").
+// The schema pass: the check generated from the schema, and, for a config that fails it, TypeBox's errors turned
+// into problems with user-facing messages ("unknown key `lsiten`; did you mean `listen`?"). Defaults are not
+// filled in here: the normalisation (load.ts) applies every one.
 
-import { Compile } from 'typebox/compile'
-import { Value } from 'typebox/value'
-import { Settings } from 'typebox/system'
-import type { Validator } from 'typebox/compile'
+import { createRequire } from 'node:module'
+import type * as TypeBoxCompile from 'typebox/compile'
+import type * as TypeBoxSystem from 'typebox/system'
 import type { TLocalizedValidationError } from 'typebox/error'
-import { ConfigSchema, type ErrorMessageAnnotation } from './schema.js'
+import { Check } from './generated/config-check.js'
+import { CONFIG_SCHEMA } from './generated/config-schema.js'
+import type { ErrorMessageAnnotation } from './schema.js'
 import type { KeyPath, ProblemCollector } from './problems.js'
 import { closest } from './suggest.js'
 
-let validator: Validator | null = null
-
-function compiled (): Validator {
-  validator ??= Compile(ConfigSchema) as unknown as Validator
-  return validator
-}
-
-/** Fills defaults into `value` (mutating it) and returns it. */
-export function applyDefaults (value: unknown): unknown {
-  return Value.Default(ConfigSchema, value)
-}
-
-/** Records a problem for every schema violation of `value` (already defaulted). */
+/** Records a problem for every schema violation of `value`. */
 export function reportSchemaProblems (value: unknown, problems: ProblemCollector): void {
-  const check = compiled()
-  if (check.Check(value)) return
-  for (const error of allErrors(check, value)) report(error, problems)
+  if (Check(value) as boolean) return
+  for (const error of allErrors(value)) report(error, problems)
 }
 
-// TypeBox stops at 8 errors by default; a config report must list them all.
-function allErrors (check: Validator, value: unknown): TLocalizedValidationError[] {
+/**
+ * Every violation, by TypeBox, loaded here only: a valid config never needs it (it would cost a running Navigator
+ * about 20 MiB of memory). TypeBox stops at 8 errors by default; a config report must list them all.
+ */
+function allErrors (value: unknown): TLocalizedValidationError[] {
+  const require = createRequire(import.meta.url)
+  const { Compile } = require('typebox/compile') as typeof TypeBoxCompile
+  const { Settings } = require('typebox/system') as typeof TypeBoxSystem
   const previous = Settings.Get().maxErrors
   Settings.Set({ maxErrors: Number.MAX_SAFE_INTEGER })
   try {
-    return withoutUnionDetails(check.Errors(value))
+    return withoutUnionDetails(Compile(CONFIG_SCHEMA as never).Errors(value))
   } finally {
     Settings.Set({ maxErrors: previous })
   }
@@ -115,7 +110,7 @@ function homesOf (key: string): string[] {
         if (child?.type === 'array' && child.items?.type === 'object') walk(child.items, `${childPath}[]`)
       }
     }
-    walk(ConfigSchema, '')
+    walk(CONFIG_SCHEMA, '')
     keyHomes = homes
   }
   return keyHomes.get(key) ?? []
@@ -144,7 +139,7 @@ function instancePath (pointer: string): KeyPath {
 }
 
 function schemaAt (pointer: string): unknown {
-  let node: unknown = ConfigSchema
+  let node: unknown = CONFIG_SCHEMA
   for (const segment of pointer.replace(/^#\/?/, '').split('/')) {
     if (segment === '') continue
     if (node === null || typeof node !== 'object') return undefined

@@ -1,0 +1,25 @@
+// The default of every key that has one; the schema (schema.ts) carries them into the reference and the JSON
+// Schema, and the normalisation (load.ts) applies them.
+
+export const DEFAULT_PUBLIC_DIR = 'public'
+export const DEFAULT_SHUTDOWN_TIMEOUT = '30s'
+export const DEFAULT_IDLE_ACTION = 'suspend'
+export const DEFAULT_IDLE_TIMEOUT = '20m'
+export const DEFAULT_IDLE_API_SOCKET = '/.fly/api'
+export const DEFAULT_COOKIE_NAME = '_navigator_machine'
+export const DEFAULT_COOKIE_MAX_AGE = '24h'
+export const DEFAULT_COOKIE_SAMESITE = 'Lax'
+export const DEFAULT_COOKIE_SECURE = false
+export const DEFAULT_COOKIE_HTTP_ONLY = true
+export const DEFAULT_REPLAY_CACHE = false
+export const DEFAULT_COOKIE_PATH = '/'
+export const DEFAULT_FALLBACK_MODE = 'maintenance'
+export const DEFAULT_REPLAY_TIMEOUT = '10s'
+export const DEFAULT_REPLAY_STATUS = 307
+export const DEFAULT_TENANT_COMMAND = 'bin/rails'
+export const DEFAULT_TENANT_ARGS: readonly string[] = ['server', '-b', '127.0.0.1', '-p', '${PORT}']
+export const DEFAULT_START_PORT = 4000
+export const DEFAULT_STARTUP_TIMEOUT = '60s'
+export const DEFAULT_IDLE_TENANT_TIMEOUT = '10m'
+export const DEFAULT_TENANT_HEALTH_CHECK = '/up'
+export const DEFAULT_TENANT_START = 'lazy'
