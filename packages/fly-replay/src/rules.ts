@@ -118,7 +118,6 @@ function findRule (rules: readonly RuleMatch[], method: string, path: string): n
   return -1
 }
 
-const REPLAY_HEADERS_BASE = Object.freeze({ 'cache-control': 'no-store', 'content-type': 'text/plain; charset=utf-8' })
 
 /** The rules, checked and compiled, as a pipeline step; `close` closes the proxy made when none was given. */
 export interface ReplayRules {
@@ -153,7 +152,7 @@ export function createReplayRules (options: FlyReplayRulesOptions): ReplayRules 
     region: optionalIdentity('region', options.region ?? process.env.FLY_REGION, REGION_PATTERN)
   }
   const rules = options.rules.map((rule, index) => compileRule(rule, index, identity, options.port, options.resolveAddress))
-  const replayHeaders = rules.map((rule) => Object.freeze({ 'fly-replay': rule.header, ...REPLAY_HEADERS_BASE }))
+  const replayHeaders = rules.map((rule) => Object.freeze(['fly-replay', rule.header, 'cache-control', 'no-store', 'content-type', 'text/plain; charset=utf-8']))
   const maintenance = options.maintenance
   const own = options.proxy === undefined && rules.length > 0 ? createUpstreamProxy() : null
   const upstream = options.proxy ?? own

@@ -2,23 +2,25 @@ import { STATUS_CODES } from 'node:http'
 import type { ServerResponse } from 'node:http'
 import type { RequestContext } from './request-context.js'
 
+/** Response headers as writeHead takes them: [name, value, name, value, ...], names in lower case. */
+export type HeaderList = readonly string[]
+
 /**
  * Answers a request in full: `status`, the headers steps added, `headers`, and `body` with its Content-Length.
  * With a Fastify reply the answer goes through it (the app's onSend hooks run); without one it is written in one
  * writeHead, with the same headers in the same order.
  */
-export function answer (ctx: RequestContext, status: number, headers: Readonly<Record<string, string>>, body: string | Buffer): void {
+export function answer (ctx: RequestContext, status: number, headers: HeaderList, body: string | Buffer): void {
   const reply = ctx.reply
   if (reply !== null) {
     reply.code(status)
-    for (const name in headers) reply.header(name, headers[name])
+    for (let i = 0; i < headers.length; i += 2) reply.header(headers[i], headers[i + 1])
     reply.send(body)
     return
   }
-  const out = headerList(ctx.responseHeaders)
-  for (const name in headers) out.push(name, headers[name])
-  out.push('content-length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.length))
-  ctx.res.writeHead(status, out)
+  const length = String(typeof body === 'string' ? Buffer.byteLength(body) : body.length)
+  const pending = ctx.responseHeaders
+  ctx.res.writeHead(status, pending === null ? [...headers, 'content-length', length] : [...headerList(pending), ...headers, 'content-length', length])
   ctx.res.end(body)
 }
 
@@ -66,11 +68,11 @@ export type MaintenanceResponder = (ctx: RequestContext) => void
 
 /** The maintenance answer: 503 with `page`, never cached, and Retry-After so the browser comes back. */
 export function createMaintenanceResponder (page: string | Buffer, retryAfterSeconds = DEFAULT_RETRY_AFTER_SECONDS): MaintenanceResponder {
-  const headers = Object.freeze({
-    'cache-control': 'no-store',
-    'retry-after': String(retryAfterSeconds),
-    'content-type': 'text/html; charset=utf-8'
-  })
+  const headers = Object.freeze([
+    'cache-control', 'no-store',
+    'retry-after', String(retryAfterSeconds),
+    'content-type', 'text/html; charset=utf-8'
+  ])
   return function maintenance (ctx) {
     answer(ctx, 503, headers, page)
   }

@@ -9,7 +9,7 @@ export {
   createMaintenanceResponder,
   DEFAULT_RETRY_AFTER_SECONDS
 } from './answer.js'
-export type { MaintenanceResponder } from './answer.js'
+export type { MaintenanceResponder, HeaderList } from './answer.js'
 export {
   createUpstreamProxy,
   DEFAULT_CONNECT_TIMEOUT_MS,

@@ -49,34 +49,6 @@ export interface ForwardOptions {
   headers?: Readonly<Record<string, string>>
 }
 
-export interface UpstreamProxyOptions {
-  /** Time allowed to open the TCP connection; failing counts as unreachable (502 or onUnreachable). */
-  connectTimeoutMs?: number
-  /** Time allowed between sending the request and receiving the response headers; exceeding it answers 504. */
-  headersTimeoutMs?: number
-  /** Time allowed between two chunks of the response body. */
-  bodyTimeoutMs?: number
-  /** Maximum connections per upstream origin; undefined = unlimited. */
-  connections?: number
-  /**
-   * Run a minor garbage collection every this many bytes of relayed request body, so that large uploads do not
-   * grow the process's memory by tens of MiB of dead chunks; undefined = never (the process's own GC policy).
-   */
-  collectEveryBodyBytes?: number
-  /**
-   * Keep the client's X-Forwarded-Proto and -Host and append to its X-Forwarded-For: only when every peer is a
-   * trusted edge (on Fly, its proxy). Default false: those headers are replaced by this connection's own values.
-   */
-  trustForwarded?: boolean
-}
-
-export interface UpstreamTarget {
-  /** `http://host:port`, without a path. */
-  origin: string
-  /** Path and query to request; defaults to the incoming request's URL. */
-  path?: string
-}
-
 export interface UpstreamProxy {
   /**
    * Proxies the request to `target` and answers it: streams both bodies, writes the upstream's response straight

@@ -68,7 +68,7 @@ export interface RelayTarget {
   onUnreachable?: () => unknown
 }
 
-const TEXT = Object.freeze({ 'content-type': 'text/plain; charset=utf-8' })
+const TEXT = Object.freeze(['content-type', 'text/plain; charset=utf-8'])
 
 /**
  * Takes over an upgrade request from the http server's 'upgrade' event: a response on its socket, for whatever
@@ -202,9 +202,20 @@ class Handshake {
     this.upstreamRequest.end()
   }
 
+  /**
+   * Once settled, the handshake lets go of everything: an upgraded upstream socket keeps its request object for as
+   * long as the WebSocket lasts, and the request would otherwise keep this handshake, and through it the client's
+   * request and response, alive with it.
+   */
   private settle (): void {
     this.settled = true
     this.pending.socket.removeListener('close', this.clientGone)
+    const request = this.upstreamRequest
+    request.removeListener('timeout', this.timedOut)
+    request.removeListener('error', this.failed)
+    request.removeListener('response', this.refused)
+    request.removeListener('upgrade', this.upgraded)
+    request.on('error', ignoreError)
     this.resolve()
   }
 
@@ -331,6 +342,9 @@ function stopRelaying (relay: Relay): void {
   relay.client.removeListener('end', onSideEnd)
   relay.upstream.removeListener('end', onSideEnd)
 }
+
+/** An upstream request's error after its handshake settled has no one left to tell; the relay sees the socket's. */
+function ignoreError (): void {}
 
 function onceOnly (fn: () => void): () => void {
   let called = false

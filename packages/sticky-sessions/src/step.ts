@@ -27,10 +27,24 @@ const COOKIE_FOUND = 'Sticky session cookie found'
 /** Rejected cookies are logged at most once per interval for each reason. */
 export const REJECTION_LOG_INTERVAL_MS = 1_000
 
+type DecoratedRequest = { stickySession?: StickySession | null } | null
+
 /** The decision, on `request.stickySession` when the plugin decorated the request (an app's own routes read it). */
 function record (ctx: RequestContext, session: StickySession): void {
-  const request = ctx.request as { stickySession?: StickySession | null } | null
+  const request = ctx.request as DecoratedRequest
   if (request !== null && request.stickySession !== undefined) request.stickySession = session
+}
+
+/** `record` of a decision about another Machine: nothing is made when nobody reads it (the raw path). */
+function recordFor (ctx: RequestContext, machine: string, action: StickyAction): void {
+  const request = ctx.request as DecoratedRequest
+  if (request !== null && request.stickySession !== undefined) request.stickySession = { machine, action }
+}
+
+/** Per-request debug lines cost an object each even when not written: they are made only at debug level. */
+function debugging (log: FastifyBaseLogger): boolean {
+  const level = log.level
+  return level === 'debug' || level === 'trace'
 }
 
 /**
@@ -98,14 +112,14 @@ export class StickyStep implements Step {
         this.warnRejected(ctx.log, decision.rejection as CookieRejection, this.readCookie(header as string) as string)
         return this.serveHere(ctx, this.servedHere)
     }
-    ctx.log.debug({ machine: decision.machine }, COOKIE_FOUND)
+    if (debugging(ctx.log)) ctx.log.debug({ machine: decision.machine }, COOKIE_FOUND)
     switch (decision.kind) {
       case 'replay': return this.replay(ctx, decision.machine)
       case 'proxy': return this.proxyTo(ctx, decision.machine)
       case 'unavailable': return this.fallback(ctx, decision.machine)
       default:
         // 'routed': another part of Navigator replayed the request here; that routing stands.
-        record(ctx, { machine: decision.machine, action: 'serve' })
+        recordFor(ctx, decision.machine, 'serve')
         return NEXT
     }
   }
@@ -117,17 +131,17 @@ export class StickyStep implements Step {
   }
 
   private replay (ctx: RequestContext, target: string): StepResult {
-    record(ctx, { machine: target, action: 'replay' })
+    recordFor(ctx, target, 'replay')
     ctx.log.info({ machine: target }, REPLAY_LOG_LINE)
     removeResponseHeader(ctx, 'set-cookie')
-    answer(ctx, this.options.replayStatus, { 'fly-replay': `instance=${target}${this.replaySuffix}`, 'content-type': REPLAY_CONTENT_TYPE }, REPLAY_BODY)
+    answer(ctx, this.options.replayStatus, ['fly-replay', `instance=${target}${this.replaySuffix}`, 'content-type', REPLAY_CONTENT_TYPE], REPLAY_BODY)
     return ANSWERED
   }
 
   /** The cookie's Machine cannot be reached: maintenance (cookie kept) or serve here (cookie moved to us). */
   private fallback (ctx: RequestContext, target: string): StepResult {
     if (this.options.fallbackMode === 'route_to_available') return this.serveHere(ctx, this.reassigned)
-    record(ctx, { machine: target, action: 'fallback' })
+    recordFor(ctx, target, 'fallback')
     ctx.log.warn({ machine: target }, 'machine unavailable')
     this.maintenance(ctx)
     return ANSWERED
@@ -137,7 +151,7 @@ export class StickyStep implements Step {
   private proxyTo (ctx: RequestContext, target: string): StepResult {
     const origin = this.peerOrigin(target)
     if (origin === null) return this.fallback(ctx, target)
-    record(ctx, { machine: target, action: 'proxy' })
+    recordFor(ctx, target, 'proxy')
     let outcome: StepResult = ANSWERED
     return this.proxy.forward(ctx, { origin }, {
       headers: this.proxiedBy,

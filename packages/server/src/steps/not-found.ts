@@ -1,6 +1,6 @@
 import { ANSWERED, answer, type Step } from '@navigator/proxy'
 
-const HEADERS = Object.freeze({ 'content-type': 'text/plain; charset=utf-8' })
+const HEADERS = Object.freeze(['content-type', 'text/plain; charset=utf-8'])
 
 /** The end of the list: nothing above answered, so nothing here serves the path. */
 export function notFound (): Step {
