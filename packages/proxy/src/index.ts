@@ -21,6 +21,8 @@ export { hasBody } from './body-relay.js'
 export {
   WebSocketRelay,
   acceptUpgrade,
+  ANSWERED_UPGRADE_LINGER_MS,
+  closeRefusedUpgrade,
   isUpgrade,
   UPSTREAM_HANDSHAKE_TIMEOUT_MS,
   CLOSE_GRACE_MS,

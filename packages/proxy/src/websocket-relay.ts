@@ -81,8 +81,25 @@ export function acceptUpgrade (raw: IncomingMessage, socket: Duplex, head: Buffe
   const response = new ServerResponse(raw)
   response.shouldKeepAlive = false
   response.assignSocket(socket as never)
-  response.once('finish', () => { socket.end() })
+  response.once('finish', () => { closeRefusedUpgrade(socket) })
   return response
+}
+
+/**
+ * How long a socket answered with plain HTTP instead of a 101 is kept half-closed, reading and discarding what the
+ * client still sends (a body it had started, say), so that its FIN, not a reset, follows our answer; then it is
+ * destroyed, whether the client closed its side or not.
+ */
+export const ANSWERED_UPGRADE_LINGER_MS = 2_000
+
+/** Ends an upgrade socket that gets no 101 (after `response`, a raw HTTP answer, when given), then lingers as above. */
+export function closeRefusedUpgrade (socket: Duplex, response?: string): void {
+  if (response === undefined) socket.end()
+  else socket.end(response)
+  socket.resume()
+  const timer = setTimeout(destroySide, ANSWERED_UPGRADE_LINGER_MS, socket)
+  timer.unref()
+  socket.once('close', () => { clearTimeout(timer) })
 }
 
 /**

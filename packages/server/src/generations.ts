@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { NavigatorConfig } from '@navigator/config'
-import { acceptUpgrade } from '@navigator/proxy'
+import { acceptUpgrade, closeRefusedUpgrade } from '@navigator/proxy'
 import type { MachineIdle } from '@navigator/supervisor'
 import type { Pipeline } from './pipeline.js'
 
@@ -25,6 +25,8 @@ const kStarted = Symbol('navigator.started')
 type Response = ServerResponse & { [kGeneration]?: Generation, [kIdleCounted]?: true, [kStarted]?: number }
 
 const NOT_ACCEPTING = 'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
+/** RFC 6455: the opening handshake is a GET. Another method with Upgrade: would reach the app as a GET otherwise. */
+const NOT_A_GET = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 35\r\n\r\nan upgrade request must be a GET.\r\n'
 
 /** Whether `url` (path and query) is the health check path `healthCheck` (null: none). */
 export function isHealthCheckUrl (url: string | undefined, healthCheck: string | null): boolean {
@@ -43,6 +45,11 @@ export class Generations {
   inFlight = 0
   /** Set at shutdown: answered connections are closed, new upgrades refused. */
   closing = false
+  /**
+   * Sockets of upgrade requests that are not (yet) relayed WebSockets: waiting for their answer, or answered with
+   * plain HTTP and lingering. The http server does not count them as its connections, so shutdown ends them itself.
+   */
+  private readonly upgradeSockets = new Set<Duplex>()
   private drained: (() => void) | null = null
   private readonly onResponseClosed: (this: Response) => void
 
@@ -79,11 +86,14 @@ export class Generations {
    * WebSocket), or the socket is ended or closed (a refusal, an error, a client gone).
    */
   readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    if (this.closing) {
-      socket.end(NOT_ACCEPTING)
+    if (this.closing || req.method !== 'GET') {
+      closeRefusedUpgrade(socket, this.closing ? NOT_ACCEPTING : NOT_A_GET)
       return
     }
     const generation = this.started()
+    const sockets = this.upgradeSockets
+    sockets.add(socket)
+    socket.once('close', () => { sockets.delete(socket) })
     let pending = true
     const settle = (): void => {
       if (!pending) return
@@ -92,9 +102,20 @@ export class Generations {
       socket.removeListener('close', settle)
       this.finished(generation)
     }
+    // A 101: the relay owns the socket from now on (and closes it at shutdown with a close frame).
+    const upgraded = (): void => {
+      sockets.delete(socket)
+      settle()
+    }
     socket.once('finish', settle)
     socket.once('close', settle)
-    generation.pipeline.run(req, acceptUpgrade(req, socket, head, this.log, settle), generation.app)
+    generation.pipeline.run(req, acceptUpgrade(req, socket, head, this.log, upgraded), generation.app)
+  }
+
+  /** At shutdown, once the drain is over: every upgrade socket that is not a relayed WebSocket is destroyed. */
+  destroyUpgradeSockets (): void {
+    for (const socket of this.upgradeSockets) socket.destroy()
+    this.upgradeSockets.clear()
   }
 
   /** Makes `next` current; the previous generation is closed as soon as its last request is done. */

@@ -35,11 +35,13 @@ export function createHttpServer (handlers: HttpHandlers, log: FastifyBaseLogger
   }, handlers.request)
   server.on('upgrade', handlers.upgrade)
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    // A response already under way on this connection (a pipelined request after it failed to parse) must not
-    // get a second status line in the middle of its body: the connection is dropped instead.
+    // A response already under way on this connection (a pipelined request after it failed to parse) must not get
+    // a second status line in the middle of its body. Either way the connection is then destroyed, as Node's own
+    // handler does: ended only, it would wait for the client's FIN, and a client that never sends one would pin a
+    // descriptor for as long as it liked.
     const answering = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
-    if (socket.writable && (answering == null || !answering.headersSent)) socket.end(clientErrorResponse(err.code))
-    else socket.destroy()
+    if (socket.writable && (answering == null || !answering.headersSent)) socket.write(clientErrorResponse(err.code))
+    socket.destroy()
     log.debug({ err: err.message, code: err.code }, 'client error')
   })
   return server

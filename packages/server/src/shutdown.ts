@@ -20,7 +20,8 @@ export interface ShutdownParts {
 
 /**
  * Stops accepting, drains requests and pending upgrades up to shutdown_timeout, closes WebSockets with 1001, closes
- * every client connection, then the upstream connections, then stops the children. Once only.
+ * every client connection (upgrade sockets that never became WebSockets included), then the upstream connections,
+ * then stops the children. Once only.
  */
 export async function shutdown (parts: ShutdownParts): Promise<void> {
   const { server, generations, webSockets, proxy, supervisor, machineIdle, log } = parts
@@ -32,6 +33,7 @@ export async function shutdown (parts: ShutdownParts): Promise<void> {
   await generations.drain(generations.current.config.server.shutdownTimeoutMs)
   await webSockets.closeAll()
   server.closeAllConnections()
+  generations.destroyUpgradeSockets()
   await stopped
   machineIdle?.stop()
   // Kept-alive upstream connections are closed before the children are asked to stop: an app server that waits for

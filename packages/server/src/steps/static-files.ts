@@ -1,4 +1,4 @@
-import { realpathSync, statSync } from 'node:fs'
+import { lstatSync, realpathSync, statSync } from 'node:fs'
 import type { Stats } from 'node:fs'
 import { realpath } from 'node:fs/promises'
 import { sep } from 'node:path'
@@ -21,7 +21,7 @@ export const MISS_CACHE_MAX_ENTRIES = 10_000
 /**
  * Resolves a forwarded URL path to a regular file under publicDir: null at
  * once when there is no such file (the common case for proxied requests),
- * else a promise of the file's path relative to publicDir ("/css/app.css"),
+ * else a promise of the file (its path relative to publicDir, "/css/app.css"),
  * or of null when a symbolic link leads outside publicDir.
  *
  * The path is percent-decoded exactly once; anything that could name a file
@@ -33,7 +33,20 @@ export const MISS_CACHE_MAX_ENTRIES = 10_000
  * a missing file: on the local disk public_dir lives on, that costs far less
  * than a round trip through libuv's thread pool on every proxied request.
  */
-export type StaticFileFinder = (forwardedPath: string) => Promise<string | null> | null
+export type StaticFileFinder = (forwardedPath: string) => Promise<StaticFile | null> | null
+
+export interface StaticFile {
+  /** The file's path relative to publicDir ("/css/app.css"). */
+  relative: string
+  /**
+   * False when a precompressed sibling (`.br`, `.gz`) leads outside publicDir: then only the file itself may be
+   * sent, never a sibling @fastify/static would pick for the request's Accept-Encoding.
+   */
+  siblingsContained: boolean
+}
+
+/** The precompressed siblings @fastify/static looks for (`preCompressed: true`). */
+export const PRECOMPRESSED_EXTENSIONS: readonly string[] = ['.br', '.gz']
 
 export function createStaticFileFinder (publicDir: string): StaticFileFinder {
   let root: string | null = null
@@ -108,10 +121,21 @@ function locate (publicDir: string, forwardedPath: string): string | null {
   return stats.isFile() ? relative : null
 }
 
-/** A symbolic link inside public_dir must not lead outside of it. */
-async function insideRoot (publicDir: string, root: string, relative: string): Promise<string | null> {
-  const target = await realpath(publicDir + relative).catch(() => null)
-  return target !== null && target.startsWith(root + sep) ? relative : null
+/** A symbolic link inside public_dir must not lead outside of it: the file's, nor a precompressed sibling's. */
+async function insideRoot (publicDir: string, root: string, relative: string): Promise<StaticFile | null> {
+  const contained = async (path: string): Promise<boolean> => {
+    const target = await realpath(path).catch(() => null)
+    return target !== null && target.startsWith(root + sep)
+  }
+  if (!await contained(publicDir + relative)) return null
+  let siblingsContained = true
+  for (const extension of PRECOMPRESSED_EXTENSIONS) {
+    const sibling = publicDir + relative + extension
+    // Most files have no sibling: a synchronous lstat (no error object when absent) skips the realpath.
+    if (lstatSync(sibling, { throwIfNoEntry: false }) === undefined) continue
+    if (!await contained(sibling)) siblingsContained = false
+  }
+  return { relative, siblingsContained }
 }
 
 /**
@@ -122,6 +146,8 @@ async function insideRoot (publicDir: string, root: string, relative: string): P
 export function staticFiles ({ config }: StepOptions): Step {
   const publicDir = config.server.publicDir
   const findStaticFile = createStaticFileFinder(publicDir)
+  // Said once per file (a planted link is worth a warning, not one per request).
+  const warned = new Set<string>()
   return {
     name: 'static-files',
     run (ctx) {
@@ -137,7 +163,15 @@ export function staticFiles ({ config }: StepOptions): Step {
       }
       return found.then((file) => {
         if (file === null) return NEXT
-        reply.sendFile(file, publicDir)
+        // @fastify/static picks a sibling by Accept-Encoding alone: without it, only the file itself is sent.
+        if (!file.siblingsContained) {
+          delete ctx.req.headers['accept-encoding']
+          if (!warned.has(file.relative) && warned.size < 1000) {
+            warned.add(file.relative)
+            ctx.log.warn({ file: file.relative }, 'a precompressed sibling leads outside public_dir: the file is sent uncompressed')
+          }
+        }
+        reply.sendFile(file.relative, publicDir)
         return ANSWERED
       })
     }
