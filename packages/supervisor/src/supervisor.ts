@@ -55,6 +55,13 @@ export interface OutputEvent { name: string, stream: 'stdout' | 'stderr', line: 
  * Events: 'spawn' SpawnEvent, 'ready' ReadyEvent, 'exit' ExitEvent, 'restart' RestartEvent (standalone
  * servers), 'idle-stop' IdleStopEvent (tenants), 'output' OutputEvent.
  */
+/** The shape both the constructor and update() require: the lists of tenants and standalone servers. */
+function isApplicationsConfig (applications: unknown): applications is ApplicationsConfig {
+  if (applications === null || typeof applications !== 'object') return false
+  const { tenants, standaloneServers } = applications as Partial<ApplicationsConfig>
+  return Array.isArray(tenants) && Array.isArray(standaloneServers)
+}
+
 export class Supervisor extends EventEmitter {
   private readonly context: SupervisorContext
   private readonly backoff: RestartBackoff
@@ -70,7 +77,7 @@ export class Supervisor extends EventEmitter {
   constructor (options: SupervisorOptions) {
     super()
     if (options === null || typeof options !== 'object') throw new InvalidOptionError('options must be an object')
-    if (options.applications === null || typeof options.applications !== 'object') throw new InvalidOptionError('applications must be the normalised ApplicationsConfig')
+    if (!isApplicationsConfig(options.applications)) throw new InvalidOptionError('applications must be the normalised ApplicationsConfig')
     if (options.logger === null || typeof options.logger?.child !== 'function') throw new InvalidOptionError('logger must be a pino-like logger with info, warn, error, debug and child')
     const stopGraceMs = options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS
     if (!Number.isFinite(stopGraceMs) || stopGraceMs < 0) throw new InvalidOptionError(`stopGraceMs must be a non-negative number, got ${String(options.stopGraceMs)}`)
@@ -184,9 +191,7 @@ export class Supervisor extends EventEmitter {
    * resolves once every retired process has stopped and every new or changed one has been spawned.
    */
   update (applications: ApplicationsConfig, options: UpdateOptions = {}): Promise<void> {
-    if (applications === null || typeof applications !== 'object' || !Array.isArray(applications.tenants) || !Array.isArray(applications.standaloneServers)) {
-      throw new InvalidOptionError('applications must be the normalised ApplicationsConfig')
-    }
+    if (!isApplicationsConfig(applications)) throw new InvalidOptionError('applications must be the normalised ApplicationsConfig')
     const drainMs = options.drainMs ?? this.drainMs
     if (!Number.isFinite(drainMs) || drainMs < 0) throw new InvalidOptionError(`drainMs must be a non-negative number, got ${String(options.drainMs)}`)
 
