@@ -11,8 +11,11 @@ export type ResponseHeaders = Readonly<Record<string, string | readonly string[]
  * when there is one (so the app's own hooks and error handler apply) and to the response otherwise.
  */
 export class RequestContext {
-  /** The request's path without its query string, as the client sent it. */
-  readonly path: string
+  /**
+   * The request's path without its query string, as the client sent it, once the server has resolved its dot
+   * segments (the "original path" replay rules and sticky paths match on).
+   */
+  path: string
   /** The path an upstream or the static files see: `path` until a rewrite step changes it. */
   forwardedPath: string
   /** Headers a step added for whatever answers the request (the raw path; with a reply they are set on it). */
@@ -36,6 +39,18 @@ export class RequestContext {
     const query = url.indexOf('?')
     this.path = query === -1 ? url : url.slice(0, query)
     this.forwardedPath = this.path
+  }
+
+  /**
+   * Replaces the request's path (its query string kept) for every step after this one, the request's URL included:
+   * what Fastify routes on and what a direct proxy forwards.
+   */
+  setPath (path: string): void {
+    const url = this.req.url as string
+    const query = url.indexOf('?')
+    this.req.url = query === -1 ? path : path + url.slice(query)
+    this.path = path
+    this.forwardedPath = path
   }
 
   /** The forwarded path with the request's query string: what an upstream is asked for. */

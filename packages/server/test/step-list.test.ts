@@ -25,6 +25,7 @@ interface Case {
 const COOKIE = '_navigator_machine'
 
 const CASES: Record<string, Case[]> = {
+  'normalise-path': [{ path: '/old/../app/page?x=1', headers: { cookie: `${COOKIE}=m1` } }, { path: '/app/..%2fsecret' }],
   'health-check': [{ path: '/up' }, { path: '/up?probe=1' }],
   rewrites: [{ path: '/old/page?x=1' }],
   'static-files': [{ path: '/file.txt' }, { method: 'HEAD', path: '/file.txt' }],
@@ -225,6 +226,9 @@ for (const level of ['info', 'debug']) {
     t.same(raw.webSocket, fastify.webSocket, 'a WebSocket to a standalone server: the same 101 and echo')
 
     // The answers are the steps' own, not merely equal.
+    const [resolved, hidden] = raw.answers['normalise-path'] as Array<{ status: number, body: { url: string } }>
+    t.equal(resolved.body.url, '/app/page?x=1', 'the tenant is asked for the path with its dot segments resolved')
+    t.equal(hidden.status, 400, 'a dot segment behind an encoded slash: 400')
     const [health] = raw.answers['health-check'] as Array<{ status: number, body: string }>
     t.match(health, { status: 200, body: 'OK\n' })
     const [rewritten] = raw.answers.rewrites as Array<{ body: { url: string } }>

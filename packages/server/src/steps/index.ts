@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { NavigatorConfig } from '@navigator/config'
 import type { MaintenanceResponder, Step, UpstreamProxy, WebSocketRelay } from '@navigator/proxy'
 import { healthCheck } from './health-check.js'
+import { normalisePath } from './normalise-path.js'
 import { notFound } from './not-found.js'
 import { replayRules } from './replay-rules.js'
 import { rewrites } from './rewrites.js'
@@ -50,6 +51,7 @@ export interface Steps {
  * The request pipeline, in order. This list is the one place a step is added: the raw path and Fastify both run
  * it (see ../pipeline.ts).
  *
+ *   normalise-path      dot segments resolved for every step after it (400 for one hidden behind %2F)
  *   health-check        server.health_check, answered here
  *   rewrites            routes.rewrites: the forwarded path
  *   static-files        public_dir (forwarded path)
@@ -65,6 +67,7 @@ export interface Steps {
 export function createSteps (options: StepOptions): Steps {
   const sticky = stickySessions(options)
   const list = [
+    normalisePath(),
     healthCheck(options),
     rewrites(options),
     staticFiles(options),
