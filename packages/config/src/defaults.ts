@@ -2,6 +2,7 @@
 // Schema, and the normalisation (load.ts) applies them.
 
 export const DEFAULT_PUBLIC_DIR = 'public'
+export const DEFAULT_ALLOW_DOTFILES = false
 export const DEFAULT_SHUTDOWN_TIMEOUT = '30s'
 export const DEFAULT_IDLE_ACTION = 'suspend'
 export const DEFAULT_IDLE_TIMEOUT = '20m'

@@ -17,7 +17,7 @@ import {
   DEFAULT_COOKIE_SECURE, DEFAULT_REPLAY_CACHE, DEFAULT_IDLE_ACTION, DEFAULT_IDLE_API_SOCKET,
   DEFAULT_IDLE_TENANT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_PUBLIC_DIR, DEFAULT_REPLAY_STATUS, DEFAULT_REPLAY_TIMEOUT,
   DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_START_PORT, DEFAULT_STARTUP_TIMEOUT, DEFAULT_TENANT_ARGS, DEFAULT_TENANT_COMMAND,
-  DEFAULT_TENANT_HEALTH_CHECK
+  DEFAULT_TENANT_HEALTH_CHECK, DEFAULT_ALLOW_DOTFILES
 } from './defaults.js'
 import type {
   ApplicationsConfig, FallbackMode, IdleAction, IdleConfig, ListenAddress, NavigatorConfig, ReplayRule, ReplayTarget,
@@ -210,6 +210,7 @@ function normaliseServer (server: Record<string, unknown>, ctx: Context): Server
   return {
     listen,
     publicDir,
+    allowDotfiles: flag(record(server.static).allow_dotfiles, DEFAULT_ALLOW_DOTFILES),
     maintenancePage,
     healthCheck,
     idle,

@@ -7,6 +7,7 @@
 import { Type, type Static, type TSchema } from 'typebox'
 import { DURATION_PATTERN } from './duration.js'
 import {
+  DEFAULT_ALLOW_DOTFILES,
   DEFAULT_PUBLIC_DIR,
   DEFAULT_SHUTDOWN_TIMEOUT,
   DEFAULT_IDLE_ACTION,
@@ -80,7 +81,8 @@ export const IdleSchema = Type.Object({
 }, { ...strict, description: 'Suspend or stop this Fly Machine when it has been idle; absent = never.' })
 
 export const StaticSchema = Type.Object({
-  public_dir: Type.Optional(Type.String({ minLength: 1, description: "Folder of static files, relative to the config file's folder.", default: DEFAULT_PUBLIC_DIR }))
+  public_dir: Type.Optional(Type.String({ minLength: 1, description: "Folder of static files, relative to the config file's folder.", default: DEFAULT_PUBLIC_DIR })),
+  allow_dotfiles: Type.Optional(Type.Boolean({ description: 'Serve files and folders whose name starts with a dot (`.env`, `.git/`) from public_dir. Off: they are not static files (the request goes on to the apps), except under `.well-known/`.', default: DEFAULT_ALLOW_DOTFILES }))
 }, { ...strict, description: 'Static files served before any routing.', default: {} })
 
 export const ServerSchema = Type.Object({

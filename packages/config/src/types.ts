@@ -22,6 +22,8 @@ export interface ServerConfig {
   listen: ListenAddress
   /** Absolute path of the static files folder. */
   publicDir: string
+  /** Whether names starting with a dot are served from publicDir (`.well-known/` always is). */
+  allowDotfiles: boolean
   /** Absolute path of the configured maintenance page, or null (server falls back to <publicDir>/503.html, then a built-in page). */
   maintenancePage: string | null
   /** Path answered 200 by Navigator itself, or null. */

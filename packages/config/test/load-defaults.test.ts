@@ -15,6 +15,7 @@ test('an empty file gives the default of every key', async (t) => {
     server: {
       listen: { host: '::', port: 3000 },
       publicDir: '/srv/app/public',
+      allowDotfiles: false,
       maintenancePage: null,
       healthCheck: null,
       idle: null,

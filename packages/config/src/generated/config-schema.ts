@@ -30,6 +30,11 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
               "minLength": 1,
               "description": "Folder of static files, relative to the config file's folder.",
               "default": "public"
+            },
+            "allow_dotfiles": {
+              "type": "boolean",
+              "description": "Serve files and folders whose name starts with a dot (`.env`, `.git/`) from public_dir. Off: they are not static files (the request goes on to the apps), except under `.well-known/`.",
+              "default": false
             }
           },
           "additionalProperties": false,

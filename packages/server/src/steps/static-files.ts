@@ -48,7 +48,10 @@ export interface StaticFile {
 /** The precompressed siblings @fastify/static looks for (`preCompressed: true`). */
 export const PRECOMPRESSED_EXTENSIONS: readonly string[] = ['.br', '.gz']
 
-export function createStaticFileFinder (publicDir: string): StaticFileFinder {
+/** The one folder of dot-named entries served whatever `allow_dotfiles` says (RFC 8615: ACME challenges, security.txt). */
+export const WELL_KNOWN = '.well-known'
+
+export function createStaticFileFinder (publicDir: string, allowDotfiles = false): StaticFileFinder {
   let root: string | null = null
   let rootCheckedAt = -Infinity
   let misses = new Set<string>()
@@ -68,7 +71,7 @@ export function createStaticFileFinder (publicDir: string): StaticFileFinder {
     } else if (misses.has(forwardedPath)) {
       return null
     }
-    const relative = locate(publicDir, forwardedPath)
+    const relative = locate(publicDir, forwardedPath, allowDotfiles)
     if (relative === null) {
       misses.add(forwardedPath)
       return null
@@ -94,7 +97,7 @@ function statOf (path: string): Stats | undefined {
   }
 }
 
-function locate (publicDir: string, forwardedPath: string): string | null {
+function locate (publicDir: string, forwardedPath: string, allowDotfiles: boolean): string | null {
   let decoded: string
   try {
     decoded = decodeURIComponent(forwardedPath)
@@ -107,6 +110,8 @@ function locate (publicDir: string, forwardedPath: string): string | null {
   for (const segment of decoded.split('/')) {
     if (segment === '' || segment === '.') continue
     if (segment === '..') return null
+    // `.env`, `.git/config`: secrets left in public_dir are not static files unless allowed.
+    if (!allowDotfiles && segment.charCodeAt(0) === 46 /* . */ && segment !== WELL_KNOWN) return null
     segments.push(segment)
   }
 
@@ -145,7 +150,7 @@ async function insideRoot (publicDir: string, root: string, relative: string): P
  */
 export function staticFiles ({ config }: StepOptions): Step {
   const publicDir = config.server.publicDir
-  const findStaticFile = createStaticFileFinder(publicDir)
+  const findStaticFile = createStaticFileFinder(publicDir, config.server.allowDotfiles)
   // Said once per file (a planted link is worth a warning, not one per request).
   const warned = new Set<string>()
   return {
