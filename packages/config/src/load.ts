@@ -1,7 +1,8 @@
-// Reading a config: YAML (with positions) -> ${NAME} substitution -> TypeBox
-// defaults and schema errors -> semantic checks and normalisation. Every problem
+// Reading a config: YAML (with positions) -> ${NAME} substitution -> the schema's
+// check (and, for a file that fails it, TypeBox's errors) -> semantic checks and normalisation. Every problem
 // of every pass is collected; the ConfigError lists them all.
 
+import { createRequire } from 'node:module'
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { parseDuration } from './duration.js'
@@ -165,12 +166,27 @@ function durationMs (value: unknown, path: KeyPath, fallback: string, ctx: Conte
 }
 
 function regex (value: unknown, path: KeyPath, ctx: Context): RegExp {
+  let compiled: RegExp
   try {
-    return new RegExp(text(value, ''))
+    compiled = new RegExp(text(value, ''))
   } catch (err) {
     ctx.problems.add(path, (err as Error).message)
     return /(?!)/
   }
+  if (!isSafeRegex(compiled)) {
+    ctx.problems.add(path, 'this pattern can backtrack catastrophically (a quantifier inside a repeated group, such as `(a+)+`): ' +
+      'one long request path could hold the server for seconds; write it without the nested repetition (`(a+)+` matches what `a+` matches)')
+  }
+  return compiled
+}
+
+/**
+ * Whether a pattern is free of nested repetition (star height at most 1), by safe-regex2 (the check find-my-way,
+ * Fastify's router, makes of route patterns); loaded only for a config that has regular expressions.
+ */
+function isSafeRegex (pattern: RegExp): boolean {
+  const safeRegex = createRequire(import.meta.url)('safe-regex2') as (re: RegExp) => boolean
+  return safeRegex(pattern)
 }
 
 function urlPath (value: unknown, path: KeyPath, ctx: Context): void {

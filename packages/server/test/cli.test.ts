@@ -120,3 +120,12 @@ test('a port already in use: exit 1 with the reason, and the children it had sta
   const childPid = (JSON.parse(started[0]) as { pid: number }).pid
   t.throws(() => process.kill(childPid, 0), { code: 'ESRCH' }, 'no orphan is left')
 })
+
+test('a pattern that backtracks catastrophically stops --check and the start with exit 2, at its position', async (t) => {
+  const dir = tempDir({ 'navigator.yml': 'routes:\n  rewrites:\n    - pattern: "^/(a+)+$"\n      rewrite: "/x"\n' })
+  for (const args of [['--check', join(dir, 'navigator.yml')], [join(dir, 'navigator.yml')]]) {
+    const { code, stderr } = await runCli(args)
+    t.equal(code, 2, `${args[0]}: exit 2`)
+    t.match(stderr, /navigator\.yml:3:16: routes\.rewrites\.0\.pattern: this pattern can backtrack catastrophically/)
+  }
+})
