@@ -52,6 +52,8 @@ export function normalisePath (): Step {
     name: 'normalise-path',
     run (ctx) {
       const path = ctx.path
+      // Most paths hold neither a dot nor an escape: two searches, and no regular expression, for them.
+      if (path.indexOf('.') === -1 && path.indexOf('%') === -1) return NEXT
       if (path.charCodeAt(0) !== 47 /* / */ || !MAY_HOLD_DOTS.test(path)) return NEXT
       const resolved = resolveDotSegments(path)
       if (resolved === null) {
