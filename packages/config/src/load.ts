@@ -184,8 +184,10 @@ function regex (value: unknown, path: KeyPath, ctx: Context): RegExp {
  * Whether a pattern is free of nested repetition (star height at most 1), by safe-regex2 (the check find-my-way,
  * Fastify's router, makes of route patterns); loaded only for a config that has regular expressions.
  */
+let safeRegex: ((re: RegExp) => boolean) | null = null
+
 function isSafeRegex (pattern: RegExp): boolean {
-  const safeRegex = createRequire(import.meta.url)('safe-regex2') as (re: RegExp) => boolean
+  safeRegex ??= createRequire(import.meta.url)('safe-regex2') as (re: RegExp) => boolean
   return safeRegex(pattern)
 }
 

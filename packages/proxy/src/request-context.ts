@@ -28,6 +28,9 @@ export class RequestContext {
    */
   handedOver: unknown = null
 
+  /** The query string with its "?" (or ""), kept for the upstream's URL whatever the path becomes. */
+  private readonly query: string
+
   constructor (
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
@@ -38,6 +41,7 @@ export class RequestContext {
     const url = req.url as string
     const query = url.indexOf('?')
     this.path = query === -1 ? url : url.slice(0, query)
+    this.query = query === -1 ? '' : url.slice(query)
     this.forwardedPath = this.path
   }
 
@@ -46,18 +50,14 @@ export class RequestContext {
    * what Fastify routes on and what a direct proxy forwards.
    */
   setPath (path: string): void {
-    const url = this.req.url as string
-    const query = url.indexOf('?')
-    this.req.url = query === -1 ? path : path + url.slice(query)
+    this.req.url = path + this.query
     this.path = path
     this.forwardedPath = path
   }
 
   /** The forwarded path with the request's query string: what an upstream is asked for. */
   get upstreamPath (): string {
-    const url = this.req.url as string
-    const query = url.indexOf('?')
-    return query === -1 ? this.forwardedPath : this.forwardedPath + url.slice(query)
+    return this.query === '' ? this.forwardedPath : this.forwardedPath + this.query
   }
 }
 
