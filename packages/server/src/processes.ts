@@ -27,6 +27,7 @@ export function processManager (supervisor: Supervisor, machineIdle: MachineIdle
       }
     },
     standaloneStatus: (name) => supervisor.standaloneStatus(name),
+    whenStandaloneRunning: async (name, timeoutMs) => await supervisor.whenStandaloneRunning(name, timeoutMs),
     trackRequest: (name) => supervisor.trackRequest(name),
     trackWebSocket (name) {
       const release = supervisor.trackWebSocket(name)

@@ -49,12 +49,20 @@ function signalGroup (pgid: number, signal: NodeJS.Signals | 0): boolean {
 export function groupAlive (pgid: number): boolean {
   if (!signalGroup(pgid, 0)) return false
   if (process.platform !== 'linux') return true
+  return groupMembers(pgid, 1)?.length !== 0
+}
+
+/**
+ * Linux: the live (not zombie) processes of group `pgid`, at most `limit` of them; null where /proc cannot be read.
+ */
+export function groupMembers (pgid: number, limit = Infinity): number[] | null {
   let entries: string[]
   try {
     entries = readdirSync('/proc')
   } catch {
-    return true
+    return null
   }
+  const members: number[] = []
   for (const entry of entries) {
     const first = entry.charCodeAt(0)
     if (first < 48 || first > 57) continue
@@ -66,9 +74,12 @@ export function groupAlive (pgid: number): boolean {
     }
     // Fields after the command name (which may contain spaces) are: state ppid pgrp ...
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') return true
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') {
+      members.push(Number(entry))
+      if (members.length >= limit) break
+    }
   }
-  return false
+  return members
 }
 
 /** Resolves true once the group is gone, false when `timeoutMs` passes first. */

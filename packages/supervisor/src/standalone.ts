@@ -4,6 +4,8 @@ import { outputHandler } from './context.js'
 import { ProcessGroup, type GroupExit } from './process-group.js'
 import { pollUntilReady, probeTcp } from './readiness.js'
 import { waitForDrain } from './drain.js'
+import { listenerOwner } from './listener-owner.js'
+import { isPortFree } from './ports.js'
 
 export type StandaloneState = 'starting' | 'running' | 'backoff' | 'stopped'
 
@@ -39,7 +41,11 @@ export function standaloneSignature (config: StandaloneServerConfig): string {
 
 /**
  * A standalone server (an Action Cable server, say): started at boot on its fixed port, ready once
- * the port accepts TCP connections, restarted with exponential backoff whenever it exits.
+ * its own process listens there, restarted with exponential backoff whenever it exits.
+ *
+ * The port is checked before each spawn: a port another process holds is logged and the server stays in
+ * backoff, so no request is ever relayed to a stranger. On Linux readiness also checks that the listener is
+ * the child's (its process group's), which closes the moment between a spawn and the child's EADDRINUSE.
  */
 export class StandaloneServer {
   state: StandaloneState = 'stopped'
@@ -55,6 +61,9 @@ export class StandaloneServer {
   private spawning: Promise<void> | null = null
   /** Set while drainRequests() waits; called when the in-flight count reaches 0 (or on stop()). */
   private drained: (() => void) | null = null
+  /** Requests waiting for a starting server: told true once it runs, false when it fails or stops. */
+  private readonly waiters = new Set<(running: boolean) => void>()
+  private strangerReportedFor: ProcessGroup | null = null
 
   constructor (
     private readonly context: SupervisorContext,
@@ -85,6 +94,24 @@ export class StandaloneServer {
     this.stopRequested = false
     if (this.state !== 'stopped') return
     await this.spawnTracked()
+  }
+
+  /**
+   * Resolves true once the server runs (at once when it does), false when it is in backoff or stopped, when its
+   * start fails, or after `timeoutMs`.
+   */
+  whenRunning (timeoutMs: number): Promise<boolean> {
+    if (this.state === 'running') return Promise.resolve(true)
+    if (this.state !== 'starting') return Promise.resolve(false)
+    return new Promise((resolve) => {
+      const done = (running: boolean): void => {
+        clearTimeout(timer)
+        this.waiters.delete(done)
+        resolve(running)
+      }
+      const timer = setTimeout(done, timeoutMs, false)
+      this.waiters.add(done)
+    })
   }
 
   trackRequest (): () => void {
@@ -127,6 +154,7 @@ export class StandaloneServer {
       this.restartTimer = null
     }
     this.readiness?.abort()
+    this.settleWaiters(false)
     if (this.spawning !== null) await this.spawning
     const group = this.group
     if (group === null) {
@@ -154,6 +182,11 @@ export class StandaloneServer {
     const config = this.config
     this.state = 'starting'
     this.upSince = Date.now()
+    if (!await isPortFree(config.port, host)) {
+      logger.warn({ process: config.name, port: config.port }, `port ${config.port} is in use by another process`)
+      this.scheduleRestart(false)
+      return
+    }
     let group: ProcessGroup
     try {
       group = await ProcessGroup.spawn({
@@ -180,13 +213,34 @@ export class StandaloneServer {
     const readiness = new AbortController()
     this.readiness = readiness
     void group.exited.then(() => readiness.abort())
-    pollUntilReady(() => probeTcp(host, config.port), readiness.signal).then(() => {
+    pollUntilReady(() => this.probe(group), readiness.signal).then(() => {
       if (this.group !== group || this.stopRequested) return
       this.state = 'running'
       this.upSince = Date.now()
       events.emit('ready', { name: config.name, port: config.port })
       logger.info({ process: config.name, port: config.port }, 'standalone server ready')
+      this.settleWaiters(true)
     }, () => {})
+  }
+
+  /**
+   * Ready when the listener on the port is the group's own (Linux), or, where that cannot be read, when the port
+   * accepts connections (checked free just before the spawn). A stranger's listener is reported once per spawn.
+   */
+  private async probe (group: ProcessGroup): Promise<boolean> {
+    const { host, logger } = this.context
+    const port = this.config.port
+    const owner = listenerOwner(host, port, group.pid)
+    if (owner === null) return await probeTcp(host, port)
+    if (owner === 'other' && this.strangerReportedFor !== group) {
+      this.strangerReportedFor = group
+      logger.warn({ process: this.name, port }, `port ${port} is in use by another process`)
+    }
+    return owner === 'ours'
+  }
+
+  private settleWaiters (running: boolean): void {
+    for (const waiter of [...this.waiters]) waiter(running)
   }
 
   /** An exit we did not ask for; a requested one is reported by stop() once the whole group is gone. */
@@ -197,6 +251,7 @@ export class StandaloneServer {
     this.group = null
     const wasRunning = this.state === 'running'
     this.state = 'backoff'
+    this.settleWaiters(false)
     this.emitExit(exit, false)
     this.scheduleRestart(wasRunning)
   }
@@ -215,6 +270,7 @@ export class StandaloneServer {
     const delayMs = this.nextDelayMs
     this.nextDelayMs = Math.min(delayMs * 2, this.backoff.maxMs)
     this.state = 'backoff'
+    this.settleWaiters(false)
     this.context.events.emit('restart', { name: this.name, delayMs })
     this.context.logger.info({ process: this.name, delayMs }, 'standalone server restarting after backoff')
     this.restartTimer = setTimeout(() => {

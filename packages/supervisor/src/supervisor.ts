@@ -147,6 +147,16 @@ export class Supervisor extends EventEmitter {
     return server.status()
   }
 
+  /**
+   * Resolves true once the standalone server runs, false when it is in backoff or stopped, fails to start, or
+   * takes longer than `timeoutMs` (a request that arrives while it starts waits like a tenant request).
+   */
+  whenStandaloneRunning (name: string, timeoutMs: number): Promise<boolean> {
+    const server = this.standalone.get(name)
+    if (server === undefined) return Promise.reject(new UnknownTenantError(name))
+    return server.whenRunning(timeoutMs)
+  }
+
   /** Counts a request to a tenant or standalone server as in flight until the returned function is called. */
   trackRequest (name: string): () => void {
     return this.process(name).trackRequest()

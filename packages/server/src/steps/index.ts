@@ -17,6 +17,8 @@ export interface ProcessManager {
   /** The port of a tenant that is ready now, else null (then ensureTenant starts or waits for it). */
   readyPort (name: string): number | null
   standaloneStatus (name: string): { state: string }
+  /** True once the standalone server runs; false when it is in backoff or stopped, or after `timeoutMs`. */
+  whenStandaloneRunning (name: string, timeoutMs: number): Promise<boolean>
   trackRequest (name: string): () => void
   trackWebSocket (name: string): () => void
 }

@@ -6,13 +6,15 @@ import type { StepOptions } from './index.js'
 
 /**
  * `applications.standalone_servers`: the first whose `match_path` matches the forwarded path gets the request, HTTP
- * or WebSocket. One that is down (crashed, backing off) or refuses the connection is answered with the
- * maintenance page at once, not with a connection error.
+ * or WebSocket. A request that arrives while the server starts (at boot, or after a restart) waits for it, up to
+ * `applications.startup_timeout`, as a tenant request does. One in backoff (crashed, or its port held by another
+ * process) or that refuses the connection is answered with the maintenance page at once.
  */
 export function standaloneServers (options: StepOptions): Step | null {
   const { config, processes, maintenance } = options
   if (config.applications.standaloneServers.length === 0) return null
   const upstream = createLocalUpstream(options)
+  const startupTimeoutMs = config.applications.startupTimeoutMs
   const toMaintenance: ForwardOptions = Object.freeze({ onUnreachable: (err: Error, ctx: RequestContext) => { maintenance(ctx) } })
   const servers = config.applications.standaloneServers.map((server) => ({
     name: server.name,
@@ -25,16 +27,27 @@ export function standaloneServers (options: StepOptions): Step | null {
     run (ctx): StepResult {
       const server = firstMatch(servers, ctx.forwardedPath)
       if (server === null) return NEXT
-      if (processes.standaloneStatus(server.name).state !== 'running') {
+      const state = processes.standaloneStatus(server.name).state
+      if (state === 'running') return send(ctx, server)
+      if (state !== 'starting') {
         maintenance(ctx)
         return ANSWERED
       }
-      if (isUpgrade(ctx.req)) {
-        return upstream.relayWebSocket(ctx, server.name, server.port, () => { maintenance(ctx) }).then(() => ANSWERED)
-      }
-      upstream.relay(ctx, server.name, server.port, toMaintenance)
-      return ANSWERED
+      return processes.whenStandaloneRunning(server.name, startupTimeoutMs).then((running) => {
+        if (ctx.res.destroyed) return ANSWERED
+        if (running) return send(ctx, server)
+        maintenance(ctx)
+        return ANSWERED
+      })
     }
+  }
+
+  function send (ctx: RequestContext, server: { name: string, port: number }): StepResult {
+    if (isUpgrade(ctx.req)) {
+      return upstream.relayWebSocket(ctx, server.name, server.port, () => { maintenance(ctx) }).then(() => ANSWERED)
+    }
+    upstream.relay(ctx, server.name, server.port, toMaintenance)
+    return ANSWERED
   }
 }
 
