@@ -6,6 +6,7 @@ import { createRequire } from 'node:module'
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { parseDuration } from './duration.js'
+import { checkLaunchPaths } from './launch-paths.js'
 import { DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, parseListen } from './listen.js'
 import { isValidMachineId } from './machine-id.js'
 import { pathPatternProblem } from './paths.js'
@@ -30,6 +31,11 @@ export { ConfigError } from './problems.js'
 export interface LoadOptions {
   /** Environment for `${NAME}`; default `process.env`. */
   env?: NodeJS.ProcessEnv
+  /**
+   * Also check that every tenant's and standalone server's working directory and command exist (the file system
+   * as it is now): what `navigator --check`, a start and a reload do. Default false.
+   */
+  launchPaths?: boolean
 }
 
 export interface ParseOptions extends LoadOptions {
@@ -82,6 +88,7 @@ export function parseConfig (text: string, options: ParseOptions = {}): Navigato
   const value = substituteEnvironment(raw, [], environmentLookup(env), problems)
   reportSchemaProblems(value, problems)
   const config = normalise(value, { dir, env, problems })
+  if (problems.size === 0 && options.launchPaths === true) checkLaunchPaths(config.applications, problems, env)
   if (problems.size > 0) throw new ConfigError(problems.problems)
   return { file: absoluteFile, dir, ...config }
 }

@@ -66,7 +66,7 @@ async function run (file: string): Promise<void> {
   const signals = new Signals(file, problemLines)
   let config: NavigatorConfig
   try {
-    config = await loadConfig(file)
+    config = await loadConfig(file, { launchPaths: true })
   } catch (err) {
     for (const line of problemLines(err)) process.stderr.write(line + '\n')
     process.exit(EXIT_CONFIG_ERROR)
@@ -107,7 +107,7 @@ export async function main (argv: string[]): Promise<void> {
       return
     case 'check':
       try {
-        await loadConfig(args.file)
+        await loadConfig(args.file, { launchPaths: true })
       } catch (err) {
         for (const line of problemLines(err)) process.stderr.write(line + '\n')
         process.exit(EXIT_CONFIG_ERROR)

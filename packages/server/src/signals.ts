@@ -62,7 +62,7 @@ export class Signals {
       log.info({ file: this.file }, 'reloading configuration')
       let next: NavigatorConfig
       try {
-        next = await loadConfig(this.file)
+        next = await loadConfig(this.file, { launchPaths: true })
       } catch (err) {
         for (const line of this.problemLines(err)) log.error(line)
         log.error('configuration not reloaded: the previous one stays in effect')
