@@ -55,9 +55,17 @@ export function bodyStream (ctx: RequestContext): Readable {
  */
 export class BodyRelay extends Readable {
   started = false
+  /**
+   * Since when (ms since the epoch) the upstream has not taken the next chunk: set when the relay's buffer fills,
+   * cleared when undici asks for more; 0 while it keeps up. A client that is slow to send never sets it.
+   */
+  stalledSince = 0
   private readonly onData = (chunk: Buffer): void => {
     if (this.accounting !== null) this.accounting(chunk.length)
-    if (!this.push(chunk)) this.source.pause()
+    if (!this.push(chunk)) {
+      this.source.pause()
+      this.stalledSince = Date.now()
+    }
   }
 
   private readonly onEnd = (): void => { this.push(null) }
@@ -68,6 +76,7 @@ export class BodyRelay extends Readable {
   }
 
   override _read (): void {
+    this.stalledSince = 0
     if (!this.started) {
       this.started = true
       this.source.on('data', this.onData)

@@ -4,6 +4,7 @@ import { answerError } from './answer.js'
 import type { BodyRelay } from './body-relay.js'
 import { UpstreamTimeoutError, UpstreamUnreachableError } from './errors.js'
 import { clientResponseHeaders } from './proxy-headers.js'
+import type { ForwardOptions } from './proxy.js'
 import type { RequestContext } from './request-context.js'
 
 // One proxied request, as an undici dispatch handler (the callback API: no Readable, no promise, no AbortController
@@ -36,6 +37,9 @@ function errorCode (err: unknown): string | undefined {
 function clientGoneError (): Error {
   return Object.assign(new Error('The client closed the connection'), { code: 'NAV_PROXY_CLIENT_GONE' })
 }
+
+/** The code of the error that ends an exchange whose upstream took no request body byte for too long. */
+const WRITE_TIMEOUT_CODE = 'NAV_PROXY_WRITE_TIMEOUT'
 
 /** `settled(err)` ends forward()'s promise: resolved once the answer is under way, rejected when the fallback throws. */
 export type Settle = (err?: unknown) => void
@@ -124,6 +128,9 @@ export class Exchange {
   private remaining = -1
   /** When the upstream's headers, or its next body chunk, are overdue (ms since the epoch). */
   private deadline = Infinity
+  /** How long the upstream may take none of the request body (0 = no limit); `writeStalled` once it did. */
+  private readonly writeProgressMs: number
+  private writeStalled = false
   /** Links of the list of watched exchanges (ExchangeTimeouts). */
   watched = false
   previousWatched: Exchange | null = null
@@ -134,15 +141,18 @@ export class Exchange {
   /** The Fastify reply that owns `res`; null when Fastify never saw the request. */
   private readonly reply: FastifyReply | null
   private readonly log: FastifyBaseLogger
+  private readonly onUnreachable: ((err: Error, ctx: RequestContext) => unknown) | undefined
 
   constructor (
     private readonly ctx: RequestContext,
     private readonly origin: string,
     private readonly body: BodyRelay | null,
-    private readonly onUnreachable: ((err: Error, ctx: RequestContext) => unknown) | undefined,
+    options: ForwardOptions | undefined,
     private settled: Settle | null,
     private readonly timeouts: ExchangeTimeouts
   ) {
+    this.onUnreachable = options?.onUnreachable
+    this.writeProgressMs = options?.writeProgressTimeoutMs ?? 0
     this.req = ctx.req
     this.res = ctx.res
     this.reply = ctx.reply
@@ -155,11 +165,17 @@ export class Exchange {
    * Past its deadline. As with undici's own timers: the headers are due `headersMs` after the request (body included)
    * was sent, so the deadline keeps moving while the request body is still being relayed (an upload that takes
    * longer than the timeout is not cut; Node's request timeout bounds a client that trickles it); and the body
-   * timeout never fires while the upstream is paused because the client is slow to read.
+   * timeout never fires while the upstream is paused because the client is slow to read. With a write-progress
+   * limit, an upstream that takes no body byte for that long is overdue while the body is relayed.
    */
   overdue (now: number): boolean {
     if (this.paused) return false
     if (!this.answering && this.body !== null && !this.body.readableEnded) {
+      const stalledSince = this.body.stalledSince
+      if (this.writeProgressMs > 0 && stalledSince > 0 && now - stalledSince >= this.writeProgressMs) {
+        this.writeStalled = true
+        return true
+      }
       this.deadline = now + this.timeouts.headersMs
       return false
     }
@@ -170,7 +186,9 @@ export class Exchange {
   timedOut (): void {
     const err = this.answering
       ? timeoutError('The upstream paused its response body too long', 'UND_ERR_BODY_TIMEOUT')
-      : timeoutError('The upstream did not send its response headers in time', 'UND_ERR_HEADERS_TIMEOUT')
+      : this.writeStalled
+        ? timeoutError('The upstream stopped taking the request body', WRITE_TIMEOUT_CODE)
+        : timeoutError('The upstream did not send its response headers in time', 'UND_ERR_HEADERS_TIMEOUT')
     // Aborting makes undici report the error to onError, and close the upstream connection. (Only exchanges on a
     // connection are watched, so the abort function is there.)
     this.abortUpstream?.(err)
@@ -298,8 +316,10 @@ export class Exchange {
       return
     }
     const code = errorCode(err)
-    if (code === 'UND_ERR_HEADERS_TIMEOUT') {
-      this.log.warn({ upstream: this.origin }, 'upstream did not answer in time')
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === WRITE_TIMEOUT_CODE) {
+      // A stalled body has left in part, so no fallback can take the request over: 504.
+      if (code === WRITE_TIMEOUT_CODE) this.log.warn({ upstream: this.origin, stalledMs: this.writeProgressMs }, 'upstream stopped taking the request body')
+      else this.log.warn({ upstream: this.origin }, 'upstream did not answer in time')
       this.fail(new UpstreamTimeoutError())
       this.settle()
       return

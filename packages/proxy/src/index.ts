@@ -12,6 +12,7 @@ export {
 export type { MaintenanceResponder, HeaderList } from './answer.js'
 export {
   createUpstreamProxy,
+  withForwardOptions,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_HEADERS_TIMEOUT_MS,
   DEFAULT_BODY_TIMEOUT_MS

@@ -47,6 +47,12 @@ export interface ForwardOptions {
   onUnreachable?: (err: Error, ctx: RequestContext) => unknown
   /** Extra request headers for the upstream (replacing any of the same name). */
   headers?: Readonly<Record<string, string>>
+  /**
+   * For an upstream that is another Machine: how long it may take none of the request body while the client still
+   * sends it (a stopped process or a hung host accepts the connection and never reads) before the request is ended
+   * with 504. Undefined = no such limit (the headers timeout starts once the body is sent).
+   */
+  writeProgressTimeoutMs?: number
 }
 
 export interface UpstreamProxy {
@@ -116,7 +122,7 @@ export function createUpstreamProxy (rawOptions: UpstreamProxyOptions = {}): Ups
       return
     }
     const body = hasBody(ctx.req.headers) ? new BodyRelay(bodyStream(ctx), accounting) : null
-    const exchange = new Exchange(ctx, target.origin, body, forwardOptions?.onUnreachable, settled, timeouts)
+    const exchange = new Exchange(ctx, target.origin, body, forwardOptions, settled, timeouts)
     if (closed) {
       exchange.onError(new UpstreamUnreachableError())
       return
@@ -160,4 +166,17 @@ export function createUpstreamProxy (rawOptions: UpstreamProxyOptions = {}): Ups
   }
 
   return { forward, relay, close }
+}
+
+/**
+ * A view of `proxy` whose every request gets `defaults` (a request's own options win), for the steps that proxy to
+ * other Machines (their write-progress timeout). Closing it closes `proxy`.
+ */
+export function withForwardOptions (proxy: UpstreamProxy, defaults: ForwardOptions): UpstreamProxy {
+  const merged = (options: ForwardOptions | undefined): ForwardOptions => options === undefined ? defaults : { ...defaults, ...options }
+  return {
+    forward: async (ctx, target, options) => { await proxy.forward(ctx, target, merged(options)) },
+    relay: (ctx, target, options) => { proxy.relay(ctx, target, merged(options)) },
+    close: async () => { await proxy.close() }
+  }
 }

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { NavigatorConfig } from '@navigator/config'
+import { withForwardOptions } from '@navigator/proxy'
 import type { MaintenanceResponder, Step, UpstreamProxy, WebSocketRelay } from '@navigator/proxy'
 import { healthCheck } from './health-check.js'
 import { normalisePath } from './normalise-path.js'
@@ -67,13 +68,15 @@ export interface Steps {
  *   not-found           404
  */
 export function createSteps (options: StepOptions): Steps {
-  const sticky = stickySessions(options)
+  // The steps that proxy to other Machines give up on one that stops taking a request body (routes.fly.peer_write_timeout).
+  const toPeers = { ...options, proxy: withForwardOptions(options.proxy, { writeProgressTimeoutMs: options.config.routes.fly.peerWriteTimeoutMs }) }
+  const sticky = stickySessions(toPeers)
   const list = [
     normalisePath(),
     healthCheck(options),
     rewrites(options),
     staticFiles(options),
-    replayRules(options),
+    replayRules(toPeers),
     sticky?.step ?? null,
     standaloneServers(options),
     tenants(options),
