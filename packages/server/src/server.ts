@@ -11,7 +11,7 @@ import { Generations, type Generation } from './generations.js'
 import { concretePort, connectableAddress, createHttpServer, listenOn } from './http-server.js'
 import { identityFrom, nonEmpty } from './identity.js'
 import { fastifyLogging, loggerOptions, logsRequests } from './logging.js'
-import { maintenanceFor } from './maintenance.js'
+import { cannotStartFor, maintenanceFor } from './maintenance.js'
 import { createPipeline, pipelinePlugin, type Pipeline } from './pipeline.js'
 import { machineIdleFor, processManager } from './processes.js'
 import { reload } from './reload.js'
@@ -77,14 +77,14 @@ function upstreamTimeout (option: number | undefined, env: NodeJS.ProcessEnv): n
 }
 
 /** What every generation shares: one supervisor, one proxy, one WebSocket relay, across reloads. */
-interface Shared extends Omit<StepOptions, 'config' | 'maintenance'> {
+interface Shared extends Omit<StepOptions, 'config' | 'maintenance' | 'cannotStart'> {
   supervisor: Supervisor
   rawPath: boolean
 }
 
 /** A configuration's Fastify instance, with the plugins in place and the steps built; not yet answering. */
 async function prepare (app: FastifyInstance, config: NavigatorConfig, shared: Shared): Promise<Generation> {
-  const steps = createSteps({ ...shared, config, maintenance: maintenanceFor(config.server, shared.log) })
+  const steps = createSteps({ ...shared, config, maintenance: maintenanceFor(config.server, shared.log), cannotStart: cannotStartFor(config.server) })
   const pipeline = createPipeline(steps, { rawPath: shared.rawPath })
   await app.register(processSupervisor, { supervisor: shared.supervisor })
   await app.register(pipelinePlugin, { pipeline, publicDir: config.server.publicDir })

@@ -1,7 +1,7 @@
-import { chmodSync, writeFileSync } from 'node:fs'
+import { chmodSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'tap'
-import { http, runCli, siteConfig, startNavigator, tempDir, tenant, writeConfig } from './helpers.js'
+import { CABLE_APP, TENANT_APP, freePort, http, runCli, siteConfig, startNavigator, tempDir, tenant, writeConfig } from './helpers.js'
 
 // A tenant's or standalone server's working directory or command that does not exist (issue 18, item 8): reported
 // by --check, at start and at a reload, each in one line with its position, never a spawn ENOENT at the first
@@ -82,4 +82,46 @@ test('a reload to a config with a missing working directory is refused with the 
   await nav.waitForLog((line) => line.msg === 'configuration not reloaded: the previous one stays in effect')
   t.equal((await http(nav.address, '/app/')).status, 200, 'the running configuration keeps serving')
   t.equal((await http(nav.address, '/gone/')).status, 404, 'the refused tenant was not added')
+})
+
+test('a command that disappears after the start: a 502 page that says the app cannot start, one log line, no stack', async (t) => {
+  const cablePort = await freePort()
+  const dir = tempDir({
+    'bin/app': `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(TENANT_APP)}\n`,
+    'bin/cable': `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(CABLE_APP)} ${cablePort}\n`
+  })
+  chmodSync(join(dir, 'bin/app'), 0o755)
+  chmodSync(join(dir, 'bin/cable'), 0o755)
+  writeConfig(dir, await siteConfig({
+    tenants: [tenant('app', '/app', 'command: bin/app', `working_dir: ${JSON.stringify(dir)}`)],
+    after: [
+      '  standalone_servers:',
+      '    - name: cable',
+      '      match_path: /cable',
+      '      command: bin/cable',
+      `      working_dir: ${JSON.stringify(dir)}`,
+      `      port: ${cablePort}`
+    ]
+  }))
+  const nav = await startNavigator(t, dir)
+  const cable = await nav.waitForLog((line) => line.msg === 'standalone server starting')
+  await nav.waitForLog((line) => line.msg === 'standalone server ready')
+  // A deploy that lost the app's files while Navigator runs.
+  rmSync(join(dir, 'bin'), { recursive: true })
+
+  const page = await http(nav.address, '/app/')
+  t.equal(page.status, 502)
+  t.match(page.text, 'This application cannot start', 'the page does not promise the app is coming back')
+  t.equal(page.headers['retry-after'], undefined, 'no Retry-After')
+  t.equal(page.headers['cache-control'], 'no-store')
+  await nav.waitForLog((line) => line.msg === 'tenant cannot start') // log lines leave in batches
+  const lines = nav.logs.filter((line) => line.process === 'app' && line.level === 50)
+  t.same(lines.map((line) => [line.msg, line.reason]), [['tenant cannot start', `the command bin/app was not found (in ${dir}, or on PATH)`]], 'one error line with the reason')
+  t.notOk(nav.logs.some((line) => JSON.stringify(line).includes('    at ')), 'no stack trace anywhere in the log')
+
+  process.kill(cable.pid as number, 'SIGKILL')
+  await nav.waitForLog((line) => line.msg === 'standalone server cannot start')
+  const cablePage = await http(nav.address, '/cable')
+  t.equal(cablePage.status, 502, 'a standalone server that cannot be spawned again: the same page')
+  t.match(cablePage.text, 'This application cannot start')
 })

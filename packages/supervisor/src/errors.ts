@@ -21,6 +21,16 @@ export const SpawnFailedError = createError<'NAV_SUPERVISOR_SPAWN_FAILED', 503, 
   503
 )
 
+/**
+ * The process can never be spawned as configured (its command or working directory is missing, or not executable):
+ * trying again will not help until the files or the configuration change.
+ */
+export const CannotStartError = createError<'NAV_SUPERVISOR_CANNOT_START', 502, [string, string]>(
+  'NAV_SUPERVISOR_CANNOT_START',
+  'Process "%s" cannot start: %s',
+  502
+)
+
 /** The tenant (or the whole supervisor) was stopped while a caller waited for it. */
 export const StoppedError = createError<'NAV_SUPERVISOR_STOPPED', 503, [string]>(
   'NAV_SUPERVISOR_STOPPED',

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { setTimeout as delay } from 'node:timers/promises'
 
@@ -191,4 +191,23 @@ function forwardLines (
   if (source === null) return
   const lines = createInterface({ input: source, crlfDelay: Infinity })
   lines.on('line', (line) => onLine(stream, line))
+}
+
+/** Spawn errors that come back on every attempt until the files or the configuration change. */
+const PERMANENT_SPAWN_ERRORS = new Set(['ENOENT', 'EACCES', 'ENOTDIR', 'EISDIR', 'ENOEXEC'])
+
+/**
+ * Why a spawn failed, in words an operator can act on (no stack trace), and whether retrying can help. Node reports
+ * a missing working directory as the command's ENOENT, so the directory is looked at first.
+ */
+export function spawnFailure (err: unknown, command: string, cwd: string): { reason: string, permanent: boolean } {
+  const code = (err as NodeJS.ErrnoException | null)?.code ?? ''
+  if (!PERMANENT_SPAWN_ERRORS.has(code)) return { reason: err instanceof Error ? err.message : String(err), permanent: false }
+  let directory = false
+  try {
+    directory = statSync(cwd).isDirectory()
+  } catch {}
+  if (!directory) return { reason: `its working directory ${cwd} does not exist`, permanent: true }
+  if (code === 'ENOENT') return { reason: `the command ${command} was not found (in ${cwd}, or on PATH)`, permanent: true }
+  return { reason: `the command ${command} cannot be run (${code})`, permanent: true }
 }

@@ -1,7 +1,7 @@
 import type { StandaloneServerConfig } from '@navigator/config'
 import type { SupervisorContext } from './context.js'
 import { outputHandler } from './context.js'
-import { ProcessGroup, type GroupExit } from './process-group.js'
+import { ProcessGroup, spawnFailure, type GroupExit } from './process-group.js'
 import { pollUntilReady, probeTcp } from './readiness.js'
 import { waitForDrain } from './drain.js'
 import { listenerOwner } from './listener-owner.js'
@@ -14,6 +14,8 @@ export interface StandaloneStatus {
   port: number
   pid: number | null
   restarts: number
+  /** Why the last spawn failed when it cannot succeed as configured (a missing command or folder); else null. */
+  cannotStart: string | null
 }
 
 /** First restart delay after a crash. */
@@ -64,6 +66,7 @@ export class StandaloneServer {
   /** Requests waiting for a starting server: told true once it runs, false when it fails or stops. */
   private readonly waiters = new Set<(running: boolean) => void>()
   private strangerReportedFor: ProcessGroup | null = null
+  private cannotStart: string | null = null
 
   constructor (
     private readonly context: SupervisorContext,
@@ -86,7 +89,7 @@ export class StandaloneServer {
   }
 
   status (): StandaloneStatus {
-    return { state: this.state, port: this.config.port, pid: this.group?.pid ?? null, restarts: this.restarts }
+    return { state: this.state, port: this.config.port, pid: this.group?.pid ?? null, restarts: this.restarts, cannotStart: this.cannotStart }
   }
 
   /** Spawns the server; resolves once it is spawned (or its spawn failed and a restart is scheduled), not when it is ready. */
@@ -197,10 +200,14 @@ export class StandaloneServer {
         onLine: outputHandler(this.context, config.name)
       })
     } catch (err) {
-      logger.error({ process: config.name, err }, 'standalone server could not be spawned')
+      const { reason, permanent } = spawnFailure(err, config.command, config.workingDir)
+      this.cannotStart = permanent ? reason : null
+      // One line, without a stack trace; still retried with backoff, as the files may appear (a volume mounted late).
+      logger.error({ process: config.name, reason }, permanent ? 'standalone server cannot start' : 'standalone server could not be spawned')
       this.scheduleRestart(false)
       return
     }
+    this.cannotStart = null
     if (this.stopRequested) {
       await group.terminate(this.context.stopGraceMs)
       return

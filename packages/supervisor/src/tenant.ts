@@ -1,8 +1,8 @@
 import type { TenantConfig } from '@navigator/config'
 import type { SupervisorContext } from './context.js'
 import { outputHandler } from './context.js'
-import { SpawnFailedError, StartupTimeoutError, StoppedError } from './errors.js'
-import { ProcessGroup, type GroupExit } from './process-group.js'
+import { CannotStartError, SpawnFailedError, StartupTimeoutError, StoppedError } from './errors.js'
+import { ProcessGroup, spawnFailure, type GroupExit } from './process-group.js'
 import { pollUntilReady, probeHttp } from './readiness.js'
 import { tenantLaunch } from './tenant-launch.js'
 import { waitForDrain } from './drain.js'
@@ -147,15 +147,18 @@ export class Tenant {
     }
 
     let group: ProcessGroup
+    let command = ''
     try {
       const launch = tenantLaunch(applications, this.config, port, env)
+      command = launch.command
       group = await ProcessGroup.spawn({ ...launch, onLine: outputHandler(this.context, this.name) })
     } catch (err) {
       ports.release(port)
       this.state = 'stopped'
-      const reason = err instanceof Error ? err.message : String(err)
-      logger.error({ process: this.name, err }, 'tenant could not be spawned')
-      throw new SpawnFailedError(this.name, reason)
+      const { reason, permanent } = spawnFailure(err, command, this.config.workingDir)
+      // One line, without a stack trace: the reason is all an operator needs.
+      logger.error({ process: this.name, reason }, permanent ? 'tenant cannot start' : 'tenant could not be spawned')
+      throw permanent ? new CannotStartError(this.name, reason) : new SpawnFailedError(this.name, reason)
     }
     this.group = group
     this.port = port

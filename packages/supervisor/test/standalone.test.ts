@@ -2,7 +2,7 @@ import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test } from 'tap'
 import { Supervisor } from '../src/index.js'
-import { applicationsConfig, fixture, freePort, nextEvent, recordingLogger, standaloneConfig } from './helpers.js'
+import { applicationsConfig, fixture, fixturesDir, freePort, nextEvent, recordingLogger, standaloneConfig } from './helpers.js'
 
 function echo (port: number, text: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -128,7 +128,8 @@ test('a standalone server whose command cannot be spawned is retried with backof
   const restarts = collect<{ delayMs: number }>(supervisor, 'restart', 2, 5000)
   await supervisor.start()
   t.same((await restarts).map((event) => event.delayMs), [100, 200])
-  t.ok(lines.some((line) => line.level === 'error' && line.process === 'missing'))
+  t.ok(lines.some((line) => line.level === 'error' && line.process === 'missing' && line.msg === 'standalone server cannot start'))
+  t.equal(supervisor.standaloneStatus('missing').cannotStart, 'the command /nonexistent/server was not found (in ' + fixturesDir + ', or on PATH)', 'the status says why')
   await supervisor.stop()
   t.equal(supervisor.standaloneStatus('missing').state, 'stopped', 'stop() cancels the pending restart')
 })

@@ -2,7 +2,7 @@ import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test } from 'tap'
 import { Supervisor } from '../src/index.js'
-import { applicationsConfig, fixture, getJson, nextEvent, pidExists, recordingLogger, tenantConfig } from './helpers.js'
+import { applicationsConfig, fixture, fixturesDir, getJson, nextEvent, pidExists, recordingLogger, tenantConfig } from './helpers.js'
 
 test('a lazy tenant starts on its first ensureTenant with PORT and its substituted env, args and working directory', async (t) => {
   const applications = await applicationsConfig({
@@ -84,11 +84,12 @@ test('a tenant not ready within startupTimeoutMs rejects with NAV_SUPERVISOR_STA
   t.notOk(pidExists(pid), 'the process that never became ready is gone')
 })
 
-test('a tenant that exits during start-up, or cannot be spawned, rejects with NAV_SUPERVISOR_SPAWN_FAILED', async (t) => {
+test('a tenant that exits during start-up rejects with NAV_SUPERVISOR_SPAWN_FAILED; one that cannot be spawned with NAV_SUPERVISOR_CANNOT_START', async (t) => {
   const applications = await applicationsConfig({
     tenants: [
       tenantConfig('crashes', { args: [fixture('crash.mjs')] }),
-      tenantConfig('missing', { command: '/nonexistent/command' })
+      tenantConfig('missing', { command: '/nonexistent/command' }),
+      tenantConfig('gone-dir', { command: process.execPath, workingDir: '/nonexistent-folder' })
     ]
   })
   const { logger, lines } = recordingLogger()
@@ -96,9 +97,17 @@ test('a tenant that exits during start-up, or cannot be spawned, rejects with NA
   t.teardown(() => supervisor.stop())
   await t.rejects(supervisor.ensureTenant('crashes'), { code: 'NAV_SUPERVISOR_SPAWN_FAILED', statusCode: 503, message: /code 3/ })
   t.equal(supervisor.tenantStatus('crashes').state, 'stopped')
-  await t.rejects(supervisor.ensureTenant('missing'), { code: 'NAV_SUPERVISOR_SPAWN_FAILED', message: /ENOENT/ })
+  await t.rejects(supervisor.ensureTenant('missing'), {
+    code: 'NAV_SUPERVISOR_CANNOT_START',
+    statusCode: 502,
+    message: 'Process "missing" cannot start: the command /nonexistent/command was not found (in ' + fixturesDir + ', or on PATH)'
+  })
   t.equal(supervisor.tenantStatus('missing').state, 'stopped')
-  t.ok(lines.some((line) => line.level === 'error' && line.process === 'missing'), 'the spawn failure is logged with the name')
+  const logged = lines.filter((line) => line.process === 'missing')
+  t.same(logged.map((line) => [line.level, line.msg, line.reason]), [
+    ['error', 'tenant cannot start', `the command /nonexistent/command was not found (in ${fixturesDir}, or on PATH)`]
+  ], 'one line, with the reason and no error object (no stack trace)')
+  await t.rejects(supervisor.ensureTenant('gone-dir'), { code: 'NAV_SUPERVISOR_CANNOT_START', message: /its working directory \/nonexistent-folder does not exist/ })
 })
 
 test('a tenant killed with SIGKILL is restarted on the next ensureTenant', async (t) => {

@@ -17,7 +17,8 @@ export interface ProcessManager {
   ensureTenant (name: string): Promise<{ port: number }>
   /** The port of a tenant that is ready now, else null (then ensureTenant starts or waits for it). */
   readyPort (name: string): number | null
-  standaloneStatus (name: string): { state: string }
+  /** `cannotStart`: why its last spawn failed when it cannot succeed as configured, else null. */
+  standaloneStatus (name: string): { state: string, cannotStart: string | null }
   /** True once the standalone server runs; false when it is in backoff or stopped, or after `timeoutMs`. */
   whenStandaloneRunning (name: string, timeoutMs: number): Promise<boolean>
   trackRequest (name: string): () => void
@@ -36,6 +37,8 @@ export interface StepOptions {
   processes: ProcessManager
   proxy: UpstreamProxy
   maintenance: MaintenanceResponder
+  /** 502 for a process that cannot start as configured (its command or folder missing): no promise to come back. */
+  cannotStart: MaintenanceResponder
   webSockets: WebSocketRelay
   identity: Identity
   /** The port this Navigator listens on; other Machines are reached on it for the direct proxy. */

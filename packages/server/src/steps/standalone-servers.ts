@@ -11,7 +11,7 @@ import type { StepOptions } from './index.js'
  * process) or that refuses the connection is answered with the maintenance page at once.
  */
 export function standaloneServers (options: StepOptions): Step | null {
-  const { config, processes, maintenance } = options
+  const { config, processes, maintenance, cannotStart } = options
   if (config.applications.standaloneServers.length === 0) return null
   const upstream = createLocalUpstream(options)
   const startupTimeoutMs = config.applications.startupTimeoutMs
@@ -27,10 +27,11 @@ export function standaloneServers (options: StepOptions): Step | null {
     run (ctx): StepResult {
       const server = firstMatch(servers, ctx.forwardedPath)
       if (server === null) return NEXT
-      const state = processes.standaloneStatus(server.name).state
+      const { state, cannotStart: why } = processes.standaloneStatus(server.name)
       if (state === 'running') return send(ctx, server)
       if (state !== 'starting') {
-        maintenance(ctx)
+        if (why !== null) cannotStart(ctx)
+        else maintenance(ctx)
         return ANSWERED
       }
       return processes.whenStandaloneRunning(server.name, startupTimeoutMs).then((running) => {

@@ -6,10 +6,11 @@ import type { StepOptions } from './index.js'
 /**
  * `applications.tenants`: the tenant with the longest path prefix that the forwarded path is, or is below ("/"
  * takes everything), gets the request. A ready tenant is proxied at once, without a promise; one that is stopped
- * or starting is started or waited for, and the maintenance page answers when it cannot start.
+ * or starting is started or waited for. The maintenance page (503) answers when it did not start in time; a 502 page
+ * when it can never start as configured (its command or working directory missing).
  */
 export function tenants (options: StepOptions): Step | null {
-  const { config, processes, maintenance } = options
+  const { config, processes, maintenance, cannotStart } = options
   if (config.applications.tenants.length === 0) return null
   const upstream = createLocalUpstream(options)
   const byLongestPrefix = [...config.applications.tenants]
@@ -21,6 +22,11 @@ export function tenants (options: StepOptions): Step | null {
     try {
       port = (await processes.ensureTenant(name)).port
     } catch (err) {
+      // The supervisor has logged why a spawn failed; a tenant that can never start is not promised to come back.
+      if ((err as { code?: string }).code === 'NAV_SUPERVISOR_CANNOT_START') {
+        cannotStart(ctx)
+        return ANSWERED
+      }
       ctx.log.warn({ tenant: name, err: (err as Error).message }, 'tenant unavailable')
       maintenance(ctx)
       return ANSWERED
