@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
 import { DEFAULT_APP, DEFAULT_EDGE_PORT, startLocalFly, stopOnSignals } from './local-fly.js'
+import { parseReplayCacheRule, type ReplayCacheRule } from './replay-cache.js'
 
 const HELP = `Usage: fly-edge --config <navigator.yml> [options]
 
@@ -15,6 +16,11 @@ Options:
   --app <name>        FLY_APP_NAME of the Machines (default ${DEFAULT_APP})
   --regions <list>    FLY_REGION of the Machines in turn, e.g. iad,ord,ams (default iad)
   --no-autostart      do not start stopped Machines for requests
+  --replay-cache <rule>
+                      session-based replay caching, like fly.toml's
+                      [[http_service.http_options.replay_cache]], with its key names:
+                      path_prefix=/,ttl_seconds=300,type=cookie,name=<cookie>[,allow_bypass=true]
+                      (type=header keys on a request header); repeat for more rules
   --verbose           print routing decisions and Machine output
   --help              print this help
 `
@@ -36,6 +42,7 @@ async function main (): Promise<void> {
         app: { type: 'string', default: DEFAULT_APP },
         regions: { type: 'string' },
         'no-autostart': { type: 'boolean', default: false },
+        'replay-cache': { type: 'string', multiple: true, default: [] },
         verbose: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false }
       }
@@ -53,6 +60,12 @@ async function main (): Promise<void> {
   const port = Number(values.port)
   if (!Number.isInteger(machines) || machines < 1) fail('--machines must be a whole number >= 1')
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail('--port must be a port number')
+  let replayCache: ReplayCacheRule[]
+  try {
+    replayCache = values['replay-cache'].map(parseReplayCacheRule)
+  } catch (err) {
+    fail(`--replay-cache: ${(err as Error).message}`)
+  }
   const write = (line: string): void => { process.stdout.write(line + '\n') }
   const fly = await startLocalFly({
     config: values.config,
@@ -62,11 +75,15 @@ async function main (): Promise<void> {
     app: values.app,
     regions: values.regions?.split(',').map((r) => r.trim()).filter(Boolean),
     autostart: !values['no-autostart'],
+    replayCache,
     verbose: values.verbose
   })
   stopOnSignals(fly, write)
   write(`fly-edge listening on ${fly.url} for app ${values.app}`)
-  for (const machine of fly.launched.machines) write(`  Machine ${machine.id} (${machine.region}) at ${machine.url}`)
+  write(`  Flycast (${values.app}.flycast) at ${fly.edge.flycastUrl()}`)
+  for (const machine of fly.launched.machines) {
+    write(`  Machine ${machine.id} (${machine.region}) at ${machine.url}, private address ${fly.edge.privateUrl(machine.id)}`)
+  }
 }
 
 main().catch((err: Error) => {

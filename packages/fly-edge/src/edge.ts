@@ -1,8 +1,10 @@
 import { EventEmitter } from 'node:events'
 import http from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
+import { isReplayable, isValidMachineId } from '@navigator/fly-replay'
 import {
+  NAV_FLY_EDGE_FORCED_INSTANCE_UNAVAILABLE,
   NAV_FLY_EDGE_INVALID_OPTION,
   NAV_FLY_EDGE_INVALID_REPLAY,
   NAV_FLY_EDGE_NO_MACHINE,
@@ -12,6 +14,7 @@ import {
   NAV_FLY_EDGE_UNKNOWN_MACHINE,
   NAV_FLY_EDGE_UNREACHABLE
 } from './errors.js'
+import { listenOn, originOf } from './listen.js'
 import {
   isValidAppName,
   MachineRegistry,
@@ -20,8 +23,8 @@ import {
   type MachineSpec,
   type MachineState
 } from './machines.js'
+import { PrivateAddress } from './private-address.js'
 import { regionMatches } from './regions.js'
-import { isReplayable } from '@navigator/fly-replay'
 import {
   formatReplayFailed,
   formatReplaySrc,
@@ -31,16 +34,25 @@ import {
   type EdgeReplay,
   type ReplayFailureReason
 } from './replay.js'
+import {
+  isCacheableReplay,
+  ReplayCache,
+  type ReplayCacheMatch,
+  type ReplayCacheRule,
+  type ReplayCacheStatus
+} from './replay-cache.js'
 
 /** At most this many replays per request; the next fly-replay answer is an error. */
 export const DEFAULT_MAX_REPLAYS = 10
-/** How long a replay tries its target when the fly-replay answer names no `timeout`. */
+/** How long a replay tries its target when the fly-replay answer names no `timeout` (a cached replay never does). */
 export const DEFAULT_REPLAY_TIMEOUT_MS = 5_000
-/** How long a first delivery (and a fallback) tries to connect, autostart included. */
+/** How long a first delivery, a forced one (`fly-force-instance-id`) and a fallback try to connect, autostart included. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
-/** Connection attempts on one target Machine before `retries_exhausted`. */
-export const CONNECT_ATTEMPTS = 3
-const RETRY_BACKOFF_MS = 50
+/** Pause before trying a replay target again after every candidate refused; it grows to MAX_RETRY_BACKOFF_MS. */
+export const RETRY_BACKOFF_MS = 50
+export const MAX_RETRY_BACKOFF_MS = 250
+/** The last attempt, made at the deadline, still gets this long to connect: Fly's timeout is "best effort". */
+const MIN_CONNECT_WAIT_MS = 100
 const MAX_REPLAY_JSON_BYTES = 64 * 1024
 /**
  * Methods that may be sent again after a Machine reset the connection before any byte of its answer (RFC 9110
@@ -52,15 +64,19 @@ const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'D
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'
 ])
-// Headers only the edge may set: a client cannot forge a replay's provenance.
-const EDGE_HEADERS = new Set(['fly-replay-src', 'fly-replay-failed', 'fly-preferred-instance-unavailable'])
+// Headers only the edge may set: a client cannot forge a replay's provenance or a cache verdict.
+const EDGE_HEADERS = new Set([
+  'fly-replay-src', 'fly-replay-failed', 'fly-preferred-instance-unavailable', 'fly-replay-cache-status'
+])
 
 export interface FlyEdgeOptions {
   /** The app new requests are balanced over. */
   app: string
   machines: MachineSpec[]
-  /** Port, or host and port; default 127.0.0.1 and a free port. */
+  /** Port, or host and port; default 127.0.0.1 and a free port. Flycast and private addresses use the same host. */
   listen?: number | { host?: string, port?: number }
+  /** Port of each app's Flycast listener (`http://<app>.flycast`), by app name; default a free port per app. */
+  flycastPorts?: Record<string, number>
   /** Starts, stops, suspends and resumes the Machines' processes. */
   launcher?: MachineLauncher
   /** Start a stopped (resume a suspended) Machine that a request needs; default true, like Fly's auto_start_machines. */
@@ -69,6 +85,8 @@ export interface FlyEdgeOptions {
   /** Used when a fly-replay answer has no `timeout`. */
   replayTimeoutMs?: number
   connectTimeoutMs?: number
+  /** Session-based replay caching of the app, like `[[http_service.http_options.replay_cache]]`; default none. */
+  replayCache?: ReplayCacheRule[]
 }
 
 /** One routing decision, emitted as 'route' when a Machine answers a delivery. */
@@ -80,6 +98,8 @@ export interface RouteEvent {
   url: string
   status: number
   websocket: boolean
+  /** The request came in on a Flycast listener rather than the public one. */
+  flycast: boolean
   /** This delivery is a replay (fly-replay-src was added). */
   replayed: boolean
   /** This delivery is a fallback to the issuer (fly-replay-failed was added). */
@@ -89,6 +109,8 @@ export interface RouteEvent {
   /** The Machine answered this delivery with fly-replay. */
   answeredWithReplay: boolean
   preferredInstanceUnavailable?: string
+  /** The `fly-replay-cache-status` this delivery carried, when it carried one. */
+  replayCache?: ReplayCacheStatus
 }
 
 export interface ReplayFailedEvent {
@@ -103,7 +125,16 @@ export interface EdgeErrorEvent {
   message: string
 }
 
+/** The public listener, or one app's Flycast listener. */
+interface Listener {
+  app: string
+  flycast: boolean
+  server: http.Server
+  port: number
+}
+
 interface Exchange {
+  listener: Listener
   method: string
   url: string
   headers: http.OutgoingHttpHeaders
@@ -111,10 +142,14 @@ interface Exchange {
   body: Buffer | null
   /** Streamed body of a request that cannot be replayed. */
   stream: http.IncomingMessage | null
+  /** Part of the streamed body went to a Machine: it cannot go anywhere else. */
+  streamUsed: boolean
   replayable: boolean
   websocket: { socket: Duplex, head: Buffer } | null
   response: http.ServerResponse | null
   aborted: boolean
+  /** The replay cache rule that applies to this request, with its key. */
+  cache: ReplayCacheMatch | null
 }
 
 type Attempt =
@@ -130,7 +165,10 @@ interface Delivery {
   replayed: boolean
   fallback: boolean
   preferredInstanceUnavailable?: string
+  cacheStatus?: ReplayCacheStatus
 }
+
+interface Outcome { delivery: Delivery, reach: Reach }
 
 interface EdgeError extends Error { code: string, statusCode?: number }
 
@@ -150,6 +188,24 @@ function positive (name: string, value: number | undefined, fallback: number): n
   return value
 }
 
+function checkFlycastPorts (ports: Record<string, number> | undefined): Record<string, number> {
+  if (ports === undefined) return {}
+  if (typeof ports !== 'object' || ports === null) throw new NAV_FLY_EDGE_INVALID_OPTION('flycastPorts must be an object { app: port }')
+  for (const [app, port] of Object.entries(ports)) {
+    if (!isValidAppName(app) || !Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new NAV_FLY_EDGE_INVALID_OPTION(`flycastPorts.${app} must be the port of a valid app name`)
+    }
+  }
+  return ports
+}
+
+/** The first value of a request header, trimmed; undefined when absent or empty. */
+function headerValue (value: string | string[] | number | undefined): string | undefined {
+  const first = Array.isArray(value) ? value[0] : value
+  const text = first === undefined ? '' : String(first).trim()
+  return text === '' ? undefined : text
+}
+
 /** Response headers as a flat raw list, without hop-by-hop ones. */
 function forwardableRawHeaders (raw: string[], keepUpgrade: boolean): string[] {
   const out: string[] = []
@@ -167,9 +223,19 @@ function rawHead (status: number, message: string, raw: string[]): string {
   return head + '\r\n'
 }
 
+/** What a cache entry keeps of a replay: its target, in the app it was issued from. */
+function cachedTarget (replay: EdgeReplay, app: string): EdgeReplay {
+  const target: EdgeReplay = { elsewhere: false, app: replay.app ?? app }
+  if (replay.instance !== undefined) target.instance = replay.instance
+  if (replay.preferInstance !== undefined) target.preferInstance = replay.preferInstance
+  if (replay.regions !== undefined) target.regions = replay.regions
+  return target
+}
+
 /**
- * A local stand-in for Fly's edge proxy: balances new requests across started
- * Machines and honours their fly-replay answers the way Fly's proxy does.
+ * A local stand-in for Fly's edge proxy: balances new requests across started Machines, honours their fly-replay
+ * answers, Fly's routing request headers and session replay cache the way Fly's proxy does, and gives each app a
+ * Flycast address and each Machine a private address.
  */
 export class FlyEdge extends EventEmitter {
   readonly app: string
@@ -180,11 +246,16 @@ export class FlyEdge extends EventEmitter {
   readonly #replayTimeoutMs: number
   readonly #connectTimeoutMs: number
   readonly #listen: { host: string, port: number }
-  readonly #server: http.Server
+  readonly #flycastPorts: Record<string, number>
+  readonly #cache: ReplayCache
+  readonly #public: Listener
+  readonly #flycast = new Map<string, Listener>()
+  readonly #private = new Map<string, PrivateAddress>()
   readonly #agent = new http.Agent({ keepAlive: false })
   readonly #tunnels = new Set<Duplex>()
   readonly #transitions = new Map<string, Promise<void>>()
-  #address: AddressInfo | null = null
+  #unwatch: (() => void) | null = null
+  #listening = false
 
   constructor (options: FlyEdgeOptions) {
     super()
@@ -199,40 +270,60 @@ export class FlyEdge extends EventEmitter {
     this.#replayTimeoutMs = positive('replayTimeoutMs', options.replayTimeoutMs, DEFAULT_REPLAY_TIMEOUT_MS)
     this.#connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS)
     this.#listen = parseListen(options.listen)
-    this.#server = http.createServer((req, res) => { this.#onRequest(req, res) })
-    this.#server.on('upgrade', (req, socket, head) => { this.#onUpgrade(req, socket, head) })
-    this.#server.on('clientError', (_err, socket) => { socket.destroy() })
+    this.#flycastPorts = checkFlycastPorts(options.flycastPorts)
+    this.#cache = new ReplayCache(options.replayCache ?? [])
+    this.#public = this.#createListener(options.app, false)
   }
 
+  /** Opens the public listener, each app's Flycast listener and each Machine's private address. */
   async listen (): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject)
-      this.#server.listen(this.#listen.port, this.#listen.host, () => {
-        this.#server.off('error', reject)
-        resolve()
-      })
-    })
-    this.#address = this.#server.address() as AddressInfo
+    this.#public.port = (await listenOn(this.#public.server, this.#listen.host, this.#listen.port)).port
+    this.#listening = true
+    try {
+      for (const app of new Set([this.app, ...this.#registry.apps()])) await this.#openFlycast(app)
+      for (const machine of this.#registry.list()) await this.#openPrivateAddress(machine)
+    } catch (err) {
+      await this.close()
+      throw err
+    }
+    this.#unwatch = this.#launcher?.watchExits?.((id) => { this.#onExit(id) }) ?? null
     return this.url
   }
 
   /** The edge's base URL, e.g. http://127.0.0.1:8080 (after listen()). */
   get url (): string {
-    if (this.#address === null) throw new NAV_FLY_EDGE_INVALID_OPTION('the edge is not listening yet')
-    const host = this.#address.family === 'IPv6' ? `[${this.#address.address}]` : this.#address.address
-    return `http://${host}:${this.#address.port}`
+    if (!this.#listening) throw new NAV_FLY_EDGE_INVALID_OPTION('the edge is not listening yet')
+    return originOf({ address: this.#listen.host, port: this.#public.port })
   }
 
   get port (): number {
-    return this.#address?.port ?? 0
+    return this.#public.port
+  }
+
+  /** The origin playing `http://<app>.flycast` (after listen()); default the edge's app. */
+  flycastUrl (app: string = this.app): string {
+    const listener = this.#flycast.get(app)
+    if (listener === undefined) throw new NAV_FLY_EDGE_INVALID_OPTION(`no Flycast listener for app ${app} (is the edge listening?)`)
+    return originOf({ address: this.#listen.host, port: listener.port })
+  }
+
+  /** The origin playing `http://<id>.vm.<app>.internal:<port>` for a Machine (after listen()). */
+  privateUrl (id: string): string {
+    this.#known(id)
+    const address = this.#private.get(id)
+    if (address === undefined) throw new NAV_FLY_EDGE_INVALID_OPTION('the edge is not listening yet')
+    return address.url
   }
 
   async close (): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()))
-    this.#server.closeAllConnections()
+    this.#unwatch?.()
+    const servers = [this.#public, ...this.#flycast.values()].map((l) => l.server).filter((s) => s.listening)
+    const closed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))))
+    for (const server of servers) server.closeAllConnections()
     for (const socket of this.#tunnels) socket.destroy()
     this.#agent.destroy()
-    if (this.#server.listening) await closed
+    await Promise.all([...this.#private.values()].map(async (address) => await address.close()))
+    await closed
   }
 
   machine (id: string): Readonly<Machine> | undefined {
@@ -243,8 +334,24 @@ export class FlyEdge extends EventEmitter {
     return this.#registry.list(app)
   }
 
-  addMachine (spec: MachineSpec): Readonly<Machine> {
-    return this.#registry.add(spec)
+  /**
+   * Adds a Machine; once the edge listens, resolves when its private address (and its app's Flycast) listen, and
+   * rejects (the Machine not added) when one cannot.
+   */
+  async addMachine (spec: MachineSpec): Promise<Readonly<Machine>> {
+    const machine = this.#registry.add(spec)
+    if (!this.#listening) return machine
+    try {
+      await this.#openFlycast(machine.app)
+      await this.#openPrivateAddress(machine)
+    } catch (err) {
+      // A Machine without its addresses is not added at all.
+      this.#registry.remove(machine.id)
+      await this.#private.get(machine.id)?.close()
+      this.#private.delete(machine.id)
+      throw err
+    }
+    return machine
   }
 
   async startMachine (id: string): Promise<void> {
@@ -265,6 +372,35 @@ export class FlyEdge extends EventEmitter {
     return machine
   }
 
+  #createListener (app: string, flycast: boolean): Listener {
+    const listener: Listener = { app, flycast, server: http.createServer(), port: 0 }
+    listener.server.on('request', (req, res) => { this.#onRequest(listener, req, res) })
+    listener.server.on('upgrade', (req, socket, head) => { this.#onUpgrade(listener, req, socket, head) })
+    listener.server.on('clientError', (_err, socket) => { socket.destroy() })
+    return listener
+  }
+
+  async #openFlycast (app: string): Promise<void> {
+    if (this.#flycast.has(app)) return
+    const listener = this.#createListener(app, true)
+    this.#flycast.set(app, listener)
+    listener.port = (await listenOn(listener.server, this.#listen.host, this.#flycastPorts[app] ?? 0)).port
+  }
+
+  async #openPrivateAddress (machine: Machine): Promise<void> {
+    const address = new PrivateAddress(machine, this.#listen.host, machine.privatePort)
+    this.#private.set(machine.id, address)
+    await address.open()
+  }
+
+  // A launched Machine whose process exited on its own is stopped, as on Fly: no new requests are balanced to it, its
+  // private address closes, and autostart starts it again for a request that needs it.
+  #onExit (id: string): void {
+    const machine = this.#registry.get(id)
+    if (machine === undefined || machine.state !== 'started' || this.#transitions.has(id)) return
+    this.#transition(machine, 'stopped').catch(() => {})
+  }
+
   // One state change at a time per Machine; concurrent requests that need a Machine
   // started wait for the same transition.
   #transition (machine: Machine, to: MachineState): Promise<void> {
@@ -272,6 +408,9 @@ export class FlyEdge extends EventEmitter {
     const next = previous.catch(() => {}).then(async () => {
       if (machine.state === to) return
       const from = machine.state
+      const address = this.#private.get(machine.id)
+      // A Machine on its way down has no address from the first moment, as its DNS record goes first on Fly.
+      if (to !== 'started') await address?.sync(to)
       if (this.#launcher !== null) {
         if (to === 'started') {
           await (from === 'suspended' ? this.#launcher.resume(machine.id) : this.#launcher.start(machine.id))
@@ -282,6 +421,7 @@ export class FlyEdge extends EventEmitter {
         }
       }
       machine.state = to
+      await address?.sync()
       this.emit('machine', { id: machine.id, app: machine.app, from, state: to })
     })
     this.#transitions.set(machine.id, next)
@@ -292,7 +432,7 @@ export class FlyEdge extends EventEmitter {
     return next
   }
 
-  #exchangeFrom (req: http.IncomingMessage): Omit<Exchange, 'body' | 'stream' | 'replayable' | 'websocket' | 'response'> {
+  #exchangeFrom (listener: Listener, req: http.IncomingMessage): Pick<Exchange, 'listener' | 'method' | 'url' | 'headers' | 'cache'> {
     const headers: http.OutgoingHttpHeaders = {}
     const connectionTokens = new Set(
       String(req.headers.connection ?? '').toLowerCase().split(',').map((t) => t.trim()).filter(Boolean))
@@ -304,22 +444,26 @@ export class FlyEdge extends EventEmitter {
     const forwardedFor = req.headers['x-forwarded-for']
     headers['x-forwarded-for'] = forwardedFor === undefined ? clientIp : `${String(forwardedFor)}, ${clientIp}`
     headers['x-forwarded-proto'] = 'http'
-    headers['x-forwarded-port'] = String(this.port)
+    headers['x-forwarded-port'] = String(listener.port)
     headers['fly-client-ip'] = clientIp
-    headers['fly-forwarded-port'] = String(this.port)
+    headers['fly-forwarded-port'] = String(listener.port)
     headers.via = '1.1 fly-edge'
-    return { method: req.method ?? 'GET', url: req.url ?? '/', headers, aborted: false }
+    const url = req.url ?? '/'
+    const host = req.headers.host ?? `${this.#listen.host}:${listener.port}`
+    // The replay cache is the edge app's fly.toml setting: it applies to that app's listeners only.
+    const cache = listener.app === this.app ? this.#cache.match(host, url.split('?')[0], req.headers) : null
+    return { listener, method: req.method ?? 'GET', url, headers, cache }
   }
 
-  #onRequest (req: http.IncomingMessage, res: http.ServerResponse): void {
-    const base = this.#exchangeFrom(req)
+  #onRequest (listener: Listener, req: http.IncomingMessage, res: http.ServerResponse): void {
+    const base = this.#exchangeFrom(listener, req)
     const length = req.headers['content-length']
     const chunked = req.headers['transfer-encoding'] !== undefined
     const size = length === undefined ? 0 : Number(length)
     const replayable = isReplayable(req.headers)
     if (chunked) base.headers['transfer-encoding'] = 'chunked'
     const exchange: Exchange = {
-      ...base, body: null, stream: replayable ? null : req, replayable, websocket: null, response: res
+      ...base, body: null, stream: replayable ? null : req, streamUsed: false, replayable, websocket: null, response: res, aborted: false
     }
     res.on('close', () => { exchange.aborted = true })
     if (!replayable || size === 0) {
@@ -335,12 +479,12 @@ export class FlyEdge extends EventEmitter {
     req.on('error', () => { exchange.aborted = true })
   }
 
-  #onUpgrade (req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
-    const base = this.#exchangeFrom(req)
+  #onUpgrade (listener: Listener, req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    const base = this.#exchangeFrom(listener, req)
     base.headers.connection = 'Upgrade'
     base.headers.upgrade = req.headers.upgrade ?? 'websocket'
     const exchange: Exchange = {
-      ...base, body: null, stream: null, replayable: true, websocket: { socket, head }, response: null
+      ...base, body: null, stream: null, streamUsed: false, replayable: true, websocket: { socket, head }, response: null, aborted: false
     }
     this.#tunnels.add(socket)
     socket.on('error', () => { exchange.aborted = true })
@@ -352,150 +496,254 @@ export class FlyEdge extends EventEmitter {
   }
 
   async #route (exchange: Exchange): Promise<void> {
-    const first = this.#registry.candidates(this.app, () => true, this.#autostart)
-    if (first.length === 0) throw new NAV_FLY_EDGE_NO_MACHINE(this.app)
-    let delivery: Delivery = { headers: exchange.headers, url: exchange.url, replayed: false, fallback: false }
-    let reach = await this.#reach(first, exchange, delivery, Date.now() + this.#connectTimeoutMs, 1)
+    let { delivery, reach } = await this.#firstDelivery(exchange)
     let replays = 0
     for (;;) {
       if (exchange.aborted) {
         if ('attempt' in reach) this.#discard(reach.attempt)
         return
       }
-      if (!('attempt' in reach)) throw new NAV_FLY_EDGE_UNREACHABLE(`a Machine of app ${this.app} (${reach.failure})`)
+      if (!('attempt' in reach)) throw new NAV_FLY_EDGE_UNREACHABLE(`a Machine of app ${exchange.listener.app} (${reach.failure})`)
       const { machine, attempt } = reach
       const replay = attempt.kind === 'response' ? await this.#readReplay(attempt) : null
-      this.emit('route', {
-        machineId: machine.id,
-        app: machine.app,
-        region: machine.region,
-        method: exchange.method,
-        url: delivery.url,
-        status: attempt.res.statusCode ?? 0,
-        websocket: exchange.websocket !== null,
-        replayed: delivery.replayed,
-        fallback: delivery.fallback,
-        replays,
-        answeredWithReplay: replay !== null,
-        preferredInstanceUnavailable: delivery.preferredInstanceUnavailable
-      } satisfies RouteEvent)
+      this.#emitRoute(exchange, delivery, machine, attempt, replays, replay !== null)
       if (replay === null) {
         this.#relay(exchange, attempt)
         return
       }
-      if (replay === 'invalid') {
-        throw new NAV_FLY_EDGE_INVALID_REPLAY(machine.id, String(attempt.res.headers['fly-replay'] ?? 'JSON body'))
-      }
-      if (delivery.fallback) throw new NAV_FLY_EDGE_REPLAY_ON_FALLBACK(machine.id)
-      if (!exchange.replayable) {
-        const stream = exchange.stream as http.IncomingMessage
-        stream.unpipe()
-        stream.resume()
-        this.#discard(attempt)
-        throw new NAV_FLY_EDGE_REPLAY_BODY_TOO_LARGE(machine.id)
-      }
-      if (replays >= this.#maxReplays) throw new NAV_FLY_EDGE_TOO_MANY_REPLAYS(this.#maxReplays)
+      const valid = this.#checkReplayAnswer(exchange, delivery, machine, attempt, replay, replays)
       replays++
-      this.emit('replay', { issuer: machine.id, replay, replays })
+      this.emit('replay', { issuer: machine.id, replay: valid, replays })
       const started = Date.now()
-      const outcome = await this.#replay(exchange, machine, replay)
-      delivery = outcome.delivery
-      reach = outcome.reach
+      const outcome = await this.#replay(exchange, machine, valid)
+      this.#remember(exchange, delivery, machine, valid, outcome.reach)
+      ;({ delivery, reach } = outcome)
       if ('attempt' in reach || exchange.aborted) continue
-      if (reach.failure === 'connected' || replay.fallback === undefined) {
-        throw new NAV_FLY_EDGE_UNREACHABLE(`the replay target ${describeTarget(replay, machine)} (${reach.failure})`)
-      }
-      const header = formatReplayFailed({
-        instance: replay.instance ?? replay.preferInstance ?? '',
-        app: replay.app ?? machine.app,
-        region: replay.regions?.join(',') ?? '',
-        replaySource: machine.id,
-        reason: reach.failure,
-        elapsedMs: Date.now() - started
-      })
-      this.emit('replay-failed', { issuer: machine.id, reason: reach.failure, header } satisfies ReplayFailedEvent)
-      delivery = {
-        headers: { ...exchange.headers, 'fly-replay-failed': header },
-        url: exchange.url,
-        replayed: false,
-        fallback: true
-      }
-      const self = [machine]
-      const others = replay.fallback === 'prefer_self'
-        ? this.#registry.candidates(machine.app, (m) => m !== machine, this.#autostart)
-        : []
-      reach = await this.#reach([...self, ...others], exchange, delivery, Date.now() + this.#connectTimeoutMs, 1)
+      ;({ delivery, reach } = await this.#fallback(exchange, machine, valid, reach.failure, started))
     }
   }
 
-  async #replay (exchange: Exchange, issuer: Machine, replay: EdgeReplay): Promise<{ delivery: Delivery, reach: Reach }> {
-    const app = replay.app ?? issuer.app
+  #emitRoute (exchange: Exchange, delivery: Delivery, machine: Machine, attempt: Attempt, replays: number, answeredWithReplay: boolean): void {
+    this.emit('route', {
+      machineId: machine.id,
+      app: machine.app,
+      region: machine.region,
+      method: exchange.method,
+      url: delivery.url,
+      status: attempt.res.statusCode ?? 0,
+      websocket: exchange.websocket !== null,
+      flycast: exchange.listener.flycast,
+      replayed: delivery.replayed,
+      fallback: delivery.fallback,
+      replays,
+      answeredWithReplay,
+      preferredInstanceUnavailable: delivery.preferredInstanceUnavailable,
+      replayCache: delivery.cacheStatus
+    } satisfies RouteEvent)
+  }
+
+  /** The replay to act on; throws when it cannot be: invalid, answering a fallback, an unreplayable body, loop guard. */
+  #checkReplayAnswer (exchange: Exchange, delivery: Delivery, machine: Machine, attempt: Attempt, replay: EdgeReplay | 'invalid', replays: number): EdgeReplay {
+    if (replay === 'invalid') {
+      throw new NAV_FLY_EDGE_INVALID_REPLAY(machine.id, String(attempt.res.headers['fly-replay'] ?? 'JSON body'))
+    }
+    if (delivery.fallback) throw new NAV_FLY_EDGE_REPLAY_ON_FALLBACK(machine.id)
+    if (!exchange.replayable) {
+      const stream = exchange.stream as http.IncomingMessage
+      stream.unpipe()
+      stream.resume()
+      this.#discard(attempt)
+      throw new NAV_FLY_EDGE_REPLAY_BODY_TOO_LARGE(machine.id)
+    }
+    if (replays >= this.#maxReplays) throw new NAV_FLY_EDGE_TOO_MANY_REPLAYS(this.#maxReplays)
+    return replay
+  }
+
+  /**
+   * The first delivery of a request: the Machine of `fly-force-instance-id` (the client's explicit word wins), a
+   * cached replay's target (a hit), the Machine of `fly-prefer-instance-id`, or the next started Machine of the
+   * listener's app.
+   */
+  async #firstDelivery (exchange: Exchange): Promise<Outcome> {
+    const forced = headerValue(exchange.headers['fly-force-instance-id'])
+    if (forced !== undefined) return await this.#forcedDelivery(exchange, forced)
+    const hit = await this.#cachedDelivery(exchange)
+    if (hit !== null) return hit
+    const app = exchange.listener.app
+    const delivery: Delivery = { headers: exchange.headers, url: exchange.url, replayed: false, fallback: false }
+    const deadline = Date.now() + this.#connectTimeoutMs
+    const preferred = headerValue(exchange.headers['fly-prefer-instance-id'])
+    if (preferred !== undefined && isValidMachineId(preferred)) {
+      return { delivery, reach: await this.#reachPreferred(exchange, delivery, preferred, app, () => true, deadline, false) }
+    }
+    const first = this.#registry.candidates(app, () => true, this.#autostart)
+    if (first.length === 0) throw new NAV_FLY_EDGE_NO_MACHINE(app)
+    return { delivery, reach: await this.#reach(first, exchange, delivery, deadline, false) }
+  }
+
+  /**
+   * A replay cache hit goes straight to the remembered target, with `fly-replay-cache-status: hit` and no
+   * fly-replay-src. When that target cannot be reached the entry is dropped and the request goes to the app as if
+   * nothing were cached: Fly calls the cache "an optimization, not a guarantee", and the app stays the source of truth.
+   */
+  async #cachedDelivery (exchange: Exchange): Promise<Outcome | null> {
+    const match = exchange.cache
+    const cached = match === null || match.bypass ? undefined : this.#cache.get(match.key)
+    if (match === null || cached === undefined) return null
+    const delivery: Delivery = {
+      headers: { ...exchange.headers, 'fly-replay-cache-status': 'hit' }, url: exchange.url, replayed: false, fallback: false, cacheStatus: 'hit'
+    }
+    const reach = await this.#reachTarget(exchange, delivery, cached, cached.app ?? exchange.listener.app, null)
+    if ('attempt' in reach || reach.failure === 'connected' || exchange.aborted || exchange.streamUsed) return { delivery, reach }
+    this.#cache.delete(match.key)
+    return null
+  }
+
+  /**
+   * `fly-force-instance-id`: that Machine of the listener's app only, started if need be and tried until the connect
+   * timeout; no fallback (https://fly.io/docs/networking/dynamic-request-routing/#the-fly-force-instance-id-header).
+   */
+  async #forcedDelivery (exchange: Exchange, id: string): Promise<Outcome> {
+    const app = exchange.listener.app
+    const machine = isValidMachineId(id) ? this.#registry.get(id) : undefined
+    const named = JSON.stringify(id.slice(0, 64))
+    if (machine === undefined || machine.app !== app) throw new NAV_FLY_EDGE_FORCED_INSTANCE_UNAVAILABLE(named, `no such Machine in app ${app} (PR02, Machine not found)`)
+    if (machine.state !== 'started' && !this.#autostart) {
+      throw new NAV_FLY_EDGE_FORCED_INSTANCE_UNAVAILABLE(named, `the Machine is ${machine.state} and autostart is off`)
+    }
+    const delivery: Delivery = { headers: exchange.headers, url: exchange.url, replayed: false, fallback: false }
+    const reach = await this.#reach([machine], exchange, delivery, Date.now() + this.#connectTimeoutMs, true)
+    if ('attempt' in reach || reach.failure === 'connected' || exchange.aborted) return { delivery, reach }
+    throw new NAV_FLY_EDGE_FORCED_INSTANCE_UNAVAILABLE(named, `not reachable (${reach.failure}; PR04, no candidate machines found after retries)`)
+  }
+
+  async #replay (exchange: Exchange, issuer: Machine, replay: EdgeReplay): Promise<Outcome> {
     const src = formatReplaySrc({ instance: issuer.id, region: issuer.region, state: replay.state }, Date.now() * 1000)
     const headers: http.OutgoingHttpHeaders = { ...exchange.headers, 'fly-replay-src': src }
+    const cacheStatus = exchange.cache === null ? undefined : exchange.cache.bypass ? 'bypass' : 'miss'
+    if (cacheStatus !== undefined) headers['fly-replay-cache-status'] = cacheStatus
     let url = exchange.url
     if (replay.transform !== undefined) {
       if (replay.transform.path !== undefined) url = replay.transform.path
       for (const name of replay.transform.deleteHeaders) delete headers[name]
       for (const { name, value } of replay.transform.setHeaders) headers[name] = value
     }
-    const delivery: Delivery = { headers, url, replayed: true, fallback: false }
+    const delivery: Delivery = { headers, url, replayed: true, fallback: false, cacheStatus }
+    return { delivery, reach: await this.#reachTarget(exchange, delivery, replay, replay.app ?? issuer.app, issuer) }
+  }
+
+  /**
+   * Remember the first delivery's replay answer once its target was reached, when the request carries a replay cache
+   * rule's value and the answer may be cached; forget it when a Machine answers `fly-replay-cache: invalidate`. Only
+   * one step is cached, as on Fly.
+   */
+  #remember (exchange: Exchange, delivery: Delivery, issuer: Machine, replay: EdgeReplay, reach: Reach): void {
+    const match = exchange.cache
+    if (match === null || match.bypass) return
+    if (replay.cacheInvalidate === true) {
+      this.#cache.delete(match.key)
+      return
+    }
+    const first = !delivery.replayed && !delivery.fallback && delivery.cacheStatus === undefined
+    if (first && 'attempt' in reach && isCacheableReplay(replay)) this.#cache.set(match, cachedTarget(replay, issuer.app))
+  }
+
+  /** The Machines a replay (or a cached one, without issuer) may go to, tried within the replay's timeout. */
+  async #reachTarget (exchange: Exchange, delivery: Delivery, replay: EdgeReplay, app: string, issuer: Machine | null): Promise<Reach> {
     const deadline = Date.now() + (replay.timeoutMs ?? this.#replayTimeoutMs)
     const inRegion = (m: Machine): boolean => replay.regions === undefined || replay.regions.some((r) => regionMatches(r, m.region))
     const allowed = (m: Machine): boolean => inRegion(m) && !(replay.elsewhere && m === issuer)
-    const startable = (m: Machine): boolean => m.state === 'started' || this.#autostart
 
     if (replay.instance !== undefined) {
       const target = this.#registry.get(replay.instance)
-      const ok = target !== undefined && target.app === app && allowed(target) && startable(target)
-      if (!ok) return { delivery, reach: { failure: 'no_candidate' } }
-      return { delivery, reach: await this.#reach([target], exchange, delivery, deadline, CONNECT_ATTEMPTS) }
+      const ok = target !== undefined && target.app === app && allowed(target) && (target.state === 'started' || this.#autostart)
+      if (!ok) return { failure: 'no_candidate' }
+      return await this.#reach([target], exchange, delivery, deadline, true)
     }
-
     if (replay.preferInstance !== undefined) {
-      const preferred = this.#registry.get(replay.preferInstance)
-      if (preferred !== undefined && preferred.app === app && allowed(preferred) && startable(preferred)) {
-        const reach = await this.#reach([preferred], exchange, delivery, deadline, CONNECT_ATTEMPTS)
-        if ('attempt' in reach || reach.failure === 'connected' || exchange.aborted) return { delivery, reach }
-      }
-      delivery.preferredInstanceUnavailable = replay.preferInstance
-      delivery.headers = { ...headers, 'fly-preferred-instance-unavailable': replay.preferInstance }
-      const others = this.#registry.candidates(app, (m) => allowed(m) && m.id !== replay.preferInstance, this.#autostart)
-      return { delivery, reach: await this.#reach(others, exchange, delivery, deadline, 1) }
+      return await this.#reachPreferred(exchange, delivery, replay.preferInstance, app, allowed, deadline, true)
     }
-
     // Region preference order: every Machine of the first listed region, then the next.
     const ordered: Machine[] = []
     const pool = this.#registry.candidates(app, allowed, this.#autostart)
     for (const entry of replay.regions ?? ['any']) {
       for (const m of pool) if (!ordered.includes(m) && regionMatches(entry, m.region)) ordered.push(m)
     }
-    return { delivery, reach: await this.#reach(ordered, exchange, delivery, deadline, 1) }
+    return await this.#reach(ordered, exchange, delivery, deadline, true)
   }
 
-  /** Deliver to the first candidate that accepts a connection before the deadline. */
-  async #reach (candidates: Machine[], exchange: Exchange, delivery: Delivery, deadline: number, attemptsEach: number): Promise<Reach> {
+  /**
+   * `prefer_instance` and `fly-prefer-instance-id`: that Machine, woken if stopped or suspended, when it can be
+   * reached before the deadline; else another allowed Machine, with `fly-preferred-instance-unavailable`. A wake that
+   * uses up the deadline still leaves one pass over the other Machines, so a slow start never fails a request that a
+   * running Machine can serve.
+   */
+  async #reachPreferred (exchange: Exchange, delivery: Delivery, id: string, app: string, allowed: (m: Machine) => boolean,
+    deadline: number, persist: boolean): Promise<Reach> {
+    const preferred = this.#registry.get(id)
+    if (preferred !== undefined && preferred.app === app && allowed(preferred) && (preferred.state === 'started' || this.#autostart)) {
+      const reach = await this.#reach([preferred], exchange, delivery, deadline, false)
+      if ('attempt' in reach || reach.failure === 'connected' || exchange.aborted || exchange.streamUsed) return reach
+    }
+    delivery.preferredInstanceUnavailable = id
+    delivery.headers = { ...delivery.headers, 'fly-preferred-instance-unavailable': id }
+    const others = this.#registry.candidates(app, (m) => allowed(m) && m !== preferred, this.#autostart)
+    const late = Date.now() >= deadline
+    return await this.#reach(others, exchange, delivery, late ? Date.now() + this.#connectTimeoutMs : deadline, persist && !late)
+  }
+
+  /** Back to the issuer with fly-replay-failed (prefer_self: or another Machine of its app), or the replay's error. */
+  async #fallback (exchange: Exchange, issuer: Machine, replay: EdgeReplay, failure: Failure, started: number): Promise<Outcome> {
+    if (failure === 'connected' || replay.fallback === undefined) {
+      throw new NAV_FLY_EDGE_UNREACHABLE(`the replay target ${describeTarget(replay, issuer)} (${failure})`)
+    }
+    const header = formatReplayFailed({
+      instance: replay.instance ?? replay.preferInstance ?? '',
+      app: replay.app ?? issuer.app,
+      region: replay.regions?.join(',') ?? '',
+      replaySource: issuer.id,
+      reason: failure,
+      elapsedMs: Date.now() - started
+    })
+    this.emit('replay-failed', { issuer: issuer.id, reason: failure, header } satisfies ReplayFailedEvent)
+    const delivery: Delivery = { headers: { ...exchange.headers, 'fly-replay-failed': header }, url: exchange.url, replayed: false, fallback: true }
+    const others = replay.fallback === 'prefer_self'
+      ? this.#registry.candidates(issuer.app, (m) => m !== issuer, this.#autostart)
+      : []
+    return { delivery, reach: await this.#reach([issuer, ...others], exchange, delivery, Date.now() + this.#connectTimeoutMs, false) }
+  }
+
+  /**
+   * Deliver to the first candidate that accepts a connection before the deadline. With `persist` (a replay target, a
+   * forced instance) the candidates are tried again, with a growing pause, until the deadline: Fly's `timeout` is
+   * "how long the proxy tries to reach the replay target". The failure is `timeout` when the deadline passed while the
+   * edge was waiting (a start, a connection under way), `retries_exhausted` when every attempt until then was refused.
+   */
+  async #reach (candidates: Machine[], exchange: Exchange, delivery: Delivery, deadline: number, persist: boolean): Promise<Reach> {
     if (candidates.length === 0) return { failure: 'no_candidate' }
     let lastError: Error | undefined
-    for (const machine of candidates) {
-      for (let attempt = 0; attempt < attemptsEach; attempt++) {
+    for (let pass = 1; ; pass++) {
+      let tried = false
+      for (const [index, machine] of candidates.entries()) {
         if (exchange.aborted) return { failure: 'retries_exhausted' }
-        if (Date.now() >= deadline) return { failure: 'timeout', error: lastError }
+        // A pass begins at the latest at the deadline (the pause before it is cut short); its first attempt is the last.
+        if (index > 0 && Date.now() >= deadline) return { failure: lastError === undefined ? 'timeout' : 'retries_exhausted', error: lastError }
         if (machine.state !== 'started') {
-          if (!this.#autostart) break
+          if (!this.#autostart) continue
           const started = await this.#startBefore(machine, deadline)
           if (started === 'timeout') return { failure: 'timeout' }
-          if (started === 'failed') break
+          if (started === 'failed') continue
         }
+        tried = true
         const result = await this.#attempt(machine, exchange, delivery, deadline)
         if ('kind' in result) return { machine, attempt: result }
         lastError = result.error
-        if (result.failure !== 'retries_exhausted') return result
-        // A streamed body was already (partly) consumed: it cannot go anywhere else.
-        if (exchange.stream !== null) return result
-        if (attempt + 1 < attemptsEach) await delay(Math.min(RETRY_BACKOFF_MS * (attempt + 1), Math.max(0, deadline - Date.now())))
+        if (result.failure !== 'retries_exhausted' || exchange.streamUsed) return result
       }
+      const remaining = deadline - Date.now()
+      if (!persist || !tried || remaining <= 0) return { failure: 'retries_exhausted', error: lastError }
+      await delay(Math.min(RETRY_BACKOFF_MS * pass, MAX_RETRY_BACKOFF_MS, remaining))
     }
-    return { failure: 'retries_exhausted', error: lastError }
   }
 
   async #startBefore (machine: Machine, deadline: number): Promise<'started' | 'timeout' | 'failed'> {
@@ -526,16 +774,25 @@ export class FlyEdge extends EventEmitter {
         const error = new Error(`connecting to ${machine.id} timed out`)
         finish({ failure: 'timeout', error })
         upstream.destroy(error)
-      }, Math.max(0, deadline - Date.now()))
+      }, Math.max(MIN_CONNECT_WAIT_MS, deadline - Date.now()))
       const finish = (result: Attempt | { failure: Failure, error: Error }): void => {
         if (settled) return
         settled = true
         clearTimeout(timer)
         resolve(result)
       }
+      // A streamed body starts flowing only once the Machine accepted the connection: a refused connection leaves it
+      // whole, so the next attempt or candidate can still take it.
+      const onConnect = (): void => {
+        connected = true
+        clearTimeout(timer)
+        if (exchange.stream === null) return
+        exchange.streamUsed = true
+        exchange.stream.pipe(upstream)
+      }
       upstream.on('socket', (socket: Socket) => {
-        if (!socket.connecting) connected = true
-        else socket.once('connect', () => { connected = true; clearTimeout(timer) })
+        if (!socket.connecting) onConnect()
+        else socket.once('connect', onConnect)
       })
       upstream.on('response', (res) => { finish({ kind: 'response', res, request: upstream }) })
       upstream.on('upgrade', (res, socket: Socket, head: Buffer) => { finish({ kind: 'upgrade', res, socket, head }) })
@@ -543,11 +800,7 @@ export class FlyEdge extends EventEmitter {
       // connection: the next attempt or candidate gets it. Anything else is passed on as the Machine's error.
       const retryable = exchange.stream === null && IDEMPOTENT_METHODS.has(exchange.method)
       upstream.on('error', (error) => { finish({ failure: connected && !retryable ? 'connected' : 'retries_exhausted', error }) })
-      if (exchange.stream !== null) {
-        exchange.stream.pipe(upstream)
-      } else {
-        upstream.end(exchange.body ?? undefined)
-      }
+      if (exchange.stream === null) upstream.end(exchange.body ?? undefined)
     })
   }
 
@@ -556,22 +809,34 @@ export class FlyEdge extends EventEmitter {
     const { res } = attempt
     const header = res.headers['fly-replay']
     const contentType = String(res.headers['content-type'] ?? '').toLowerCase()
+    let replay: EdgeReplay | null
     if (header !== undefined) {
       res.resume()
-      return parseReplayAnswer(String(header)) ?? 'invalid'
+      replay = parseReplayAnswer(String(header))
+    } else if (contentType.startsWith(REPLAY_CONTENT_TYPE)) {
+      const body = await this.#readReplayBody(attempt)
+      replay = body === null ? null : parseReplayJson(body)
+    } else {
+      return null
     }
-    if (!contentType.startsWith(REPLAY_CONTENT_TYPE)) return null
+    if (replay === null) return 'invalid'
+    if (String(res.headers['fly-replay-cache'] ?? '').trim().toLowerCase() === 'invalidate') replay.cacheInvalidate = true
+    return replay
+  }
+
+  /** The JSON body of a replay answer, or null when it is larger than any replay instruction needs to be. */
+  async #readReplayBody (attempt: Attempt & { kind: 'response' }): Promise<string | null> {
     const chunks: Buffer[] = []
     let size = 0
-    for await (const chunk of res) {
+    for await (const chunk of attempt.res) {
       size += (chunk as Buffer).length
       if (size > MAX_REPLAY_JSON_BYTES) {
         attempt.request.destroy()
-        return 'invalid'
+        return null
       }
       chunks.push(chunk as Buffer)
     }
-    return parseReplayJson(Buffer.concat(chunks).toString('utf8')) ?? 'invalid'
+    return Buffer.concat(chunks).toString('utf8')
   }
 
   #discard (attempt: Attempt): void {

@@ -15,6 +15,12 @@ export const NAV_FLY_EDGE_NO_MACHINE = createError(
 export const NAV_FLY_EDGE_UNREACHABLE = createError(
   'NAV_FLY_EDGE_UNREACHABLE', 'Could not reach %s', 502)
 
+// Fly documents no fallback for `fly-force-instance-id` ("No fallback if Machine is ultimately unavailable",
+// https://fly.io/docs/networking/dynamic-request-routing/#the-fly-force-instance-id-header) and no status code;
+// the message names the proxy error Fly logs for the case (https://fly.io/docs/monitoring/error-codes/).
+export const NAV_FLY_EDGE_FORCED_INSTANCE_UNAVAILABLE = createError(
+  'NAV_FLY_EDGE_FORCED_INSTANCE_UNAVAILABLE', 'fly-force-instance-id %s: %s', 502)
+
 export const NAV_FLY_EDGE_INVALID_REPLAY = createError(
   'NAV_FLY_EDGE_INVALID_REPLAY', 'Machine %s answered with an invalid fly-replay: %s', 502)
 

@@ -3,7 +3,8 @@ export {
   DEFAULT_MAX_REPLAYS,
   DEFAULT_REPLAY_TIMEOUT_MS,
   DEFAULT_CONNECT_TIMEOUT_MS,
-  CONNECT_ATTEMPTS,
+  RETRY_BACKOFF_MS,
+  MAX_RETRY_BACKOFF_MS,
   type FlyEdgeOptions,
   type RouteEvent,
   type ReplayFailedEvent,
@@ -28,6 +29,13 @@ export {
   type ReplayFailureReason,
   type ReplayTransform
 } from './replay.js'
+export {
+  parseReplayCacheRule,
+  MIN_REPLAY_CACHE_TTL_SECONDS,
+  type ReplayCacheRule,
+  type ReplayCacheType,
+  type ReplayCacheStatus
+} from './replay-cache.js'
 export { REGION_ALIASES, regionMatches } from './regions.js'
 export * from './errors.js'
 export { launchMachines, machineConfigText, randomMachineId, PORTS_PER_MACHINE, DEFAULT_NAVIGATOR_BIN,

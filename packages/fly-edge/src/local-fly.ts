@@ -1,5 +1,6 @@
 import { FlyEdge, type RouteEvent } from './edge.js'
 import { launchMachines, type LaunchedMachines } from './launch.js'
+import type { ReplayCacheRule } from './replay-cache.js'
 
 export interface LocalFlyOptions {
   /** Navigator config every Machine runs (must listen on ${NAVIGATOR_PORT}). */
@@ -11,6 +12,8 @@ export interface LocalFlyOptions {
   port?: number
   host?: string
   autostart?: boolean
+  /** Session-based replay caching, like fly.toml's `[[http_service.http_options.replay_cache]]`. */
+  replayCache?: ReplayCacheRule[]
   env?: NodeJS.ProcessEnv
   /** Print every routing decision and every Machine output line. */
   verbose?: boolean
@@ -42,13 +45,16 @@ export async function startLocalFly (options: LocalFlyOptions): Promise<LocalFly
     app: options.app,
     machines: launched.machines,
     launcher: launched.launcher,
+    flycastPorts: launched.flycastPorts,
     autostart: options.autostart,
+    replayCache: options.replayCache,
     listen: { host: options.host ?? '127.0.0.1', port: options.port ?? DEFAULT_EDGE_PORT }
   })
   if (options.verbose === true) {
     edge.on('route', (event: RouteEvent) => {
-      const how = event.fallback ? 'fallback' : event.replayed ? 'replayed' : 'balanced'
-      write(`edge: ${event.method} ${event.url} -> ${event.machineId} (${how}) ${event.status}${event.answeredWithReplay ? ' fly-replay' : ''}`)
+      const how = event.fallback ? 'fallback' : event.replayed ? 'replayed' : event.replayCache === 'hit' ? 'replay cache hit' : 'balanced'
+      const via = event.flycast ? ' via Flycast' : ''
+      write(`edge: ${event.method} ${event.url} -> ${event.machineId} (${how}${via}) ${event.status}${event.answeredWithReplay ? ' fly-replay' : ''}`)
     })
   }
   try {

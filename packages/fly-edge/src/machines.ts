@@ -15,6 +15,8 @@ export interface MachineSpec {
   app?: string
   /** Initial state; default 'started'. */
   state?: MachineState
+  /** Port of the Machine's private address on the edge (its `<id>.vm.<app>.internal`); default a free port. */
+  privatePort?: number
 }
 
 export interface Machine {
@@ -22,6 +24,8 @@ export interface Machine {
   readonly app: string
   readonly region: string
   readonly url: URL
+  /** The port asked for the private address; 0 lets the edge pick one (FlyEdge.privateUrl tells which). */
+  readonly privatePort: number
   state: MachineState
 }
 
@@ -35,6 +39,11 @@ export interface MachineLauncher {
   stop (id: string): Promise<void>
   suspend (id: string): Promise<void>
   resume (id: string): Promise<void>
+  /**
+   * Calls `listener` when a Machine's process exits without being asked to (a crash, a kill); returns an
+   * unsubscribe function. The edge then marks the Machine stopped, as Fly does when a Machine's main process exits.
+   */
+  watchExits? (listener: (id: string) => void): () => void
 }
 
 export const DEFAULT_REGION = 'iad'
@@ -65,7 +74,11 @@ function toMachine (spec: MachineSpec, defaultApp: string): Machine {
   if (state !== 'started' && state !== 'stopped' && state !== 'suspended') {
     throw new NAV_FLY_EDGE_INVALID_OPTION(`machine ${spec.id}: state must be started, stopped or suspended`)
   }
-  return { id: spec.id, app, region, url, state }
+  const privatePort = spec.privatePort ?? 0
+  if (!Number.isInteger(privatePort) || privatePort < 0 || privatePort > 65535) {
+    throw new NAV_FLY_EDGE_INVALID_OPTION(`machine ${spec.id}: privatePort must be a port number`)
+  }
+  return { id: spec.id, app, region, url, privatePort, state }
 }
 
 /** The Machines the edge knows, by app, with a round-robin cursor per app. */
@@ -86,8 +99,16 @@ export class MachineRegistry {
     return machine
   }
 
+  remove (id: string): void {
+    this.#byId.delete(id)
+  }
+
   get (id: string): Machine | undefined {
     return this.#byId.get(id)
+  }
+
+  apps (): string[] {
+    return [...new Set(this.list().map((m) => m.app))]
   }
 
   list (app?: string): Machine[] {

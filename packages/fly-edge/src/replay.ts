@@ -35,6 +35,8 @@ export interface EdgeReplay {
   timeoutMs?: number
   fallback?: ReplayFallback
   transform?: ReplayTransform
+  /** `fly-replay-cache: invalidate` (or JSON `cache.invalidate`): forget the cached replay of this request. */
+  cacheInvalidate?: boolean
 }
 
 function hasTarget (replay: EdgeReplay): boolean {
@@ -113,6 +115,8 @@ export function parseReplayJson (body: string): EdgeReplay | null {
     if (transform === null) return null
     replay.transform = transform
   }
+  const cache = input.cache as Record<string, unknown> | undefined
+  if (typeof cache === 'object' && cache !== null && cache.invalidate === true) replay.cacheInvalidate = true
   return replay
 }
 

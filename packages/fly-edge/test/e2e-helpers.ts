@@ -66,7 +66,9 @@ export async function startDemoFly (t: Teardown, options: {
     onOutput: (id, line) => { output.push(`[${id}] ${line}`) }
   })
   t.teardown(() => launched.stop())
-  const edge = new FlyEdge({ app, machines: launched.machines, launcher: launched.launcher, ...options.edge })
+  const edge = new FlyEdge({
+    app, machines: launched.machines, launcher: launched.launcher, flycastPorts: launched.flycastPorts, ...options.edge
+  })
   await edge.listen()
   t.teardown(() => edge.close())
   const routes: RouteEvent[] = []

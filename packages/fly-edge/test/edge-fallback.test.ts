@@ -4,7 +4,7 @@ import type { MachineLauncher } from '../src/machines.js'
 import { fields, replayWith, request, spec, startEdge, startTestMachine } from './fixtures.js'
 
 test('fallback=force_self re-delivers to the issuer with fly-replay-failed reason=retries_exhausted', async (t) => {
-  const m1 = await startTestMachine(t, 'm1', replayWith('instance=m2;state=s1;timeout=3s;fallback=force_self'))
+  const m1 = await startTestMachine(t, 'm1', replayWith('instance=m2;state=s1;timeout=500ms;fallback=force_self'))
   const m2 = await startTestMachine(t, 'm2')
   const edge = await startEdge(t, { app: 'demo', machines: [spec(m1, 'ord'), spec(m2, 'ams')] })
   await m2.close()
@@ -22,7 +22,7 @@ test('fallback=force_self re-delivers to the issuer with fly-replay-failed reaso
   t.equal(failed.app, 'demo')
   t.equal(failed.replay_source, 'm1')
   t.equal(failed.reason, 'retries_exhausted')
-  t.ok(Number(failed.elapsed_ms) >= 0)
+  t.ok(Number(failed.elapsed_ms) >= 450 && Number(failed.elapsed_ms) < 2000, `the target was tried for the replay's timeout (${failed.elapsed_ms} ms)`)
   t.notOk(seen.headers['fly-replay-src'], 'a fallback is not a replay')
   t.equal(failures.length, 1)
   t.ok(routes.at(-1)?.fallback)
@@ -73,7 +73,7 @@ test('fallback=prefer_self uses another Machine of the app when the issuer is go
     void m1.close()
     return true
   })
-  const edge = await startEdge(t, { app: 'demo', machines: [spec(m1), spec(m2), spec(m3)] })
+  const edge = await startEdge(t, { app: 'demo', machines: [spec(m1), spec(m2), spec(m3)], replayTimeoutMs: 300 })
   await m2.close()
   // m1 closes itself after answering: its fallback has to go to m3.
   let seen = (await request(edge.url)).json()
@@ -85,7 +85,7 @@ test('fallback=prefer_self uses another Machine of the app when the issuer is go
 test('fallback=prefer_self goes back to the issuer when it is there', async (t) => {
   const m1 = await startTestMachine(t, 'm1', replayWith('instance=m2;fallback=prefer_self'))
   const m2 = await startTestMachine(t, 'm2')
-  const edge = await startEdge(t, { app: 'demo', machines: [spec(m1), spec(m2)] })
+  const edge = await startEdge(t, { app: 'demo', machines: [spec(m1), spec(m2)], replayTimeoutMs: 300 })
   await m2.close()
   const seen = (await request(edge.url)).json()
   t.equal(seen.machine, 'm1')
@@ -99,7 +99,7 @@ test('a fly-replay answer to a fallback request is an error, as on Fly', async (
     return true
   })
   const m2 = await startTestMachine(t, 'm2')
-  const edge = await startEdge(t, { app: 'demo', machines: [spec(m1), spec(m2)] })
+  const edge = await startEdge(t, { app: 'demo', machines: [spec(m1), spec(m2)], replayTimeoutMs: 300 })
   await m2.close()
   const reply = await request(edge.url)
   t.equal(reply.status, 502)
@@ -126,4 +126,40 @@ test('a replay to a stopped Machine autostarts it through the launcher, then del
   await edge.suspendMachine('m2')
   t.equal((await request(edge.url)).json().machine, 'm2')
   t.same(started, ['m2', 'resume m2'])
+})
+
+test('a replay keeps trying its target until the replay\'s timeout: a Machine that comes up within it is reached', async (t) => {
+  const m1 = await startTestMachine(t, 'm1', replayWith('instance=m2;timeout=3s;fallback=force_self'))
+  const m2 = await startTestMachine(t, 'm2')
+  const port = m2.port
+  const edge = await startEdge(t, { app: 'demo', machines: [spec(m1), spec(m2)] })
+  await m2.close()
+  // m2's process "comes back" on its port 400 ms after the replay began refusing.
+  edge.once('replay', () => { setTimeout(() => { m2.server.listen(port, '127.0.0.1') }, 400) })
+  const started = Date.now()
+  const reply = await request(edge.url, { headers: { 'fly-force-instance-id': 'm1' } })
+  const elapsed = Date.now() - started
+  t.equal(reply.json().machine, 'm2', 'served by the target, not the fallback')
+  t.notOk(reply.json().headers['fly-replay-failed'])
+  t.ok(elapsed >= 380 && elapsed < 2500, `after the refusals of the first ${elapsed} ms`)
+})
+
+test('a timeout shorter than a cold start ends the replay with reason=timeout; one longer than it is served there', async (t) => {
+  const m1 = await startTestMachine(t, 'm1', replayWith('instance=m2;timeout=200ms;fallback=force_self'))
+  const m2 = await startTestMachine(t, 'm2')
+  const launcher: MachineLauncher = {
+    start: async () => { await new Promise((resolve) => setTimeout(resolve, 500)) },
+    stop: async () => {},
+    suspend: async () => {},
+    resume: async () => {}
+  }
+  const edge = await startEdge(t, { app: 'demo', machines: [spec(m1), { ...spec(m2), state: 'stopped' }], launcher })
+  const forced = { 'fly-force-instance-id': 'm1' }
+  const short = (await request(edge.url, { headers: forced })).json()
+  t.equal(short.machine, 'm1')
+  t.equal(fields(short.headers['fly-replay-failed']).reason, 'timeout')
+  await edge.stopMachine('m2')
+  m1.handler = replayWith('instance=m2;timeout=3s;fallback=force_self')
+  const long = (await request(edge.url, { headers: forced })).json()
+  t.equal(long.machine, 'm2', 'a 3 s timeout covers the 500 ms start')
 })

@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import type { RouteEvent } from '../src/edge.js'
 import { REPLAY_CONTENT_TYPE } from '../src/replay.js'
-import { fields, replayWith, request, spec, startEdge, startTestMachine } from './fixtures.js'
+import { fields, recordingLauncher, replayWith, request, spec, startEdge, startTestMachine } from './fixtures.js'
 
 test('instance= discards the replay answer and re-delivers the original request with fly-replay-src', async (t) => {
   const m1 = await startTestMachine(t, 'm1', replayWith('instance=m2;state=sticky'))
@@ -75,6 +75,27 @@ test('prefer_instance falls back to another Machine with fly-preferred-instance-
   t.equal(routes.at(-1)?.preferredInstanceUnavailable, 'm3')
 })
 
+test('prefer_instance wakes a stopped or suspended preferred Machine; with autostart off it goes elsewhere', async (t) => {
+  const m1 = await startTestMachine(t, 'm1', replayWith('prefer_instance=m3'))
+  const m3 = await startTestMachine(t, 'm3')
+  const launcher = recordingLauncher()
+  const edge = await startEdge(t, { app: 'demo', machines: [spec(m1), { ...spec(m3), state: 'stopped' }], launcher })
+  const forced = { 'fly-force-instance-id': 'm1' }
+  let seen = (await request(edge.url, { headers: forced })).json()
+  t.equal(seen.machine, 'm3')
+  t.notOk(seen.headers['fly-preferred-instance-unavailable'])
+  await edge.suspendMachine('m3')
+  seen = (await request(edge.url, { headers: forced })).json()
+  t.equal(seen.machine, 'm3')
+  t.same(launcher.calls, ['start m3', 'suspend m3', 'resume m3'])
+  const m2 = await startTestMachine(t, 'm2')
+  const cold = await startEdge(t, { app: 'demo', machines: [spec(m1), spec(m2), { ...spec(m3), state: 'stopped' }], autostart: false })
+  m1.handler = replayWith('prefer_instance=m3;elsewhere=true')
+  seen = (await request(cold.url, { headers: forced })).json()
+  t.equal(seen.machine, 'm2')
+  t.equal(seen.headers['fly-preferred-instance-unavailable'], 'm3')
+})
+
 test('region= delivers to the first listed region that has a Machine, and any matches every region', async (t) => {
   const m1 = await startTestMachine(t, 'm1', replayWith('region="syd,ams,ord"'))
   const m2 = await startTestMachine(t, 'm2')
@@ -131,7 +152,7 @@ test('elsewhere=true never re-delivers to the Machine that replayed', async (t) 
 })
 
 test('a replay to an unreachable instance without fallback is a 502 from the edge', async (t) => {
-  const m1 = await startTestMachine(t, 'm1', replayWith('instance=m2;timeout=2s'))
+  const m1 = await startTestMachine(t, 'm1', replayWith('instance=m2;timeout=300ms'))
   const m2 = await startTestMachine(t, 'm2')
   const edge = await startEdge(t, { app: 'demo', machines: [spec(m1), spec(m2)] })
   await m2.close()

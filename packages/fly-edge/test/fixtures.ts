@@ -1,10 +1,10 @@
 // Tiny real "Machines" (http servers on 127.0.0.1:0) and a plain HTTP client for the edge's tests.
 import { createHash } from 'node:crypto'
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import net, { type AddressInfo } from 'node:net'
 import type { Readable } from 'node:stream'
-import { FlyEdge, type FlyEdgeOptions } from '../src/edge.js'
-import type { MachineSpec } from '../src/machines.js'
+import { FlyEdge, type FlyEdgeOptions, type RouteEvent } from '../src/edge.js'
+import type { MachineLauncher, MachineSpec } from '../src/machines.js'
 
 export interface Received {
   machine: string
@@ -128,4 +128,40 @@ export async function startEdge (t: Teardown, options: FlyEdgeOptions): Promise<
 
 export function spec (machine: TestMachine, region = 'iad', app?: string): MachineSpec {
   return { id: machine.id, url: machine.url, region, app }
+}
+
+/** A launcher that only records its calls (the test's Machines keep running; the edge decides reachability). */
+export function recordingLauncher (): MachineLauncher & { calls: string[] } {
+  const calls: string[] = []
+  return {
+    calls,
+    start: async (id) => { calls.push(`start ${id}`) },
+    stop: async (id) => { calls.push(`stop ${id}`) },
+    suspend: async (id) => { calls.push(`suspend ${id}`) },
+    resume: async (id) => { calls.push(`resume ${id}`) }
+  }
+}
+
+/** Every 'route' event of the edge from now on. */
+export function routesOf (edge: FlyEdge): RouteEvent[] {
+  const routes: RouteEvent[] = []
+  edge.on('route', (event: RouteEvent) => routes.push(event))
+  return routes
+}
+
+/** How a TCP connection to `url` ends: 'connected' (then closed by us), or the error code, with the time it took. */
+export function tcpConnect (url: string, timeoutMs = 2000): Promise<{ outcome: string, ms: number }> {
+  const started = Date.now()
+  const { hostname, port } = new URL(url)
+  return new Promise((resolve) => {
+    const socket = net.connect(Number(port), hostname)
+    const done = (outcome: string): void => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve({ outcome, ms: Date.now() - started })
+    }
+    const timer = setTimeout(() => done('hang'), timeoutMs)
+    socket.once('connect', () => done('connected'))
+    socket.once('error', (err: NodeJS.ErrnoException) => done(err.code ?? err.message))
+  })
 }

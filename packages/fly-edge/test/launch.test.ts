@@ -16,6 +16,20 @@ test('the per-Machine config fills in its ports and adds peers under sticky_sess
   t.equal(text, 'server:\n  listen: 4100\nroutes:\n  fly:\n    sticky_sessions:\n      peers: {"a":"http://127.0.0.1:4100"}\n      enabled: true\nx: 4103\n')
 })
 
+test('with direct_proxy: flycast in the sticky_sessions block, the per-Machine config also gets flycast_url', async (t) => {
+  const base = 'routes:\n  fly:\n    sticky_sessions:\n      enabled: true\n      direct_proxy: flycast  # through the proxy\n' +
+    'applications:\n  start_port: ${NAVIGATOR_PORT+2}\n'
+  t.equal(machineConfigText(base, 4100, { a: 'http://127.0.0.1:4130' }, { flycastUrl: 'http://127.0.0.1:4132' }),
+    'routes:\n  fly:\n    sticky_sessions:\n      peers: {"a":"http://127.0.0.1:4130"}\n      flycast_url: "http://127.0.0.1:4132"\n' +
+    '      enabled: true\n      direct_proxy: flycast  # through the proxy\napplications:\n  start_port: 4102\n')
+  const vm = machineConfigText(base.replace('flycast  #', 'vm  #'), 4100, {}, { flycastUrl: 'http://127.0.0.1:4132' })
+  t.notMatch(vm, /flycast_url/, 'not with direct_proxy: vm')
+  const own = machineConfigText(base.replace('enabled: true', 'flycast_url: http://elsewhere:1'), 4100, {}, { flycastUrl: 'http://127.0.0.1:4132' })
+  t.equal(own.match(/flycast_url/g)?.length, 1, 'a flycast_url of the base config is kept, not doubled')
+  const outside = 'routes:\n  fly:\n    sticky_sessions:\n      enabled: true\nother:\n  direct_proxy: flycast\n'
+  t.notMatch(machineConfigText(outside, 4100, {}, { flycastUrl: 'http://x:1' }), /flycast_url/, 'only the sticky_sessions block counts')
+})
+
 test('launched Machines each get their own id, app, region, port block, env and peers; stop removes everything', async (t) => {
   const launched = await launchMachines({
     config, count: 3, app: 'demo', regions: ['iad', 'ams'], navigator, env: { EXTRA: 'yes' }
@@ -36,8 +50,14 @@ test('launched Machines each get their own id, app, region, port block, env and 
     t.equal(reply.extra, 'yes')
     t.match(reply.configText, `listen: "127.0.0.1:${new URL(machine.url).port}"`)
     t.match(reply.configText, `start_port: ${Number(new URL(machine.url).port) + 2}`)
-    t.match(reply.configText, `        peers: ${JSON.stringify(Object.fromEntries(launched.machines.map((m) => [m.id, m.url])))}`)
+    // Peers are the Machines' private addresses on the edge, never their own ports.
+    t.match(reply.configText, `        peers: ${JSON.stringify(Object.fromEntries(launched.machines.map((m) => [m.id, `http://127.0.0.1:${m.privatePort as number}`])))}`)
+    t.notMatch(reply.configText, /flycast_url/, 'the fixture does not ask for the Flycast direct proxy')
   }
+  const last = Number(new URL(launched.machines[2].url).port) + PORTS_PER_MACHINE
+  t.same(launched.machines.map((m) => m.privatePort), [last, last + 1, last + 2], 'private address ports follow the Machines\' blocks')
+  t.same(launched.flycastPorts, { demo: last + 3 })
+  t.equal(launched.flycastUrl, `http://127.0.0.1:${last + 3}`)
   const files = Object.values(launched.configFiles)
   t.ok(files.every((f) => existsSync(f)))
   await launched.stop()
@@ -48,9 +68,10 @@ test('launched Machines each get their own id, app, region, port block, env and 
 test('the edge stops, starts, suspends and resumes launched Machines', async (t) => {
   const launched = await launchMachines({ config, count: 2, app: 'demo', navigator, ids: ['one', 'two'] })
   t.teardown(() => launched.stop())
-  const edge = new FlyEdge({ app: 'demo', machines: launched.machines, launcher: launched.launcher })
+  const edge = new FlyEdge({ app: 'demo', machines: launched.machines, launcher: launched.launcher, flycastPorts: launched.flycastPorts })
   await edge.listen()
   t.teardown(() => edge.close())
+  t.equal(edge.flycastUrl(), launched.flycastUrl, 'the edge\'s Flycast address is the one the configs name')
   const before = (await request(launched.machines[0].url)).json<FakeReply>().pid
   await edge.stopMachine('one')
   t.throws(() => process.kill(before, 0), 'stopping a Machine ends its process')

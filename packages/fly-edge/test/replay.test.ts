@@ -49,6 +49,11 @@ test('the JSON replay form reads the same fields and a transform', async (t) => 
   t.equal(parseReplayJson('{"instance":"m1","transform":{"set_headers":[{"name":"x","value":"a\\r\\nb"}]}}'), null)
 })
 
+test('the JSON form\'s cache.invalidate asks the edge to forget the cached replay; cache.prefix alone changes nothing', async (t) => {
+  t.equal(parseReplayJson('{"app":"origin","cache":{"invalidate":true}}')?.cacheInvalidate, true)
+  t.equal(parseReplayJson('{"app":"origin","cache":{"prefix":"/x/*","ttl":60}}')?.cacheInvalidate, undefined)
+})
+
 test('fly-replay-src and fly-replay-failed carry the documented fields', async (t) => {
   t.equal(formatReplaySrc({ instance: 'm1', region: 'ord', state: 's' }, 123), 'instance=m1;region=ord;t=123;state=s')
   t.equal(formatReplaySrc({ instance: 'm1', region: 'ord' }, 5), 'instance=m1;region=ord;t=5')
