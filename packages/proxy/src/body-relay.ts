@@ -96,4 +96,3 @@ export class BodyRelay extends Readable {
     callback(err)
   }
 }
-

@@ -72,20 +72,22 @@ export function createPipeline ({ list, close }: Steps, options: PipelineOptions
   return {
     steps: list,
     close,
-    run: options.rawPath === false ? fastifyOnly : function run (req, res, app) {
-      const ctx = new RequestContext(req, res, app.log)
-      let result: StepResult
-      try {
-        result = runFrom(list, ctx, 0)
-      } catch (err) {
-        failed(ctx, err as Error)
-        return
-      }
-      if (result === NEEDS_FASTIFY) handOver(ctx, app)
-      else if (typeof result === 'object') {
-        result.then((outcome) => { if (outcome === NEEDS_FASTIFY) handOver(ctx, app) }, (err: Error) => { failed(ctx, err) })
-      }
-    },
+    run: options.rawPath === false
+      ? fastifyOnly
+      : function run (req, res, app) {
+        const ctx = new RequestContext(req, res, app.log)
+        let result: StepResult
+        try {
+          result = runFrom(list, ctx, 0)
+        } catch (err) {
+          failed(ctx, err as Error)
+          return
+        }
+        if (result === NEEDS_FASTIFY) handOver(ctx, app)
+        else if (typeof result === 'object') {
+          result.then((outcome) => { if (outcome === NEEDS_FASTIFY) handOver(ctx, app) }, (err: Error) => { failed(ctx, err) })
+        }
+      },
     handle (request, reply) {
       const ctx = contextOf(request, reply)
       let from = 0

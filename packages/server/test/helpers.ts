@@ -43,7 +43,7 @@ export const STOP_GRACE_MS = 8_000
  */
 export function withTestShutdown (yaml: string): string {
   if (/^\s*shutdown_timeout:/m.test(yaml)) return yaml
-  return yaml.replace(/^server:[ \t]*\n(?=  \S)/m, (section) => `${section}  shutdown_timeout: ${TEST_SHUTDOWN_TIMEOUT}\n`)
+  return yaml.replace(/^server:[ \t]*\n(?= {2}\S)/m, (section) => `${section}  shutdown_timeout: ${TEST_SHUTDOWN_TIMEOUT}\n`)
 }
 
 /** (Re)writes `<dir>/navigator.yml` (see withTestShutdown). */

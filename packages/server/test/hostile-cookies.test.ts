@@ -120,7 +120,7 @@ async function check (t: Test, navigator: Running, method: string, path: string,
   try {
     parsed = parseResponse(raw, method)
   } catch (err) {
-    t.fail(`${label}: ${(err as Error).message}; request ${JSON.stringify(request(method, path, cookies).toString("latin1").slice(0, 300))}`)
+    t.fail(`${label}: ${(err as Error).message}; request ${JSON.stringify(request(method, path, cookies).toString('latin1').slice(0, 300))}`)
     return null
   }
   const echoed = parsed.headers.filter(([, value]) => value.includes(MARK))

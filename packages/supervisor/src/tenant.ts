@@ -128,7 +128,7 @@ export class Tenant {
 
   private async start (): Promise<{ port: number }> {
     const generation = this.generation
-    const { applications, ports, host, env, events, logger } = this.context
+    const { applications, ports, env, events, logger } = this.context
     const timeoutMs = applications.startupTimeoutMs
     const deadline = Date.now() + timeoutMs
     this.state = 'starting'

@@ -15,7 +15,7 @@ export function standaloneServers (options: StepOptions): Step | null {
   if (config.applications.standaloneServers.length === 0) return null
   const upstream = createLocalUpstream(options)
   const startupTimeoutMs = config.applications.startupTimeoutMs
-  const toMaintenance: ForwardOptions = Object.freeze({ onUnreachable: (err: Error, ctx: RequestContext) => { maintenance(ctx) } })
+  const toMaintenance: ForwardOptions = Object.freeze({ onUnreachable: (_err: Error, ctx: RequestContext) => { maintenance(ctx) } })
   const servers = config.applications.standaloneServers.map((server) => ({
     name: server.name,
     port: server.port,
