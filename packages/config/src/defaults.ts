@@ -14,9 +14,14 @@ export const DEFAULT_COOKIE_SECURE = false
 export const DEFAULT_COOKIE_HTTP_ONLY = true
 export const DEFAULT_REPLAY_CACHE = false
 export const DEFAULT_COOKIE_PATH = '/'
+export const DEFAULT_COOKIE_PARTITIONED = false
 export const DEFAULT_FALLBACK_MODE = 'maintenance'
 export const DEFAULT_REPLAY_TIMEOUT = '10s'
 export const DEFAULT_REPLAY_STATUS = 307
+export const DEFAULT_DIRECT_PROXY = 'vm'
+/** Fly's replay limit: its documentation says requests larger than 1MB cannot be replayed; 1 MB is 1,000,000 bytes. */
+export const DEFAULT_MAX_REPLAY_BODY = 1_000_000
+export const DEFAULT_PEER_WRITE_TIMEOUT = '5s'
 export const DEFAULT_TENANT_COMMAND = 'bin/rails'
 export const DEFAULT_TENANT_ARGS: readonly string[] = ['server', '-b', '127.0.0.1', '-p', '${PORT}']
 export const DEFAULT_START_PORT = 4000

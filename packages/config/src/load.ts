@@ -10,6 +10,7 @@ import { checkLaunchPaths } from './launch-paths.js'
 import { DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, parseListen } from './listen.js'
 import { isValidMachineId } from './machine-id.js'
 import { pathPatternProblem } from './paths.js'
+import { cookieDomainProblem, stickyHeaderProblem } from './sticky-fields.js'
 import { ConfigError, ProblemCollector, type KeyPath } from './problems.js'
 import { environmentLookup, referencedNames, substitute, tenantLookup, type VariableLookup } from './substitute.js'
 import { reportSchemaProblems } from './validate.js'
@@ -19,10 +20,11 @@ import {
   DEFAULT_COOKIE_SECURE, DEFAULT_REPLAY_CACHE, DEFAULT_IDLE_ACTION, DEFAULT_IDLE_API_SOCKET,
   DEFAULT_IDLE_TENANT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_PUBLIC_DIR, DEFAULT_REPLAY_STATUS, DEFAULT_REPLAY_TIMEOUT,
   DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_START_PORT, DEFAULT_STARTUP_TIMEOUT, DEFAULT_TENANT_ARGS, DEFAULT_TENANT_COMMAND,
-  DEFAULT_TENANT_HEALTH_CHECK, DEFAULT_ALLOW_DOTFILES
+  DEFAULT_TENANT_HEALTH_CHECK, DEFAULT_ALLOW_DOTFILES, DEFAULT_COOKIE_PARTITIONED, DEFAULT_DIRECT_PROXY,
+  DEFAULT_MAX_REPLAY_BODY, DEFAULT_PEER_WRITE_TIMEOUT
 } from './defaults.js'
 import type {
-  ApplicationsConfig, FallbackMode, IdleAction, IdleConfig, ListenAddress, NavigatorConfig, ReplayRule, ReplayTarget,
+  ApplicationsConfig, DirectProxyMode, FallbackMode, IdleAction, IdleConfig, ListenAddress, NavigatorConfig, ReplayRule, ReplayTarget,
   RewriteRule, RoutesConfig, SameSite, ServerConfig, StandaloneServerConfig, StartMode, StickySessionsConfig
 } from './types.js'
 
@@ -256,7 +258,15 @@ function normaliseRoutes (routes: Record<string, unknown>, ctx: Context): Routes
   })
   const fly = record(routes.fly)
   const replay = list(fly.replay).map((item, index) => normaliseReplayRule(record(item), ['routes', 'fly', 'replay', index], ctx))
-  return { rewrites, fly: { replay, stickySessions: normaliseSticky(record(fly.sticky_sessions), ctx) } }
+  return {
+    rewrites,
+    fly: {
+      replay,
+      stickySessions: normaliseSticky(record(fly.sticky_sessions), ctx),
+      maxReplayBody: integer(fly.max_replay_body, DEFAULT_MAX_REPLAY_BODY),
+      peerWriteTimeoutMs: durationMs(fly.peer_write_timeout, ['routes', 'fly', 'peer_write_timeout'], DEFAULT_PEER_WRITE_TIMEOUT, ctx, Number.MIN_VALUE)
+    }
+  }
 }
 
 function normaliseReplayRule (rule: Record<string, unknown>, at: KeyPath, ctx: Context): ReplayRule {
@@ -305,11 +315,6 @@ function normaliseSticky (sticky: Record<string, unknown>, ctx: Context): Sticky
   if (typeof sticky.cookie_name === 'string' && !COOKIE_NAME.test(cookieName)) {
     ctx.problems.add([...at, 'cookie_name'], 'a cookie name may not contain spaces, separators such as ;,=" or control characters')
   }
-  const cookieSecure = flag(sticky.cookie_secure, DEFAULT_COOKIE_SECURE)
-  const cookieSameSite = SAME_SITE[text(sticky.cookie_samesite, DEFAULT_COOKIE_SAMESITE).toLowerCase()] ?? 'Lax'
-  if (cookieSameSite === 'None' && !cookieSecure) {
-    ctx.problems.add([...at, 'cookie_samesite'], 'SameSite=None needs `cookie_secure: true` (browsers drop such cookies without Secure)')
-  }
   const cookiePath = text(sticky.cookie_path, DEFAULT_COOKIE_PATH)
   if (!/^\/[^\s;,\x00-\x1f\x7f]*$/.test(cookiePath)) {
     ctx.problems.add([...at, 'cookie_path'], 'must start with "/" and contain no spaces, ";" or ","')
@@ -321,34 +326,83 @@ function normaliseSticky (sticky: Record<string, unknown>, ctx: Context): Sticky
     if (problem !== null) ctx.problems.add([...at, 'paths', index], problem)
   })
   const secrets = typeof sticky.secret === 'string' ? [sticky.secret] : strings(sticky.secret)
-  const peers: Record<string, string> = {}
-  for (const [id, url] of Object.entries(record(sticky.peers))) {
-    if (!isValidMachineId(id)) {
-      ctx.problems.add([...at, 'peers', id], `${JSON.stringify(id)} is not a Machine ID (1 to 64 characters of a-z, 0-9 and "-")`, 'key')
-    }
-    if (typeof url !== 'string') continue
-    const origin = peerOrigin(url)
-    if (origin === null) {
-      ctx.problems.add([...at, 'peers', id], 'must be an http:// or https:// base URL such as http://127.0.0.1:3001 (no path)')
-    } else {
-      peers[id] = origin
-    }
-  }
   return {
     enabled: flag(sticky.enabled, false),
     cookieName,
-    cookieMaxAgeMs: durationMs(sticky.cookie_max_age, [...at, 'cookie_max_age'], DEFAULT_COOKIE_MAX_AGE, ctx, 1000),
-    cookieSecure,
+    cookieMaxAgeMs: cookieMaxAgeMs(sticky.cookie_max_age, [...at, 'cookie_max_age'], ctx),
+    ...cookieAttributes(sticky, at, ctx),
     cookieHttpOnly: flag(sticky.cookie_httponly, DEFAULT_COOKIE_HTTP_ONLY),
-    cookieSameSite,
     cookiePath,
+    headerName: checkedText(sticky.header_name, [...at, 'header_name'], stickyHeaderProblem, ctx)?.toLowerCase() ?? null,
     paths,
     fallbackMode: text(sticky.fallback_mode, 'maintenance') as FallbackMode,
     secrets,
     replayTimeoutMs: durationMs(sticky.replay_timeout, [...at, 'replay_timeout'], DEFAULT_REPLAY_TIMEOUT, ctx, Number.MIN_VALUE),
     replayCache: flag(sticky.replay_cache, DEFAULT_REPLAY_CACHE),
-    peers
+    directProxy: text(sticky.direct_proxy, DEFAULT_DIRECT_PROXY) as DirectProxyMode,
+    flycastPort: Number.isInteger(sticky.flycast_port) ? sticky.flycast_port as number : null,
+    flycastUrl: checkedOrigin(sticky.flycast_url, [...at, 'flycast_url'], ctx),
+    peers: normalisePeers(record(sticky.peers), [...at, 'peers'], ctx)
   }
+}
+
+/** A base URL key (a peer, flycast_url) as its origin; null when absent or wrong (then a problem says why). */
+function checkedOrigin (value: unknown, path: KeyPath, ctx: Context): string | null {
+  if (typeof value !== 'string') return null
+  const origin = peerOrigin(value)
+  if (origin === null) ctx.problems.add(path, 'must be an http:// or https:// base URL such as http://127.0.0.1:3001 (no path)')
+  return origin
+}
+
+/** A string key checked by `problem` (which says why it is wrong, or null); null when absent or wrong. */
+function checkedText (value: unknown, path: KeyPath, problem: (text: string) => string | null, ctx: Context): string | null {
+  if (typeof value !== 'string') return null
+  const message = problem(value)
+  if (message === null) return value
+  ctx.problems.add(path, message)
+  return null
+}
+
+/** `cookie_max_age`: 0 is a session cookie; anything else is written as Max-Age in whole seconds, so at least 1s. */
+function cookieMaxAgeMs (value: unknown, path: KeyPath, ctx: Context): number {
+  const ms = durationMs(value, path, DEFAULT_COOKIE_MAX_AGE, ctx)
+  if (ms > 0 && ms < 1000) ctx.problems.add(path, 'must be 0 (a session cookie) or at least 1s')
+  return ms
+}
+
+/**
+ * Secure, SameSite, Domain and Partitioned, with the combinations browsers refuse reported as errors that say what
+ * to write instead: SameSite=None without Secure, and Partitioned without Secure and SameSite=None.
+ */
+function cookieAttributes (sticky: Record<string, unknown>, at: KeyPath, ctx: Context): Pick<StickySessionsConfig, 'cookieSecure' | 'cookieSameSite' | 'cookieDomain' | 'cookiePartitioned'> {
+  const cookieSecure = flag(sticky.cookie_secure, DEFAULT_COOKIE_SECURE)
+  const cookieSameSite = SAME_SITE[text(sticky.cookie_samesite, DEFAULT_COOKIE_SAMESITE).toLowerCase()] ?? 'Lax'
+  if (cookieSameSite === 'None' && !cookieSecure) {
+    ctx.problems.add([...at, 'cookie_samesite'], 'SameSite=None needs `cookie_secure: true` (browsers drop such cookies without Secure): add `cookie_secure: true`, or write `cookie_samesite: Lax`')
+  }
+  const cookiePartitioned = flag(sticky.cookie_partitioned, DEFAULT_COOKIE_PARTITIONED)
+  if (cookiePartitioned && (!cookieSecure || cookieSameSite !== 'None')) {
+    const missing = [...cookieSecure ? [] : ['`cookie_secure: true`'], ...cookieSameSite === 'None' ? [] : ['`cookie_samesite: None`']]
+    ctx.problems.add([...at, 'cookie_partitioned'], `a Partitioned cookie needs Secure and SameSite=None (browsers refuse it otherwise): add ${missing.join(' and ')}, or remove \`cookie_partitioned\``)
+  }
+  return {
+    cookieSecure,
+    cookieSameSite,
+    cookieDomain: checkedText(sticky.cookie_domain, [...at, 'cookie_domain'], cookieDomainProblem, ctx),
+    cookiePartitioned
+  }
+}
+
+function normalisePeers (given: Record<string, unknown>, at: KeyPath, ctx: Context): Record<string, string> {
+  const peers: Record<string, string> = {}
+  for (const [id, url] of Object.entries(given)) {
+    if (!isValidMachineId(id)) {
+      ctx.problems.add([...at, id], `${JSON.stringify(id)} is not a Machine ID (1 to 64 characters of a-z, 0-9 and "-")`, 'key')
+    }
+    const origin = checkedOrigin(url, [...at, id], ctx)
+    if (origin !== null) peers[id] = origin
+  }
+  return peers
 }
 
 function peerOrigin (value: string): string | null {

@@ -20,6 +20,10 @@ import {
   DEFAULT_COOKIE_HTTP_ONLY,
   DEFAULT_REPLAY_CACHE,
   DEFAULT_COOKIE_PATH,
+  DEFAULT_COOKIE_PARTITIONED,
+  DEFAULT_DIRECT_PROXY,
+  DEFAULT_MAX_REPLAY_BODY,
+  DEFAULT_PEER_WRITE_TIMEOUT,
   DEFAULT_FALLBACK_MODE,
   DEFAULT_REPLAY_TIMEOUT,
   DEFAULT_REPLAY_STATUS,
@@ -74,6 +78,10 @@ const port = (description: string, defaultValue?: number): TSchema =>
 
 const strict = { additionalProperties: false } as const
 
+/** A key that is off unless given a string: absent (or `null`) renders as "none" in the reference. */
+const optionalString = (description: string, errorMessage: string): TSchema =>
+  Type.Union([Type.String({ minLength: 1 }), Type.Null()], { description, default: null, errorMessage })
+
 export const IdleSchema = Type.Object({
   action: Type.Optional(oneOf(['suspend', 'stop'], 'What to ask the Machines API to do with this Machine when it is idle.', DEFAULT_IDLE_ACTION)),
   timeout: Type.Optional(duration('How long the Machine must have no request in flight and no open WebSocket before it is suspended or stopped', DEFAULT_IDLE_TIMEOUT)),
@@ -126,7 +134,7 @@ export const ReplayRuleSchema = Type.Object({
 export const StickySessionsSchema = Type.Object({
   enabled: Type.Optional(Type.Boolean({ description: 'Turn sticky sessions on.', default: false })),
   cookie_name: Type.Optional(Type.String({ minLength: 1, description: 'Name of the cookie that holds the Machine ID.', default: DEFAULT_COOKIE_NAME })),
-  cookie_max_age: Type.Optional(duration('Lifetime of the cookie; it slides while the user is active', DEFAULT_COOKIE_MAX_AGE)),
+  cookie_max_age: Type.Optional(duration('Lifetime of the cookie; it slides while the user is active. 0 = a session cookie (no Max-Age: the browser forgets it when it closes)', DEFAULT_COOKIE_MAX_AGE)),
   cookie_secure: Type.Optional(Type.Boolean({ description: 'Send the Secure attribute (HTTPS only).', default: DEFAULT_COOKIE_SECURE })),
   cookie_httponly: Type.Optional(Type.Boolean({ description: 'Send the HttpOnly attribute.', default: DEFAULT_COOKIE_HTTP_ONLY })),
   cookie_samesite: Type.Optional(Type.String({
@@ -136,6 +144,9 @@ export const StickySessionsSchema = Type.Object({
     errorMessage: 'must be Strict, Lax or None'
   })),
   cookie_path: Type.Optional(Type.String({ minLength: 1, description: 'Path attribute of the cookie.', default: DEFAULT_COOKIE_PATH })),
+  cookie_domain: Type.Optional(optionalString('Domain attribute of the cookie (a host such as example.com: the cookie is then sent to its subdomains too). Absent = no Domain: only the host that set it gets it back.', 'must be a domain name such as example.com')),
+  cookie_partitioned: Type.Optional(Type.Boolean({ description: 'Send the Partitioned attribute (the browser keeps the cookie per top-level site: for an app embedded in other sites). Requires cookie_secure: true and cookie_samesite: None.', default: DEFAULT_COOKIE_PARTITIONED })),
+  header_name: Type.Optional(optionalString('A request header that pins like the cookie when the cookie is absent (the same value, validated and signed alike); every response on a sticky path served here carries it with this Machine\'s value. For clients without cookies, and for Fly\'s replay_cache with `type = "header"`. Absent = none.', 'must be a header name such as x-machine')),
   paths: Type.Optional(stringList('Sticky paths: "/cable" exact, "/app/*" the prefix and below, "*/admin" a suffix. Empty = every path.', [])),
   fallback_mode: Type.Optional(oneOf(['maintenance', 'route_to_available'], 'What to do when the Machine in the cookie is unavailable: serve the maintenance page, or serve here and re-pin the cookie.', DEFAULT_FALLBACK_MODE)),
   secret: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], {
@@ -143,7 +154,10 @@ export const StickySessionsSchema = Type.Object({
     errorMessage: 'must be a non-empty string or a list of non-empty strings'
   })),
   replay_timeout: Type.Optional(duration('How long Fly may try to reach the target Machine before handing the request back', DEFAULT_REPLAY_TIMEOUT)),
-  replay_cache: Type.Optional(Type.Boolean({ description: "Sticky replays carry only `instance=<machine>`, so that Fly's session replay cache can cache them (no timeout or fallback).", default: DEFAULT_REPLAY_CACHE })),
+  replay_cache: Type.Optional(Type.Boolean({ description: "Sticky replays are `prefer_instance=<machine>` alone, which Fly's session replay cache can keep (no state, timeout or fallback); a request Fly could not deliver there arrives with `fly-preferred-instance-unavailable` and gets fallback_mode.", default: DEFAULT_REPLAY_CACHE })),
+  direct_proxy: Type.Optional(oneOf(['vm', 'flycast'], 'How a body too large to replay reaches the Machine in the cookie. vm: straight to `<machine>.vm.<app>.internal` over the private network, which cannot wake a stopped or suspended Machine. flycast: through Fly\'s proxy at the app\'s Flycast address with `fly-force-instance-id`, which wakes it.', DEFAULT_DIRECT_PROXY)),
+  flycast_port: Type.Optional(port('Port of the app\'s Flycast service (the external port of a `[[services]]` section with the http handler), for direct_proxy: flycast. Default: the listen port.')),
+  flycast_url: Type.Optional(optionalString('Origin (`http://host:port`) used instead of `http://<app>.flycast:<flycast_port>` for direct_proxy: flycast: a Flycast address on a custom private network, or a local stand-in.', 'must be a base URL such as http://my-app.flycast:3000')),
   peers: Type.Optional(Type.Record(Type.String(), Type.String(), {
     description: 'Machine ID to base URL (http://host:port): static discovery and direct-proxy addresses, for tests and non-Fly clusters.',
     default: {}
@@ -152,7 +166,13 @@ export const StickySessionsSchema = Type.Object({
 
 export const FlySchema = Type.Object({
   replay: Type.Optional(Type.Array(ReplayRuleSchema, { description: 'Fly-Replay rules, tried in order.', default: [] })),
-  sticky_sessions: Type.Optional(StickySessionsSchema)
+  sticky_sessions: Type.Optional(StickySessionsSchema),
+  max_replay_body: Type.Optional(Type.Integer({
+    minimum: 0,
+    description: 'Largest request body, in bytes, answered with `fly-replay` (replay rules and sticky sessions alike): a Content-Length up to this, or no body. A larger body, or one of unknown length (chunked), is proxied directly. Fly cannot replay more than 1 MB (1,000,000 bytes).',
+    default: DEFAULT_MAX_REPLAY_BODY
+  })),
+  peer_write_timeout: Type.Optional(duration('Time a connection to another Machine may go without accepting a byte of the request body before the proxy gives up: the fallback when no body byte was sent, else 504', DEFAULT_PEER_WRITE_TIMEOUT))
 }, { ...strict, description: 'Fly.io routing.', default: {} })
 
 export const RoutesSchema = Type.Object({

@@ -4,6 +4,8 @@
 
 export type SameSite = 'Strict' | 'Lax' | 'None'
 export type FallbackMode = 'maintenance' | 'route_to_available'
+/** How a body too large to replay reaches another Machine: its private address, or Fly's proxy over Flycast. */
+export type DirectProxyMode = 'vm' | 'flycast'
 export type IdleAction = 'suspend' | 'stop'
 export type StartMode = 'lazy' | 'eager'
 
@@ -54,17 +56,28 @@ export interface ReplayRule {
 export interface StickySessionsConfig {
   enabled: boolean
   cookieName: string
+  /** 0 = a session cookie (no Max-Age). */
   cookieMaxAgeMs: number
   cookieSecure: boolean
   cookieHttpOnly: boolean
   cookieSameSite: SameSite
   cookiePath: string
+  /** The Domain attribute, or null for none. */
+  cookieDomain: string | null
+  cookiePartitioned: boolean
+  /** Lower-case name of the request header that pins like the cookie when there is no cookie, or null. */
+  headerName: string | null
   paths: string[]
   fallbackMode: FallbackMode
   /** Signing secrets; the first signs, all verify. Empty = unsigned cookie. */
   secrets: string[]
   replayTimeoutMs: number
   replayCache: boolean
+  directProxy: DirectProxyMode
+  /** Port of the Flycast service; null = the port Navigator listens on. */
+  flycastPort: number | null
+  /** Origin used instead of http://<app>.flycast:<port>, or null. */
+  flycastUrl: string | null
   /** machine id -> base URL (http://host:port) for static discovery and the direct proxy. */
   peers: Record<string, string>
 }
@@ -74,6 +87,10 @@ export interface RoutesConfig {
   fly: {
     replay: ReplayRule[]
     stickySessions: StickySessionsConfig
+    /** Largest body (Content-Length, bytes) answered with fly-replay; larger or unknown-length bodies are proxied. */
+    maxReplayBody: number
+    /** How long a connection to another Machine may go without accepting a byte of the request body. */
+    peerWriteTimeoutMs: number
   }
 }
 

@@ -33,13 +33,21 @@ test('an empty file gives the default of every key', async (t) => {
           cookieHttpOnly: true,
           cookieSameSite: 'Lax',
           cookiePath: '/',
+          cookieDomain: null,
+          cookiePartitioned: false,
+          headerName: null,
           paths: [],
           fallbackMode: 'maintenance',
           secrets: [],
           replayTimeoutMs: 10_000,
           replayCache: false,
+          directProxy: 'vm',
+          flycastPort: null,
+          flycastUrl: null,
           peers: {}
-        }
+        },
+        maxReplayBody: 1_000_000,
+        peerWriteTimeoutMs: 5_000
       }
     },
     applications: {

@@ -1,4 +1,4 @@
-import { formatDuration, parseDuration, MACHINE_ID_PATTERN } from '@navigator/config'
+import { parseDuration, MACHINE_ID_PATTERN } from '@navigator/config'
 import { InvalidReplayFieldError } from './errors.js'
 import { APP_PATTERN, FALLBACKS, REGION_PATTERN, STATE_PATTERN, type ReplayFallback } from './grammar.js'
 import { readFields, validField } from './replay-fields.js'
@@ -56,14 +56,16 @@ function checkedRegions (value: string | string[]): string {
 }
 
 /**
- * Written in whole milliseconds, rounded up: a Go duration in ASCII (`800ms`, `1m30s`), never `µs` (not ASCII) nor an
- * exponent (`1e+21`), which a header value must not carry and Fly could not read.
+ * Written as Fly's documentation writes durations: whole seconds (`90s`) when the value is a whole number of
+ * seconds, else whole milliseconds, rounded up (`1500ms`). Never a compound (`1m30s`), a fraction (`1.5s`), `µs`
+ * (not ASCII) or an exponent (`1e+21`): a single integer and unit is what every reader of the field understands.
  */
 function checkedTimeout (value: unknown): string {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || !Number.isSafeInteger(Math.ceil(value))) {
     throw new InvalidReplayFieldError('timeout', `${describe(value)} is not a positive number of milliseconds`)
   }
-  return formatDuration(Math.ceil(value))
+  const ms = Math.ceil(value)
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`
 }
 
 function checkedFallback (value: unknown): ReplayFallback {

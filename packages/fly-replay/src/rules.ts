@@ -1,11 +1,12 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { ReplayRule, ReplayTarget } from '@navigator/config'
-import { MACHINE_ID_PATTERN } from '@navigator/config'
+import { DEFAULT_MAX_REPLAY_BODY, MACHINE_ID_PATTERN } from '@navigator/config'
 import { ANSWERED, answer, createUpstreamProxy, NEXT, stepHook } from '@navigator/proxy'
-import type { MaintenanceResponder, RequestContext, Step, UpstreamProxy } from '@navigator/proxy'
+import type { MaintenanceResponder, RequestContext, Step, StepResult, UpstreamProxy } from '@navigator/proxy'
 import { InvalidOptionError } from './errors.js'
 import { APP_PATTERN, REGION_PATTERN } from './grammar.js'
+import { NAVIGATOR_VIA_HEADER, UNIDENTIFIED_MACHINE } from './loop-marker.js'
 import { buildReplayHeader } from './replay-header.js'
 import { navigatorReplayState } from './replay-src.js'
 import { isReplayable } from './replayable.js'
@@ -24,6 +25,8 @@ export interface FlyReplayRulesOptions {
   region?: string
   /** Port the targets listen on, for the direct proxy of requests that cannot be replayed. */
   port: number
+  /** Largest body (Content-Length, bytes) answered with fly-replay; default 1,000,000 (Fly's 1 MB). */
+  maxReplayBody?: number
   /** Proxy used for the direct path; one is created (and closed with the app) when omitted. */
   proxy?: UpstreamProxy
   /** Answers a request that cannot be routed (fly-replay-failed, unreachable target); see createMaintenanceResponder. */
@@ -136,13 +139,17 @@ function checkOptions (options: FlyReplayRulesOptions): void {
   if (options.resolveAddress !== undefined && typeof options.resolveAddress !== 'function') {
     throw new InvalidOptionError('resolveAddress', 'must be a function (target) => origin')
   }
+  const maxBody = options.maxReplayBody
+  if (maxBody !== undefined && (!Number.isSafeInteger(maxBody) || maxBody < 0)) {
+    throw new InvalidOptionError('maxReplayBody', `${String(maxBody)} is not a number of bytes`)
+  }
 }
 
 /**
  * The `routes.fly.replay` rules as a step, on the original path: a matching request is answered with fly-replay,
  * or proxied to the target's private address when its body is too large to replay, or answered with the
  * maintenance page when it cannot be routed. A request this Machine satisfies, or that Navigator replayed here
- * already, goes on.
+ * already, goes on; one that Navigator proxied here already (`x-navigator-via`) is never sent on again.
  */
 export function createReplayRules (options: FlyReplayRulesOptions): ReplayRules {
   checkOptions(options)
@@ -153,13 +160,21 @@ export function createReplayRules (options: FlyReplayRulesOptions): ReplayRules 
   }
   const rules = options.rules.map((rule, index) => compileRule(rule, index, identity, options.port, options.resolveAddress))
   const replayHeaders = rules.map((rule) => Object.freeze(['fly-replay', rule.header, 'cache-control', 'no-store', 'content-type', 'text/plain; charset=utf-8']))
+  const maxReplayBody = options.maxReplayBody ?? DEFAULT_MAX_REPLAY_BODY
   const maintenance = options.maintenance
   const own = options.proxy === undefined && rules.length > 0 ? createUpstreamProxy() : null
   const upstream = options.proxy ?? own
+  const marked = Object.freeze({ [NAVIGATOR_VIA_HEADER]: identity.machineId ?? UNIDENTIFIED_MACHINE })
 
   function unreachable (ctx: RequestContext, origin: string, err: Error): void {
     ctx.log.warn({ upstream: origin, code: (err as { code?: string }).code }, 'fly-replay rule: target unreachable')
     maintenance(ctx)
+  }
+
+  function cannotRoute (ctx: RequestContext, why: string): StepResult {
+    ctx.log.warn(why)
+    maintenance(ctx)
+    return ANSWERED
   }
 
   const step: Step = {
@@ -177,17 +192,15 @@ export function createReplayRules (options: FlyReplayRulesOptions): ReplayRules 
         maintenance(ctx)
         return ANSWERED
       }
-      if (isReplayable(headers)) {
+      // Proxied here by Navigator already: this Machine is not the rule's target, and a second hop could loop.
+      if (headers[NAVIGATOR_VIA_HEADER] !== undefined) return cannotRoute(ctx, 'fly-replay rule: the request was proxied here by another Machine and this Machine is not the rule\'s target')
+      if (isReplayable(headers, maxReplayBody)) {
         answer(ctx, rule.status, replayHeaders[index], REPLAY_RESPONSE_BODY)
         return ANSWERED
       }
       const origin = rule.origin
-      if (origin === null || upstream === null) {
-        ctx.log.warn('fly-replay rule: the request cannot be replayed and the target has no private address')
-        maintenance(ctx)
-        return ANSWERED
-      }
-      upstream.relay(ctx, { origin }, { onUnreachable: (err) => { unreachable(ctx, origin, err) } })
+      if (origin === null || upstream === null) return cannotRoute(ctx, 'fly-replay rule: the request cannot be replayed and the target has no private address')
+      upstream.relay(ctx, { origin }, { headers: marked, onUnreachable: (err) => { unreachable(ctx, origin, err) } })
       return ANSWERED
     }
   }

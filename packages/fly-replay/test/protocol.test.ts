@@ -8,6 +8,7 @@ import {
   parseReplayFailed,
   isReplayable,
   MAX_REPLAY_BODY_BYTES,
+  DEFAULT_MAX_REPLAY_BODY,
   isValidMachineId
 } from '../src/index.js'
 
@@ -55,8 +56,24 @@ test('buildReplayJson gives the JSON form with Fly spellings', async (t) => {
   t.same(buildReplayJson({ region: ['sjc', 'any'], preferInstance: 'abc', timeoutMs: 90_000 }), {
     prefer_instance: 'abc',
     region: 'sjc,any',
-    timeout: '1m30s'
+    timeout: '90s'
   })
+})
+
+test('timeout= is whole seconds or whole milliseconds, never compound or fractional', async (t) => {
+  const timeout = (ms: number): string => buildReplayJson({ instance: 'm2', timeoutMs: ms }).timeout as string
+  t.equal(timeout(90_000), '90s', 'not 1m30s')
+  t.equal(timeout(1_500), '1500ms', 'not 1.5s')
+  t.equal(timeout(10_000), '10s')
+  t.equal(timeout(3_600_000), '3600s', 'not 1h')
+  t.equal(timeout(5_400_000), '5400s', 'not 1h30m')
+  t.equal(timeout(800), '800ms')
+  t.equal(timeout(1), '1ms')
+  t.equal(timeout(0.2), '1ms', 'a fraction of a millisecond is rounded up, never written as µs')
+  t.equal(timeout(1000.5), '1001ms', 'rounded up to a whole millisecond')
+  t.equal(timeout(61_001), '61001ms')
+  t.equal(buildReplayHeader({ instance: 'm2', timeoutMs: 90_000, fallback: 'force_self' }), 'instance=m2;timeout=90s;fallback=force_self')
+  t.equal(parseReplayHeader('instance=m2;timeout=1500ms')?.timeoutMs, 1_500, 'and the reader takes them back')
 })
 
 test('parseReplayHeader reads what buildReplayHeader writes', async (t) => {
@@ -97,12 +114,18 @@ test('the parsers are total: garbage gives null or partial results, never an exc
   }))
 })
 
-test('isReplayable: no body or a Content-Length under 1 MiB; chunked or unreadable lengths are not', async (t) => {
-  t.equal(MAX_REPLAY_BODY_BYTES, 1_048_576)
+test('isReplayable: no body or a Content-Length up to 1 MB (1,000,000 bytes); chunked or unreadable lengths are not', async (t) => {
+  t.equal(MAX_REPLAY_BODY_BYTES, 1_000_000, 'Fly\'s 1 MB')
+  t.equal(DEFAULT_MAX_REPLAY_BODY, MAX_REPLAY_BODY_BYTES, 'the default of routes.fly.max_replay_body')
   t.equal(isReplayable({}), true)
   t.equal(isReplayable({ 'content-length': '0' }), true)
-  t.equal(isReplayable({ 'content-length': '1048575' }), true)
-  t.equal(isReplayable({ 'content-length': '1048576' }), false)
+  t.equal(isReplayable({ 'content-length': '1000000' }), true, '1,000,000 bytes: replayable')
+  t.equal(isReplayable({ 'content-length': '1000001' }), false, '1,000,001 bytes: not')
+  t.equal(isReplayable({ 'content-length': '1048575' }), false, 'the old 1 MiB rule is gone')
+  t.equal(isReplayable({ 'content-length': '4096' }, 4096), true, 'a configured limit is honoured')
+  t.equal(isReplayable({ 'content-length': '4097' }, 4096), false)
+  t.equal(isReplayable({ 'content-length': '1' }, 0), false, 'a limit of 0 replays only requests without a body')
+  t.equal(isReplayable({ 'content-length': '0' }, 0), true)
   t.equal(isReplayable({ 'transfer-encoding': 'chunked' }), false)
   t.equal(isReplayable({ 'transfer-encoding': 'chunked', 'content-length': '10' }), false)
   t.equal(isReplayable({ 'content-length': '-1' }), false)

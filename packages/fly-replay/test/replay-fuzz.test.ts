@@ -9,10 +9,11 @@ import { parseReplayFailed, parseReplaySrc } from '../src/replay-src.js'
 
 const MACHINE = '[a-z0-9-]{1,64}'
 const REGION = '[a-z0-9]{2,8}'
-const GO_DURATION = '(?:[0-9]+h)?(?:[0-9]+m)?(?:[0-9]+(?:\\.[0-9]+)?(?:s|ms))?'
+/** A timeout is one integer and one unit: whole seconds or whole milliseconds, never `1m30s` nor `1.5s`. */
+const TIMEOUT = '[1-9][0-9]{0,15}(?:s|ms)'
 const PART = [
   `instance=${MACHINE}`, `prefer_instance=${MACHINE}`, `region=${REGION}`, `region="${REGION}(?:,${REGION})+"`,
-  'app=[a-z0-9-]{1,63}', 'state=[A-Za-z0-9._~-]{1,256}', 'elsewhere=true', `timeout=(?=[0-9])${GO_DURATION}`,
+  'app=[a-z0-9-]{1,63}', 'state=[A-Za-z0-9._~-]{1,256}', 'elsewhere=true', `timeout=${TIMEOUT}`,
   'fallback=(?:force_self|prefer_self)'
 ].join('|')
 const HEADER_GRAMMAR = new RegExp(`^(?:${PART})(?:;(?:${PART}))*$`)

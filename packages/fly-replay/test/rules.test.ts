@@ -71,7 +71,9 @@ test('a request carrying fly-replay-failed gets the maintenance page', async (t)
 })
 
 test('a request that cannot be replayed is proxied to the target with its body streamed', async (t) => {
+  const seen: http.IncomingHttpHeaders[] = []
   const upstream = http.createServer((req, res) => {
+    seen.push(req.headers)
     const hash = createHash('sha256')
     req.on('data', (chunk: Buffer) => hash.update(chunk))
     req.on('end', () => res.end(`${req.url} ${hash.digest('hex')}`))
@@ -91,14 +93,45 @@ test('a request that cannot be replayed is proxied to the target with its body s
     await app.close()
     await new Promise((resolve) => upstream.close(resolve))
   })
-  const body = randomBytes(1_048_576)
+  const body = randomBytes(1_000_001)
   const res = await request(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/multi/upload`, {
+    dispatcher: client, method: 'POST', body, headers: { 'x-navigator-via': 'forged' }
+  })
+  t.equal(res.statusCode, 503, 'a request that claims to have been proxied once already is not proxied again')
+  await res.body.text()
+  const proxied = await request(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/multi/upload`, {
     dispatcher: client, method: 'POST', body
   })
-  t.equal(res.statusCode, 200)
-  t.equal(res.headers['fly-replay'], undefined)
-  t.equal(await res.body.text(), `/multi/upload ${createHash('sha256').update(body).digest('hex')}`)
+  t.equal(proxied.statusCode, 200, '1,000,001 bytes: proxied')
+  t.equal(proxied.headers['fly-replay'], undefined)
+  t.equal(await proxied.body.text(), `/multi/upload ${createHash('sha256').update(body).digest('hex')}`)
   t.same(targets[1], { kind: 'region', regions: ['sjc', 'any'] })
+  t.equal(seen.length, 1, 'the target saw one request')
+  t.equal(seen[0]['x-navigator-via'], 'm1', 'marked with this Machine, so the target never sends it on')
+})
+
+test('a body up to max_replay_body (1,000,000 bytes by default) is replayed, one byte more is not', async (t) => {
+  const app = await build(t, { resolveAddress: () => null })
+  const at = await app.inject({ url: '/multi/x', method: 'POST', payload: Buffer.alloc(1_000_000) })
+  t.equal(at.statusCode, 409)
+  t.equal(at.headers['fly-replay'], 'region="sjc,any";state=nav-rule')
+  const over = await app.inject({ url: '/multi/x', method: 'POST', payload: Buffer.alloc(1_000_001) })
+  t.equal(over.statusCode, 503, 'over the limit and no private address: maintenance, never a replay')
+  t.equal(over.headers['fly-replay'], undefined)
+  const small = await build(t, { maxReplayBody: 10, resolveAddress: () => null })
+  t.equal((await small.inject({ url: '/multi/x', method: 'POST', payload: '0123456789' })).statusCode, 409)
+  t.equal((await small.inject({ url: '/multi/x', method: 'POST', payload: '0123456789a' })).statusCode, 503)
+})
+
+test('x-navigator-via: never replayed or proxied again; served when this Machine is the target', async (t) => {
+  const app = await build(t)
+  const marked = { 'x-navigator-via': 'm7' }
+  const small = await app.inject({ url: '/api/x', headers: marked })
+  t.equal(small.statusCode, 503, 'this Machine (iad) cannot serve a rule for ord: maintenance')
+  t.equal(small.headers['fly-replay'], undefined)
+  const onM9 = await build(t, { machineId: 'm9' })
+  t.equal((await onM9.inject({ url: '/pinned/x', headers: marked })).body, 'served here')
+  t.equal((await app.inject({ url: '/other', headers: marked })).body, 'served here', 'paths no rule matches are left alone')
 })
 
 test('an unreachable target of the direct proxy gets the maintenance page', async (t) => {
@@ -117,6 +150,8 @@ test('options are validated at registration', async (t) => {
     [{ rules: 'x' as unknown as ReplayRule[] }, /rules/],
     [{ maintenance: undefined as unknown as FlyReplayRulesOptions['maintenance'] }, /maintenance/],
     [{ port: 0 }, /port/],
+    [{ maxReplayBody: -1 }, /maxReplayBody/],
+    [{ maxReplayBody: 1.5 }, /maxReplayBody/],
     [{ machineId: 'Bad Id' }, /machineId/],
     [{ region: 'ORD!' }, /region/],
     [{ rules: [{ ...rules[0], status: 99 }] }, /status/],

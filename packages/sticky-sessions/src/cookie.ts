@@ -1,5 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
+import { stringifySetCookie } from 'cookie'
 import { isValidMachineId } from '@navigator/fly-replay'
+import type { CookieAttributes } from './options.js'
 
 // The sticky cookie's value: a Machine ID, or `<id>.<signature>` when secrets are configured. The signature is the
 // base64url HMAC-SHA256 of the ID; the first secret signs, every secret verifies (key rotation). Parsing is strict:
@@ -123,6 +125,25 @@ function startsCookie (header: string, at: number): boolean {
     if (code !== 32 && code !== 9) return false
   }
   return true
+}
+
+/**
+ * The Set-Cookie header that pins a browser to the Machine `value` names, with exactly the configured attributes:
+ * Path, Max-Age (left out for a session cookie), Domain, HttpOnly, Secure, SameSite, Partitioned. Serialised by the
+ * `cookie` library, the one `@fastify/cookie` uses.
+ */
+export function stickySetCookie (attributes: CookieAttributes, value: string): string {
+  return stringifySetCookie({
+    name: attributes.cookieName,
+    value,
+    path: attributes.cookiePath,
+    maxAge: attributes.cookieMaxAgeSeconds ?? undefined,
+    domain: attributes.cookieDomain ?? undefined,
+    httpOnly: attributes.cookieHttpOnly,
+    secure: attributes.cookieSecure,
+    sameSite: attributes.cookieSameSite.toLowerCase() as 'lax',
+    partitioned: attributes.cookiePartitioned
+  })
 }
 
 /** A rejected value as it may appear in a log line: at most 32 characters, escaped. */

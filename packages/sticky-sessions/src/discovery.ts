@@ -5,12 +5,20 @@ import { isValidMachineId } from '@navigator/fly-replay'
 /** Which Machines exist. `has` answers true, false, or undefined when it does not know (treated as existing). */
 export interface MachineDiscovery {
   has (machineId: string): boolean | undefined
+  /**
+   * The last answer is known to be stale (Fly found no candidate for a replay): look again now. Called per request,
+   * so an implementation bounds its own lookups.
+   */
+  refreshNow? (): void
   close? (): void
 }
 
 export const DEFAULT_DISCOVERY_REFRESH_MS = 30_000
-/** At most one extra lookup a second is triggered by IDs missing from the cached answer. */
-const MISS_REFRESH_INTERVAL_MS = 1_000
+/**
+ * At most one extra lookup a second is triggered by IDs missing from the cached answer or by a replay that found no
+ * candidate, so that a flood of such requests cannot hammer DNS.
+ */
+export const EXTRA_REFRESH_INTERVAL_MS = 1_000
 
 /** Every well-formed ID is taken as existing. */
 export const noDiscovery: MachineDiscovery = { has: () => undefined }
@@ -35,7 +43,7 @@ export interface DnsDiscoveryOptions {
  * Machine there as `<id> <region>` entries separated by commas). Lookups run in the background: `has` never waits,
  * answers from the last good answer (stale on error), and says "unknown" until a first answer arrived.
  */
-export function createDnsDiscovery (options: DnsDiscoveryOptions): MachineDiscovery & { refresh (): Promise<void>, close (): void } {
+export function createDnsDiscovery (options: DnsDiscoveryOptions): MachineDiscovery & { refresh (): Promise<void>, refreshNow (): void, close (): void } {
   const hostname = `all.vms.${options.appName}.internal`
   const resolveTxt = options.resolveTxt ?? dns.resolveTxt
   const refreshMs = options.refreshMs ?? DEFAULT_DISCOVERY_REFRESH_MS
@@ -70,6 +78,10 @@ export function createDnsDiscovery (options: DnsDiscoveryOptions): MachineDiscov
     return inFlight
   }
 
+  function refreshNow (): void {
+    if (Date.now() - attemptedAt >= EXTRA_REFRESH_INTERVAL_MS) void refresh()
+  }
+
   const timer = setInterval(() => { void refresh() }, refreshMs)
   timer.unref()
   void refresh()
@@ -79,10 +91,11 @@ export function createDnsDiscovery (options: DnsDiscoveryOptions): MachineDiscov
       if (known === null) return undefined
       if (known.has(machineId)) return true
       // A Machine created since the last lookup would otherwise lose its users until the next refresh.
-      if (Date.now() - attemptedAt > MISS_REFRESH_INTERVAL_MS) void refresh()
+      refreshNow()
       return false
     },
     refresh,
+    refreshNow,
     close: () => { clearInterval(timer) }
   }
 }

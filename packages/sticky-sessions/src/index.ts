@@ -2,7 +2,7 @@ import { stickySessions } from './plugin.js'
 
 export { stickySessions, createStickySessions } from './plugin.js'
 export type { StickySessions } from './plugin.js'
-export { StickyStep, REPLAY_RESPONSE_BODY, REJECTION_LOG_INTERVAL_MS } from './step.js'
+export { StickyStep, REPLAY_RESPONSE_BODY, REJECTION_LOG_INTERVAL_MS, ASLEEP_HINT } from './step.js'
 export type { StickySession, StickyAction } from './step.js'
 export {
   resolveOptions,
@@ -14,20 +14,25 @@ export {
   DEFAULT_COOKIE_HTTP_ONLY,
   DEFAULT_COOKIE_SAME_SITE,
   DEFAULT_COOKIE_PATH,
+  DEFAULT_COOKIE_PARTITIONED,
   DEFAULT_PATHS,
   DEFAULT_FALLBACK_MODE,
   DEFAULT_REPLAY_TIMEOUT,
   DEFAULT_REPLAY_CACHE,
   DEFAULT_REPLAY_STATUS,
+  DEFAULT_MAX_REPLAY_BODY,
+  DEFAULT_DIRECT_PROXY_MODE,
   DEFAULT_PORT,
   STICKY_REPLAY_STATE
 } from './options.js'
-export type { StickySessionsOptions, ResolvedOptions, DiscoveryOption } from './options.js'
-export { createCookieCodec, createCookieReader, COOKIE_REJECTIONS } from './cookie.js'
+export type { StickySessionsOptions, ResolvedOptions, CookieAttributes, DiscoveryOption } from './options.js'
+export { createCookieCodec, createCookieReader, stickySetCookie, COOKIE_REJECTIONS } from './cookie.js'
 export type { CookieCodec, CookieRejection } from './cookie.js'
-export { createDecider, PROXIED_HEADER } from './decide.js'
+export { createDecider, LEGACY_PROXIED_HEADER, PREFERRED_UNAVAILABLE_HEADER } from './decide.js'
+export { createDirectRouter, flycastOrigin } from './direct-proxy.js'
+export type { DirectRoute, DirectRouter } from './direct-proxy.js'
 export type { Decision, DecisionKind, DecisionContext, Decider } from './decide.js'
-export { createDnsDiscovery, createStaticDiscovery, noDiscovery, DEFAULT_DISCOVERY_REFRESH_MS } from './discovery.js'
+export { createDnsDiscovery, createStaticDiscovery, noDiscovery, DEFAULT_DISCOVERY_REFRESH_MS, EXTRA_REFRESH_INTERVAL_MS } from './discovery.js'
 export type { MachineDiscovery, DnsDiscoveryOptions, ResolveTxt } from './discovery.js'
 export { compileStickyPaths } from './paths.js'
 export { defaultMaintenance, DEFAULT_MAINTENANCE_PAGE } from './maintenance.js'

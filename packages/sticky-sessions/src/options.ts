@@ -1,15 +1,20 @@
 import {
+  cookieDomainProblem,
   DEFAULT_COOKIE_HTTP_ONLY,
   DEFAULT_COOKIE_MAX_AGE,
   DEFAULT_COOKIE_NAME,
+  DEFAULT_COOKIE_PARTITIONED,
   DEFAULT_COOKIE_PATH,
   DEFAULT_COOKIE_SAMESITE,
   DEFAULT_COOKIE_SECURE,
+  DEFAULT_DIRECT_PROXY,
   DEFAULT_FALLBACK_MODE,
   DEFAULT_LISTEN_PORT,
+  DEFAULT_MAX_REPLAY_BODY,
   DEFAULT_REPLAY_CACHE,
   DEFAULT_REPLAY_STATUS,
-  DEFAULT_REPLAY_TIMEOUT
+  DEFAULT_REPLAY_TIMEOUT,
+  stickyHeaderProblem
 } from '@navigator/config'
 import type { MaintenanceResponder, UpstreamProxy } from '@navigator/proxy'
 import {
@@ -17,6 +22,7 @@ import {
   isValidMachineId,
   parseDuration,
   REGION_PATTERN,
+  type DirectProxyMode,
   type FallbackMode,
   type SameSite,
   type StickySessionsConfig
@@ -29,14 +35,17 @@ export {
   DEFAULT_COOKIE_HTTP_ONLY,
   DEFAULT_COOKIE_MAX_AGE,
   DEFAULT_COOKIE_NAME,
+  DEFAULT_COOKIE_PARTITIONED,
   DEFAULT_COOKIE_PATH,
   DEFAULT_COOKIE_SECURE,
   DEFAULT_FALLBACK_MODE,
+  DEFAULT_MAX_REPLAY_BODY,
   DEFAULT_REPLAY_CACHE,
   DEFAULT_REPLAY_STATUS,
   DEFAULT_REPLAY_TIMEOUT
 }
 export const DEFAULT_COOKIE_SAME_SITE: SameSite = DEFAULT_COOKIE_SAMESITE
+export const DEFAULT_DIRECT_PROXY_MODE: DirectProxyMode = DEFAULT_DIRECT_PROXY
 export const DEFAULT_PORT = DEFAULT_LISTEN_PORT
 /** Registering the plugin opts in (the YAML key defaults to false). */
 export const DEFAULT_ENABLED = true
@@ -50,13 +59,19 @@ export interface StickySessionsOptions {
   /** Registering the plugin opts in, so this defaults to true (the YAML key defaults to false). */
   enabled?: boolean
   cookieName?: string
-  /** Milliseconds, or a Go duration such as "24h". */
+  /** Milliseconds, or a Go duration such as "24h"; 0 = a session cookie (no Max-Age). */
   cookieMaxAge?: number | string
   cookieSecure?: boolean
   cookieHttpOnly?: boolean
   /** Strict, Lax or None, in any case. None requires cookieSecure. */
   cookieSameSite?: string
   cookiePath?: string
+  /** The cookie's Domain attribute (a host such as example.com); default none. */
+  cookieDomain?: string
+  /** The Partitioned attribute; requires cookieSecure and cookieSameSite None. */
+  cookiePartitioned?: boolean
+  /** A request header that pins like the cookie when there is no cookie; answers served here carry it. Default none. */
+  headerName?: string
   /** Sticky path patterns; empty = every path. */
   paths?: readonly string[]
   fallbackMode?: FallbackMode
@@ -64,9 +79,17 @@ export interface StickySessionsOptions {
   secret?: string | readonly string[]
   /** How long Fly may try the target before handing the request back; milliseconds or a Go duration. */
   replayTimeout?: number | string
-  /** true: replays carry only instance=T so Fly's session replay cache can keep them. */
+  /** true: replays are prefer_instance=T alone, which Fly's session replay cache can keep. */
   replayCache?: boolean
   replayStatus?: number
+  /** Largest body (Content-Length, bytes) answered with fly-replay; default 1,000,000 (Fly's 1 MB). */
+  maxReplayBody?: number
+  /** How a body too large to replay reaches the cookie's Machine: "vm" (private address) or "flycast" (Fly's proxy). */
+  directProxy?: DirectProxyMode
+  /** Port of the Flycast service; default `port`. */
+  flycastPort?: number
+  /** Origin used instead of http://<app>.flycast:<flycastPort>. */
+  flycastUrl?: string
   /** { machineId: "http://host:port" }: static discovery and direct-proxy addresses. */
   peers?: Readonly<Record<string, string>>
   /** Default: FLY_MACHINE_ID. Without one the plugin does nothing. */
@@ -85,20 +108,34 @@ export interface StickySessionsOptions {
   maintenance?: MaintenanceResponder
 }
 
-export interface ResolvedOptions {
-  enabled: boolean
+/** The cookie's attributes, checked. */
+export interface CookieAttributes {
   cookieName: string
-  cookieMaxAgeSeconds: number
+  /** null: a session cookie (no Max-Age). */
+  cookieMaxAgeSeconds: number | null
   cookieSecure: boolean
   cookieHttpOnly: boolean
   cookieSameSite: SameSite
   cookiePath: string
+  cookieDomain: string | null
+  cookiePartitioned: boolean
+}
+
+export interface ResolvedOptions extends CookieAttributes {
+  enabled: boolean
+  /** Lower-case, or null when no header pins. */
+  headerName: string | null
   paths: readonly string[]
   fallbackMode: FallbackMode
   secrets: readonly string[]
   replayTimeoutMs: number
   replayCache: boolean
   replayStatus: number
+  maxReplayBody: number
+  directProxy: DirectProxyMode
+  flycastPort: number
+  /** The Flycast origin given, or null for http://<app>.flycast:<flycastPort>. */
+  flycastUrl: string | null
   peers: ReadonlyMap<string, string>
   machineId: string | null
   appName: string | null
@@ -124,21 +161,36 @@ function bool (name: string, value: unknown, fallback: boolean): boolean {
   return value
 }
 
-function durationMs (name: string, value: unknown, fallback: string): number {
+/** Milliseconds from a number or a Go duration; 0 only when `zero` says what it means. */
+function durationMs (name: string, value: unknown, fallback: string, zero?: string): number {
   const given = value ?? fallback
-  if (typeof given === 'number') {
-    if (!Number.isFinite(given) || given <= 0) fail(name, 'must be a positive number of milliseconds')
-    return given
-  }
-  if (typeof given !== 'string') fail(name, 'must be milliseconds or a Go duration such as "24h"')
   let ms: number
-  try {
-    ms = parseDuration(given)
-  } catch (err) {
-    fail(name, (err as Error).message)
+  if (typeof given === 'number') {
+    ms = given
+  } else if (typeof given === 'string') {
+    try {
+      ms = parseDuration(given)
+    } catch (err) {
+      fail(name, (err as Error).message)
+    }
+  } else {
+    fail(name, 'must be milliseconds or a Go duration such as "24h"')
   }
-  if (ms <= 0) fail(name, 'must be longer than zero')
+  if (ms === 0 && zero !== undefined) return 0
+  if (!Number.isFinite(ms) || ms <= 0) fail(name, zero === undefined ? 'must be longer than zero' : `must be longer than zero, or 0 (${zero})`)
   return ms
+}
+
+function nonNegativeInteger (name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) fail(name, `${String(value)} is not a number of bytes`)
+  return value
+}
+
+function checkedPort (name: string, value: unknown, fallback: number): number {
+  const port = value ?? fallback
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) fail(name, `${String(port)} is not a TCP port`)
+  return port
 }
 
 function identity (name: string, value: unknown, valid: (text: string) => boolean): string | null {
@@ -147,28 +199,27 @@ function identity (name: string, value: unknown, valid: (text: string) => boolea
   return value
 }
 
-function originOf (machineId: string, url: unknown): string {
-  if (typeof url !== 'string') fail(`peers.${machineId}`, 'must be a URL such as http://10.0.0.2:3000')
+function originOf (name: string, url: unknown): string {
+  if (typeof url !== 'string') fail(name, 'must be a URL such as http://10.0.0.2:3000')
   let parsed: URL
   try {
     parsed = new URL(url)
   } catch {
-    fail(`peers.${machineId}`, `${JSON.stringify(url)} is not a URL`)
+    fail(name, `${JSON.stringify(url)} is not a URL`)
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') fail(`peers.${machineId}`, 'must be an http or https URL')
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') fail(name, 'must be an http or https URL')
   if (parsed.pathname !== '/' || parsed.search !== '' || parsed.hash !== '' || parsed.username !== '') {
-    fail(`peers.${machineId}`, 'must be an origin only (scheme, host and port)')
+    fail(name, 'must be an origin only (scheme, host and port)')
   }
   return parsed.origin
 }
 
-/** Validates the options and applies defaults; throws NAV_STICKY_SESSIONS_INVALID_OPTION naming the option. */
-export function resolveOptions (options: StickySessionsOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedOptions {
-  if (options === null || typeof options !== 'object') fail('options', 'must be an object')
+/** The cookie's attributes, with the combinations browsers refuse rejected as the YAML loader rejects them. */
+function resolveCookie (options: StickySessionsOptions): CookieAttributes {
   const cookieName = options.cookieName ?? DEFAULT_COOKIE_NAME
   if (typeof cookieName !== 'string' || !COOKIE_NAME.test(cookieName)) fail('cookieName', `${JSON.stringify(cookieName)} is not a cookie name`)
-  const cookieMaxAgeSeconds = Math.floor(durationMs('cookieMaxAge', options.cookieMaxAge, DEFAULT_COOKIE_MAX_AGE) / 1000)
-  if (cookieMaxAgeSeconds < 1) fail('cookieMaxAge', 'must be at least one second')
+  const maxAgeMs = durationMs('cookieMaxAge', options.cookieMaxAge, DEFAULT_COOKIE_MAX_AGE, 'a session cookie')
+  if (maxAgeMs > 0 && maxAgeMs < 1000) fail('cookieMaxAge', 'must be 0 (a session cookie) or at least one second')
   const cookieSecure = bool('cookieSecure', options.cookieSecure, DEFAULT_COOKIE_SECURE)
   const sameSiteText = options.cookieSameSite ?? DEFAULT_COOKIE_SAME_SITE
   const cookieSameSite = typeof sameSiteText === 'string' ? SAME_SITE[sameSiteText.toLowerCase()] : undefined
@@ -176,7 +227,38 @@ export function resolveOptions (options: StickySessionsOptions = {}, env: NodeJS
   if (cookieSameSite === 'None' && !cookieSecure) fail('cookieSameSite', 'None requires cookieSecure: true (browsers drop such cookies)')
   const cookiePath = options.cookiePath ?? DEFAULT_COOKIE_PATH
   if (typeof cookiePath !== 'string' || !COOKIE_PATH.test(cookiePath)) fail('cookiePath', `${JSON.stringify(cookiePath)} is not a cookie path`)
+  const cookieDomain = options.cookieDomain ?? null
+  if (cookieDomain !== null) {
+    const problem = typeof cookieDomain === 'string' ? cookieDomainProblem(cookieDomain) : 'must be a domain name'
+    if (problem !== null) fail('cookieDomain', problem)
+  }
+  const cookiePartitioned = bool('cookiePartitioned', options.cookiePartitioned, DEFAULT_COOKIE_PARTITIONED)
+  if (cookiePartitioned && (!cookieSecure || cookieSameSite !== 'None')) {
+    fail('cookiePartitioned', 'requires cookieSecure: true and cookieSameSite: "None" (browsers refuse a Partitioned cookie otherwise)')
+  }
+  return {
+    cookieName,
+    cookieMaxAgeSeconds: maxAgeMs === 0 ? null : Math.floor(maxAgeMs / 1000),
+    cookieSecure,
+    cookieHttpOnly: bool('cookieHttpOnly', options.cookieHttpOnly, DEFAULT_COOKIE_HTTP_ONLY),
+    cookieSameSite,
+    cookiePath,
+    cookieDomain,
+    cookiePartitioned
+  }
+}
 
+function resolveHeaderName (value: unknown): string | null {
+  if (value === undefined) return null
+  const problem = typeof value === 'string' ? stickyHeaderProblem(value) : 'must be a header name'
+  if (problem !== null) fail('headerName', problem)
+  return (value as string).toLowerCase()
+}
+
+/** Validates the options and applies defaults; throws NAV_STICKY_SESSIONS_INVALID_OPTION naming the option. */
+export function resolveOptions (options: StickySessionsOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedOptions {
+  if (options === null || typeof options !== 'object') fail('options', 'must be an object')
+  const cookie = resolveCookie(options)
   const fallbackMode = options.fallbackMode ?? DEFAULT_FALLBACK_MODE
   if (fallbackMode !== 'maintenance' && fallbackMode !== 'route_to_available') {
     fail('fallbackMode', `${JSON.stringify(fallbackMode)} is not "maintenance" or "route_to_available"`)
@@ -187,17 +269,10 @@ export function resolveOptions (options: StickySessionsOptions = {}, env: NodeJS
   }
   const replayStatus = options.replayStatus ?? DEFAULT_REPLAY_STATUS
   if (!Number.isInteger(replayStatus) || replayStatus < 200 || replayStatus > 599) fail('replayStatus', `${String(replayStatus)} is not an HTTP status`)
-
-  const peers = new Map<string, string>()
-  if (options.peers !== undefined) {
-    if (options.peers === null || typeof options.peers !== 'object') fail('peers', 'must be an object { machineId: url }')
-    for (const [id, url] of Object.entries(options.peers)) {
-      if (!isValidMachineId(id)) fail('peers', `${JSON.stringify(id)} is not a Machine ID`)
-      peers.set(id, originOf(id, url))
-    }
-  }
-  const port = options.port ?? DEFAULT_PORT
-  if (!Number.isInteger(port) || port < 1 || port > 65535) fail('port', `${String(port)} is not a TCP port`)
+  const peers = resolvePeers(options.peers)
+  const port = checkedPort('port', options.port, DEFAULT_PORT)
+  const directProxy = options.directProxy ?? DEFAULT_DIRECT_PROXY_MODE
+  if (directProxy !== 'vm' && directProxy !== 'flycast') fail('directProxy', `${JSON.stringify(directProxy)} is not "vm" or "flycast"`)
 
   const discovery = options.discovery
   if (discovery !== undefined && discovery !== 'dns' && discovery !== 'static' && discovery !== 'none' &&
@@ -213,19 +288,19 @@ export function resolveOptions (options: StickySessionsOptions = {}, env: NodeJS
   if (options.maintenance !== undefined && typeof options.maintenance !== 'function') fail('maintenance', 'must be a function (ctx), made by createMaintenanceResponder of @navigator/proxy')
 
   return {
+    ...cookie,
     enabled: bool('enabled', options.enabled, DEFAULT_ENABLED),
-    cookieName,
-    cookieMaxAgeSeconds,
-    cookieSecure,
-    cookieHttpOnly: bool('cookieHttpOnly', options.cookieHttpOnly, DEFAULT_COOKIE_HTTP_ONLY),
-    cookieSameSite,
-    cookiePath,
+    headerName: resolveHeaderName(options.headerName),
     paths: options.paths ?? DEFAULT_PATHS,
     fallbackMode,
     secrets: [...secretList],
     replayTimeoutMs: durationMs('replayTimeout', options.replayTimeout, DEFAULT_REPLAY_TIMEOUT),
     replayCache: bool('replayCache', options.replayCache, DEFAULT_REPLAY_CACHE),
     replayStatus,
+    maxReplayBody: nonNegativeInteger('maxReplayBody', options.maxReplayBody, DEFAULT_MAX_REPLAY_BODY),
+    directProxy,
+    flycastPort: checkedPort('flycastPort', options.flycastPort, port),
+    flycastUrl: options.flycastUrl === undefined ? null : originOf('flycastUrl', options.flycastUrl),
     peers,
     machineId: identity('machineId', options.machineId ?? env.FLY_MACHINE_ID, isValidMachineId),
     appName,
@@ -235,6 +310,17 @@ export function resolveOptions (options: StickySessionsOptions = {}, env: NodeJS
     proxy: options.proxy ?? null,
     maintenance: options.maintenance ?? null
   }
+}
+
+function resolvePeers (given: StickySessionsOptions['peers']): Map<string, string> {
+  const peers = new Map<string, string>()
+  if (given === undefined) return peers
+  if (given === null || typeof given !== 'object') fail('peers', 'must be an object { machineId: url }')
+  for (const [id, url] of Object.entries(given)) {
+    if (!isValidMachineId(id)) fail('peers', `${JSON.stringify(id)} is not a Machine ID`)
+    peers.set(id, originOf(`peers.${id}`, url))
+  }
+  return peers
 }
 
 /** The plugin options for the normalised `routes.fly.sticky_sessions` section of a Navigator config. */
@@ -247,11 +333,17 @@ export function optionsFromConfig (config: StickySessionsConfig): StickySessions
     cookieHttpOnly: config.cookieHttpOnly,
     cookieSameSite: config.cookieSameSite,
     cookiePath: config.cookiePath,
+    cookieDomain: config.cookieDomain ?? undefined,
+    cookiePartitioned: config.cookiePartitioned,
+    headerName: config.headerName ?? undefined,
     paths: config.paths,
     fallbackMode: config.fallbackMode,
     secret: config.secrets.length === 0 ? undefined : config.secrets,
     replayTimeout: config.replayTimeoutMs,
     replayCache: config.replayCache,
+    directProxy: config.directProxy,
+    flycastPort: config.flycastPort ?? undefined,
+    flycastUrl: config.flycastUrl ?? undefined,
     peers: config.peers
   }
 }

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { createUpstreamProxy, stepHook } from '@navigator/proxy'
 import type { Step, UpstreamProxy } from '@navigator/proxy'
+import { flycastOrigin } from './direct-proxy.js'
 import { createDnsDiscovery, createStaticDiscovery, noDiscovery, type MachineDiscovery } from './discovery.js'
 import { resolveOptions, type ResolvedOptions, type StickySessionsOptions } from './options.js'
 import { StickyStep, type StickySession } from './step.js'
@@ -40,6 +41,9 @@ export function createStickySessions (rawOptions: StickySessionsOptions, log: Fa
   if (machineId === null) {
     log.info('Sticky sessions are off: no Machine ID (set FLY_MACHINE_ID or the machineId option)')
     return null
+  }
+  if (options.directProxy === 'flycast' && flycastOrigin(options) === null) {
+    log.warn('Sticky sessions: direct_proxy flycast needs an app name (FLY_APP_NAME) or flycast_url; a body too large to replay gets the fallback')
   }
   const discovery = createDiscovery(options, log)
   const ownsDiscovery = typeof options.discovery !== 'object'

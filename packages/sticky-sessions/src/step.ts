@@ -1,10 +1,13 @@
-import { stringifySetCookie } from 'cookie'
+import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyBaseLogger } from 'fastify'
-import { buildReplayHeader } from '@navigator/fly-replay'
+import { buildReplayHeader, parseReplayFailed } from '@navigator/fly-replay'
 import { addResponseHeaders, ANSWERED, answer, NEXT, removeResponseHeader } from '@navigator/proxy'
 import type { MaintenanceResponder, RequestContext, Step, StepResult, UpstreamProxy } from '@navigator/proxy'
-import { COOKIE_REJECTIONS, createCookieCodec, createCookieReader, describeRejectedValue, type CookieRejection } from './cookie.js'
-import { createDecider, PROXIED_HEADER, type Decider } from './decide.js'
+import {
+  COOKIE_REJECTIONS, createCookieCodec, createCookieReader, describeRejectedValue, stickySetCookie, type CookieRejection
+} from './cookie.js'
+import { createDecider, type Decider } from './decide.js'
+import { createDirectRouter, type DirectRouter } from './direct-proxy.js'
 import type { MachineDiscovery } from './discovery.js'
 import { defaultMaintenance } from './maintenance.js'
 import { STICKY_REPLAY_STATE, type ResolvedOptions } from './options.js'
@@ -24,6 +27,11 @@ const REPLAY_BODY = Buffer.from(REPLAY_RESPONSE_BODY)
 const REPLAY_CONTENT_TYPE = 'text/plain; charset=utf-8'
 const REPLAY_LOG_LINE = 'Routing to machine via Fly-Replay'
 const COOKIE_FOUND = 'Sticky session cookie found'
+const UNAVAILABLE = 'machine unavailable'
+/** Why a Machine that discovery lists could not be reached on the direct path, in the warning that says so. */
+export const ASLEEP_HINT = 'a body over the replay limit cannot wake a stopped or suspended Machine over the private network; direct_proxy: flycast would'
+/** The values Fly gives `fly-replay-cache-status`; anything else is logged as "other", never as sent. */
+const CACHE_STATUSES = new Set(['hit', 'miss', 'bypass'])
 /** Rejected cookies are logged at most once per interval for each reason. */
 export const REJECTION_LOG_INTERVAL_MS = 1_000
 
@@ -48,50 +56,50 @@ function debugging (log: FastifyBaseLogger): boolean {
 }
 
 /**
- * The sticky-session step: reads the cookie, decides (decide.ts), and applies the decision: serve here (and set the
- * cookie to this Machine), answer with fly-replay, proxy a body too large to replay to the cookie's Machine, or fall
- * back (maintenance page, or serve here) when that Machine is unavailable. Everything that is the same for every
- * request is computed once, here.
+ * The sticky-session step: reads the cookie (or the sticky header), decides (decide.ts), and applies the decision:
+ * serve here (and set the cookie to this Machine), answer with fly-replay, proxy a body too large to replay to the
+ * cookie's Machine (direct-proxy.ts), or fall back (maintenance page, or serve here) when that Machine is
+ * unavailable. Everything that is the same for every request is computed once, here.
  */
 export class StickyStep implements Step {
   readonly name = 'sticky-sessions'
   private readonly matchPath: (path: string) => boolean
   private readonly decide: Decider
   private readonly readCookie: (header: string) => string | undefined
+  private readonly headerName: string | null
   private readonly servedHereHeaders: Readonly<Record<string, string>>
+  /** `instance=` (Fly must deliver there or hand the request back) or `prefer_instance=` (cacheable by Fly). */
+  private readonly replayPrefix: string
   /** Everything after `instance=<id>` of our replays; the same for every target. */
   private readonly replaySuffix: string
   private readonly maintenance: MaintenanceResponder
-  private readonly proxiedBy: Readonly<Record<string, string>>
+  private readonly route: DirectRouter
   private readonly servedHere: StickySession
   private readonly reassigned: StickySession
   private readonly ownMachineLogFields: Readonly<{ machine: string }>
   private readonly lastWarned = new Map<CookieRejection, number>(COOKIE_REJECTIONS.map((reason) => [reason, 0]))
 
-  constructor (private readonly options: ResolvedOptions, machineId: string, discovery: MachineDiscovery, private readonly proxy: UpstreamProxy) {
+  constructor (private readonly options: ResolvedOptions, machineId: string, private readonly discovery: MachineDiscovery, private readonly proxy: UpstreamProxy) {
     this.matchPath = compileStickyPaths(options.paths)
     const codec = createCookieCodec(options.secrets)
-    this.decide = createDecider({ machineId, codec, discovery, replayState: STICKY_REPLAY_STATE })
+    this.decide = createDecider({ machineId, codec, discovery, replayState: STICKY_REPLAY_STATE, maxReplayBody: options.maxReplayBody })
     this.readCookie = createCookieReader(options.cookieName)
-    // This Machine's Set-Cookie never changes: serialised once, and shared by every answer as it is.
+    this.headerName = options.headerName
+    // This Machine's Set-Cookie (and sticky header) never change: made once, and shared by every answer as they are.
+    const ownValue = codec.encode(machineId)
     this.servedHereHeaders = Object.freeze({
-      'set-cookie': stringifySetCookie({
-        name: options.cookieName,
-        value: codec.encode(machineId),
-        path: options.cookiePath,
-        maxAge: options.cookieMaxAgeSeconds,
-        httpOnly: options.cookieHttpOnly,
-        secure: options.cookieSecure,
-        sameSite: options.cookieSameSite.toLowerCase() as 'lax'
-      })
+      'set-cookie': stickySetCookie(options, ownValue),
+      ...options.headerName === null ? {} : { [options.headerName]: ownValue }
     })
+    // Fly caches no replay that carries state, a timeout or a fallback: with the cache on, the replay is the target alone.
+    this.replayPrefix = options.replayCache ? 'prefer_instance=' : 'instance='
     // The ID itself passed the codec's strict check, as every target does before it is replayed to.
     this.replaySuffix = options.replayCache
       ? ''
       : buildReplayHeader({ instance: machineId, state: STICKY_REPLAY_STATE, timeoutMs: options.replayTimeoutMs, fallback: 'force_self' })
         .slice(`instance=${machineId}`.length)
     this.maintenance = options.maintenance ?? defaultMaintenance
-    this.proxiedBy = Object.freeze({ [PROXIED_HEADER]: machineId })
+    this.route = createDirectRouter(options, machineId)
     this.servedHere = Object.freeze({ machine: machineId, action: 'serve' })
     this.reassigned = Object.freeze({ machine: machineId, action: 'fallback' })
     this.ownMachineLogFields = Object.freeze({ machine: machineId })
@@ -100,8 +108,12 @@ export class StickyStep implements Step {
   run (ctx: RequestContext): StepResult {
     const req = ctx.req
     if (!this.matchPath(stickyMatchPath(req.url as string))) return NEXT
-    const header = req.headers.cookie
-    const decision = this.decide(header === undefined ? undefined : this.readCookie(header), req.headers)
+    const headers = req.headers
+    const cacheStatus = headers['fly-replay-cache-status']
+    if (cacheStatus !== undefined) this.logCacheStatus(ctx.log, cacheStatus)
+    const cookie = headers.cookie === undefined ? undefined : this.readCookie(headers.cookie)
+    const value = cookie ?? this.headerValue(headers)
+    const decision = this.decide(value, headers)
     switch (decision.kind) {
       case 'new':
         return this.serveHere(ctx, this.servedHere)
@@ -109,19 +121,28 @@ export class StickyStep implements Step {
         ctx.log.debug(this.ownMachineLogFields, COOKIE_FOUND)
         return this.serveHere(ctx, this.servedHere)
       case 'rejected':
-        this.warnRejected(ctx.log, decision.rejection as CookieRejection, this.readCookie(header as string) as string)
+        this.warnRejected(ctx.log, decision.rejection as CookieRejection, value as string, cookie === undefined ? 'header' : 'cookie')
         return this.serveHere(ctx, this.servedHere)
     }
     if (debugging(ctx.log)) ctx.log.debug({ machine: decision.machine }, COOKIE_FOUND)
     switch (decision.kind) {
       case 'replay': return this.replay(ctx, decision.machine)
       case 'proxy': return this.proxyTo(ctx, decision.machine)
-      case 'unavailable': return this.fallback(ctx, decision.machine)
+      case 'unavailable':
+        this.refreshOnNoCandidate(headers)
+        return this.fallback(ctx, decision.machine)
       default:
-        // 'routed': another part of Navigator replayed the request here; that routing stands.
+        // 'routed': another part of Navigator replayed or proxied the request here; that routing stands.
         recordFor(ctx, decision.machine, 'serve')
         return NEXT
     }
+  }
+
+  /** The sticky header's value, read only when there is no cookie; a repeated header is one invalid value. */
+  private headerValue (headers: IncomingHttpHeaders): string | undefined {
+    if (this.headerName === null) return undefined
+    const value = headers[this.headerName]
+    return Array.isArray(value) ? value.join(', ') : value
   }
 
   private serveHere (ctx: RequestContext, session: StickySession): StepResult {
@@ -134,42 +155,70 @@ export class StickyStep implements Step {
     recordFor(ctx, target, 'replay')
     ctx.log.info({ machine: target }, REPLAY_LOG_LINE)
     removeResponseHeader(ctx, 'set-cookie')
-    answer(ctx, this.options.replayStatus, ['fly-replay', `instance=${target}${this.replaySuffix}`, 'content-type', REPLAY_CONTENT_TYPE], REPLAY_BODY)
+    answer(ctx, this.options.replayStatus, ['fly-replay', `${this.replayPrefix}${target}${this.replaySuffix}`, 'content-type', REPLAY_CONTENT_TYPE], REPLAY_BODY)
     return ANSWERED
   }
 
   /** The cookie's Machine cannot be reached: maintenance (cookie kept) or serve here (cookie moved to us). */
   private fallback (ctx: RequestContext, target: string): StepResult {
     if (this.options.fallbackMode === 'route_to_available') return this.serveHere(ctx, this.reassigned)
+    return this.unavailable(ctx, target, null)
+  }
+
+  /** The maintenance page with the cookie left on `target`: the user's data is there, and Retry-After brings them back. */
+  private unavailable (ctx: RequestContext, target: string, hint: string | null): StepResult {
     recordFor(ctx, target, 'fallback')
-    ctx.log.warn({ machine: target }, 'machine unavailable')
+    ctx.log.warn(hint === null ? { machine: target } : { machine: target, hint }, UNAVAILABLE)
     this.maintenance(ctx)
     return ANSWERED
   }
 
-  /** Streams the request to the cookie's Machine; the fallback answers when it cannot be reached before any body byte left. */
+  /** Streams the request to the cookie's Machine; when it cannot be reached before any body byte left, see `unreachable`. */
   private proxyTo (ctx: RequestContext, target: string): StepResult {
-    const origin = this.peerOrigin(target)
-    if (origin === null) return this.fallback(ctx, target)
+    const route = this.route(target)
+    if (route === null) return this.fallback(ctx, target)
     recordFor(ctx, target, 'proxy')
     let outcome: StepResult = ANSWERED
-    return this.proxy.forward(ctx, { origin }, {
-      headers: this.proxiedBy,
-      onUnreachable: () => { outcome = this.fallback(ctx, target) }
+    return this.proxy.forward(ctx, { origin: route.origin }, {
+      headers: route.headers,
+      onUnreachable: () => { outcome = this.unreachable(ctx, target) }
     }).then(() => outcome)
   }
 
-  private peerOrigin (target: string): string | null {
-    const peer = this.options.peers.get(target)
-    if (peer !== undefined) return peer
-    const appName = this.options.appName
-    return appName === null ? null : `http://${target}.vm.${appName}.internal:${this.options.port}`
+  /**
+   * The direct path could not connect. Over the private network (vm) a Machine that discovery still lists exists
+   * but is stopped or suspended, and will be back: the maintenance page, cookie kept, whatever fallbackMode says
+   * (moving the user would strand their data). One that discovery no longer lists is gone: the cookie is rejected
+   * and the request served here. Otherwise (Flycast, or discovery does not know) fallbackMode decides.
+   */
+  private unreachable (ctx: RequestContext, target: string): StepResult {
+    if (this.options.directProxy === 'vm') {
+      const listed = this.discovery.has(target)
+      if (listed === true) return this.unavailable(ctx, target, ASLEEP_HINT)
+      if (listed === false) {
+        this.warnRejected(ctx.log, 'machine-unknown', target, 'cookie')
+        return this.serveHere(ctx, this.servedHere)
+      }
+    }
+    return this.fallback(ctx, target)
   }
 
-  private warnRejected (log: FastifyBaseLogger, reason: CookieRejection, value: string): void {
+  /** Fly found no Machine to deliver a replay to: the cookie's Machine may be gone, so discovery looks again now. */
+  private refreshOnNoCandidate (headers: IncomingHttpHeaders): void {
+    const failed = headers['fly-replay-failed']
+    if (failed === undefined || this.discovery.refreshNow === undefined) return
+    if (parseReplayFailed(failed)?.reason === 'no_candidate') this.discovery.refreshNow()
+  }
+
+  private logCacheStatus (log: FastifyBaseLogger, status: string | string[]): void {
+    if (!debugging(log)) return
+    log.debug({ status: typeof status === 'string' && CACHE_STATUSES.has(status) ? status : 'other' }, 'fly-replay-cache-status')
+  }
+
+  private warnRejected (log: FastifyBaseLogger, reason: CookieRejection, value: string, from: 'cookie' | 'header'): void {
     const now = Date.now()
     if (now - (this.lastWarned.get(reason) as number) < REJECTION_LOG_INTERVAL_MS) return
     this.lastWarned.set(reason, now)
-    log.warn({ reason, value: describeRejectedValue(value) }, 'Sticky session cookie rejected; assigning this Machine')
+    log.warn({ reason, from, value: describeRejectedValue(value) }, 'Sticky session cookie rejected; assigning this Machine')
   }
 }

@@ -1,5 +1,6 @@
 import { test } from 'tap'
-import { createDnsDiscovery, createStaticDiscovery, noDiscovery } from '../src/index.js'
+import { createDnsDiscovery, createStaticDiscovery, DEFAULT_COOKIE_NAME, EXTRA_REFRESH_INTERVAL_MS, noDiscovery } from '../src/index.js'
+import { build } from './helpers.js'
 
 test('DNS discovery reads Machine IDs from the all.vms.<app>.internal TXT record', async (t) => {
   const asked: string[] = []
@@ -54,4 +55,34 @@ test('static discovery knows exactly its peers; none knows nothing', async (t) =
   t.equal(peers.has('m2'), true)
   t.equal(peers.has('m3'), false)
   t.equal(noDiscovery.has('m3'), undefined)
+})
+
+test('refreshNow looks again at once, but at most once a second however often it is asked', async (t) => {
+  let calls = 0
+  let answer = [['m1 ord,m2 iad']]
+  const discovery = createDnsDiscovery({ appName: 'web', resolveTxt: async () => { calls++; return answer } })
+  t.teardown(() => discovery.close())
+  await discovery.refresh()
+  t.equal(calls, 1)
+  answer = [['m1 ord']]
+  for (let i = 0; i < 1000; i++) discovery.refreshNow()
+  t.equal(calls, 1, 'within the second after a lookup: no new lookup, whatever the flood')
+  await new Promise((resolve) => setTimeout(resolve, EXTRA_REFRESH_INTERVAL_MS + 50))
+  for (let i = 0; i < 1000; i++) discovery.refreshNow()
+  await discovery.refresh()
+  t.equal(calls, 2, 'a second later: exactly one')
+  t.equal(discovery.has('m2'), false, 'and its answer is used')
+})
+
+test('a fly-replay-failed with reason=no_candidate makes discovery look again; other reasons do not', async (t) => {
+  const refreshed: string[] = []
+  const discovery = { has: () => true, refreshNow: () => { refreshed.push('now') } }
+  const { app } = await build(t, { discovery })
+  const cookie = `${DEFAULT_COOKIE_NAME}=m2`
+  const timeout = await app.inject({ url: '/', headers: { cookie, 'fly-replay-failed': 'instance=m2;reason=timeout' } })
+  t.equal(timeout.statusCode, 503)
+  t.same(refreshed, [], 'a timeout says nothing about which Machines exist')
+  const none = await app.inject({ url: '/', headers: { cookie, 'fly-replay-failed': 'instance=m2;reason=no_candidate;elapsed_ms=3' } })
+  t.equal(none.statusCode, 503, 'the request itself gets fallbackMode')
+  t.same(refreshed, ['now'])
 })

@@ -50,13 +50,44 @@ test('a cookie for another Machine is answered with fly-replay, the status, a ti
   const tuned = await build(t, { replayStatus: 409, replayTimeout: '1m30s' })
   const again = await tuned.app.inject({ url: '/page', headers: { cookie: `${DEFAULT_COOKIE_NAME}=m2` } })
   t.equal(again.statusCode, 409)
-  t.equal(again.headers['fly-replay'], `instance=m2;state=${STICKY_REPLAY_STATE};timeout=1m30s;fallback=force_self`)
+  t.equal(again.headers['fly-replay'], `instance=m2;state=${STICKY_REPLAY_STATE};timeout=90s;fallback=force_self`, 'whole seconds, never 1m30s')
+  const ms = await build(t, { replayTimeout: '1.5s' })
+  t.equal((await ms.app.inject({ url: '/page', headers: { cookie: `${DEFAULT_COOKIE_NAME}=m2` } })).headers['fly-replay'],
+    `instance=m2;state=${STICKY_REPLAY_STATE};timeout=1500ms;fallback=force_self`, 'whole milliseconds, never 1.5s')
 })
 
-test('with replayCache the replay carries only instance=T', async (t) => {
+test('with replayCache the replay is prefer_instance=T alone, which Fly can cache', async (t) => {
   const { app } = await build(t, { replayCache: true })
   const res = await app.inject({ url: '/', headers: { cookie: `${DEFAULT_COOKIE_NAME}=m2` } })
-  t.equal(res.headers['fly-replay'], 'instance=m2')
+  t.equal(res.statusCode, 307)
+  t.equal(res.headers['fly-replay'], 'prefer_instance=m2')
+  t.equal(res.headers['set-cookie'], undefined)
+})
+
+test('fly-preferred-instance-unavailable is treated like fly-replay-failed: fallbackMode, in both modes', async (t) => {
+  const headers = { cookie: `${DEFAULT_COOKIE_NAME}=m2`, 'fly-preferred-instance-unavailable': 'm2' }
+  const { app, logs } = await build(t, { replayCache: true })
+  const kept = await app.inject({ url: '/page', headers })
+  t.equal(kept.statusCode, 503)
+  t.equal(kept.headers['fly-replay'], undefined, 'never replayed again')
+  t.equal(kept.headers['set-cookie'], undefined, 'the cookie still names m2')
+  t.ok(logs.some((l) => l.msg === 'machine unavailable' && l.machine === 'm2'))
+  const moved = await build(t, { replayCache: true, fallbackMode: 'route_to_available' })
+  const res = await moved.app.inject({ url: '/page', headers })
+  t.equal(res.statusCode, 200)
+  t.same(res.json().sticky, { machine: 'm1', action: 'fallback' })
+  t.match(setCookies(res.headers)[0], /^_navigator_machine=m1;/)
+})
+
+test('fly-replay-cache-status is logged at debug, as one of Fly\'s values or "other"', async (t) => {
+  const { app, logs } = await build(t, { replayCache: true })
+  await app.inject({ url: '/page', headers: { cookie: `${DEFAULT_COOKIE_NAME}=m1`, 'fly-replay-cache-status': 'hit' } })
+  await app.inject({ url: '/page', headers: { 'fly-replay-cache-status': 'evil\nline' } })
+  const lines = logs.filter((l) => l.msg === 'fly-replay-cache-status')
+  t.same(lines.map((l) => [l.level, l.status]), [[20, 'hit'], [20, 'other']])
+  const quiet = await build(t, { replayCache: true }, 'info')
+  await quiet.app.inject({ url: '/page', headers: { 'fly-replay-cache-status': 'miss' } })
+  t.notOk(quiet.logs.some((l) => l.msg === 'fly-replay-cache-status'), 'nothing above debug')
 })
 
 test('fly-replay-failed with fallbackMode maintenance: 503, no-store, Retry-After, cookie kept, warn logged', async (t) => {
@@ -249,7 +280,17 @@ test('options are validated at registration with precise errors', async (t) => {
     [{ discovery: 'static' }, /static/],
     [{ discovery: 42 }, /discovery/],
     [{ enabled: 'yes' }, /enabled/],
-    [{ maintenance: 'page.html' }, /maintenance/]
+    [{ maintenance: 'page.html' }, /maintenance/],
+    [{ cookieMaxAge: 500 }, /0 \(a session cookie\) or at least one second/],
+    [{ cookieDomain: 'https://example.com' }, /cookieDomain/],
+    [{ cookiePartitioned: true, cookieSecure: true }, /cookiePartitioned/],
+    [{ cookiePartitioned: 'yes' }, /cookiePartitioned/],
+    [{ headerName: 'cookie' }, /headerName/],
+    [{ headerName: 'x machine' }, /headerName/],
+    [{ maxReplayBody: -1 }, /maxReplayBody/],
+    [{ directProxy: 'wire' }, /directProxy/],
+    [{ flycastPort: 0 }, /flycastPort/],
+    [{ flycastUrl: 'my-app.flycast' }, /flycastUrl/]
   ]
   for (const [options, message] of cases) {
     const app = Fastify()

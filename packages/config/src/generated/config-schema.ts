@@ -252,7 +252,7 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
                       "const": 0
                     }
                   ],
-                  "description": "Lifetime of the cookie; it slides while the user is active.",
+                  "description": "Lifetime of the cookie; it slides while the user is active. 0 = a session cookie (no Max-Age: the browser forgets it when it closes).",
                   "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
                   "default": "24h"
                 },
@@ -278,6 +278,39 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
                   "minLength": 1,
                   "description": "Path attribute of the cookie.",
                   "default": "/"
+                },
+                "cookie_domain": {
+                  "anyOf": [
+                    {
+                      "type": "string",
+                      "minLength": 1
+                    },
+                    {
+                      "type": "null"
+                    }
+                  ],
+                  "description": "Domain attribute of the cookie (a host such as example.com: the cookie is then sent to its subdomains too). Absent = no Domain: only the host that set it gets it back.",
+                  "default": null,
+                  "errorMessage": "must be a domain name such as example.com"
+                },
+                "cookie_partitioned": {
+                  "type": "boolean",
+                  "description": "Send the Partitioned attribute (the browser keeps the cookie per top-level site: for an app embedded in other sites). Requires cookie_secure: true and cookie_samesite: None.",
+                  "default": false
+                },
+                "header_name": {
+                  "anyOf": [
+                    {
+                      "type": "string",
+                      "minLength": 1
+                    },
+                    {
+                      "type": "null"
+                    }
+                  ],
+                  "description": "A request header that pins like the cookie when the cookie is absent (the same value, validated and signed alike); every response on a sticky path served here carries it with this Machine's value. For clients without cookies, and for Fly's replay_cache with `type = \"header\"`. Absent = none.",
+                  "default": null,
+                  "errorMessage": "must be a header name such as x-machine"
                 },
                 "paths": {
                   "type": "array",
@@ -337,8 +370,43 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
                 },
                 "replay_cache": {
                   "type": "boolean",
-                  "description": "Sticky replays carry only `instance=<machine>`, so that Fly's session replay cache can cache them (no timeout or fallback).",
+                  "description": "Sticky replays are `prefer_instance=<machine>` alone, which Fly's session replay cache can keep (no state, timeout or fallback); a request Fly could not deliver there arrives with `fly-preferred-instance-unavailable` and gets fallback_mode.",
                   "default": false
+                },
+                "direct_proxy": {
+                  "anyOf": [
+                    {
+                      "type": "string",
+                      "const": "vm"
+                    },
+                    {
+                      "type": "string",
+                      "const": "flycast"
+                    }
+                  ],
+                  "description": "How a body too large to replay reaches the Machine in the cookie. vm: straight to `<machine>.vm.<app>.internal` over the private network, which cannot wake a stopped or suspended Machine. flycast: through Fly's proxy at the app's Flycast address with `fly-force-instance-id`, which wakes it.",
+                  "default": "vm",
+                  "errorMessage": "must be one of vm, flycast"
+                },
+                "flycast_port": {
+                  "type": "integer",
+                  "minimum": 1,
+                  "maximum": 65535,
+                  "description": "Port of the app's Flycast service (the external port of a `[[services]]` section with the http handler), for direct_proxy: flycast. Default: the listen port."
+                },
+                "flycast_url": {
+                  "anyOf": [
+                    {
+                      "type": "string",
+                      "minLength": 1
+                    },
+                    {
+                      "type": "null"
+                    }
+                  ],
+                  "description": "Origin (`http://host:port`) used instead of `http://<app>.flycast:<flycast_port>` for direct_proxy: flycast: a Flycast address on a custom private network, or a local stand-in.",
+                  "default": null,
+                  "errorMessage": "must be a base URL such as http://my-app.flycast:3000"
                 },
                 "peers": {
                   "type": "object",
@@ -354,6 +422,27 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
               "additionalProperties": false,
               "description": "Cookie-based sticky sessions across Fly Machines.",
               "default": {}
+            },
+            "max_replay_body": {
+              "type": "integer",
+              "minimum": 0,
+              "description": "Largest request body, in bytes, answered with `fly-replay` (replay rules and sticky sessions alike): a Content-Length up to this, or no body. A larger body, or one of unknown length (chunked), is proxied directly. Fly cannot replay more than 1 MB (1,000,000 bytes).",
+              "default": 1000000
+            },
+            "peer_write_timeout": {
+              "anyOf": [
+                {
+                  "type": "string",
+                  "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                },
+                {
+                  "type": "number",
+                  "const": 0
+                }
+              ],
+              "description": "Time a connection to another Machine may go without accepting a byte of the request body before the proxy gives up: the fallback when no body byte was sent, else 504.",
+              "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+              "default": "5s"
             }
           },
           "additionalProperties": false,

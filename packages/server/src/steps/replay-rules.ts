@@ -14,6 +14,7 @@ export function replayRules ({ config, identity, proxy, maintenance, port }: Ste
     region: identity.region ?? undefined,
     proxy,
     port,
+    maxReplayBody: config.routes.fly.maxReplayBody,
     maintenance,
     // Outside Fly (tests, other clusters) a Machine's address comes from the peers map.
     resolveAddress: Object.keys(peers).length === 0 ? undefined : peerAddress(peers)

@@ -8,6 +8,7 @@ export function stickySessions ({ config, identity, proxy, maintenance, port, lo
   if (!sticky.enabled) return null
   return createStickySessions({
     ...optionsFromConfig(sticky),
+    maxReplayBody: config.routes.fly.maxReplayBody,
     machineId: identity.machineId ?? undefined,
     appName: identity.appName ?? undefined,
     region: identity.region ?? undefined,
