@@ -22,6 +22,11 @@ export interface StickySession {
   action: StickyAction
 }
 
+/** Logged once when the first sticky cookie this step sets is Secure and the request came over plain HTTP. */
+export const SECURE_OVER_HTTP_HINT = 'the sticky cookie is Secure (cookie_secure: true) but this request came over plain HTTP: ' +
+  'clients keep a Secure cookie only from https (browsers also from localhost), so the session will not stick here; ' +
+  'set cookie_secure: false for local testing without TLS'
+
 export const REPLAY_RESPONSE_BODY = 'Replaying to the Machine that holds this session\n'
 const REPLAY_BODY = Buffer.from(REPLAY_RESPONSE_BODY)
 const REPLAY_CONTENT_TYPE = 'text/plain; charset=utf-8'
@@ -78,6 +83,8 @@ export class StickyStep implements Step {
   private readonly reassigned: StickySession
   private readonly ownMachineLogFields: Readonly<{ machine: string }>
   private readonly lastWarned = new Map<CookieRejection, number>(COOKIE_REJECTIONS.map((reason) => [reason, 0]))
+  /** A Secure cookie is set over plain HTTP at most once with a hint: decided on the first cookie this step sets. */
+  private secureHintPending: boolean
 
   constructor (private readonly options: ResolvedOptions, machineId: string, private readonly discovery: MachineDiscovery, private readonly proxy: UpstreamProxy) {
     this.matchPath = compileStickyPaths(options.paths)
@@ -103,6 +110,7 @@ export class StickyStep implements Step {
     this.servedHere = Object.freeze({ machine: machineId, action: 'serve' })
     this.reassigned = Object.freeze({ machine: machineId, action: 'fallback' })
     this.ownMachineLogFields = Object.freeze({ machine: machineId })
+    this.secureHintPending = options.cookieSecure
   }
 
   run (ctx: RequestContext): StepResult {
@@ -148,7 +156,19 @@ export class StickyStep implements Step {
   private serveHere (ctx: RequestContext, session: StickySession): StepResult {
     record(ctx, session)
     addResponseHeaders(ctx, this.servedHereHeaders)
+    if (this.secureHintPending) this.hintSecureOverHttp(ctx)
     return NEXT
+  }
+
+  /**
+   * A Secure cookie that arrives over plain HTTP (a local port, no TLS in front) is dropped by curl's cookie jar and
+   * by browsers other than on localhost, so stickiness seems not to work when testing locally: said once, with the fix.
+   */
+  private hintSecureOverHttp (ctx: RequestContext): void {
+    this.secureHintPending = false
+    const encrypted = (ctx.req.socket as { encrypted?: boolean }).encrypted === true
+    if (encrypted || ctx.req.headers['x-forwarded-proto'] === 'https') return
+    ctx.log.info(SECURE_OVER_HTTP_HINT)
   }
 
   private replay (ctx: RequestContext, target: string): StepResult {
