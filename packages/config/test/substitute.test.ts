@@ -78,3 +78,44 @@ test('an unresolved name is a problem at the string that uses it', async (t) => 
   t.match(error.problems[1].message, /\$\{tenant_id\} is not defined for tenant b\b/)
   t.match(error.problems[2].message, /\$\{nowhere\}/)
 })
+
+test('${NAME:-default} takes the default when NAME is unset or empty, and NAME otherwise', async (t) => {
+  const env: Record<string, string> = { SET: 'value', EMPTY: '' }
+  const lookup = (name: string): string | undefined => env[name]
+  t.same(substitute('${SET:-d}|${EMPTY:-d}|${UNSET:-d}', lookup), { value: 'value|d|d', missing: [] })
+  t.same(substitute('${UNSET:-}x${UNSET:-a:b/c-d}', lookup), { value: 'xa:b/c-d', missing: [] }, 'an empty default, and any text without }')
+  t.same(substitute('${UNSET:-${SET}}', lookup), { value: '${SET}', missing: [] }, 'a default ends at the first } and is not substituted again')
+  t.same(substitute('${UNSET-d} ${UNSET:d}', lookup), { value: '${UNSET-d} ${UNSET:d}', missing: [] }, 'only :- starts a default')
+  t.same(referencedNames('${a}/${b:-x}/${a}'), ['a', 'b:-x'], 'a reference with a default is listed whole')
+})
+
+test('a default works wherever the file is substituted at load time, tenant var included', async (t) => {
+  const text = [
+    'server:',
+    '  listen: "127.0.0.1:${NAVIGATOR_PORT:-3000}"',
+    'applications:',
+    '  tenants:',
+    '    - name: a',
+    '      path: /a',
+    '      var: { data: "${NAVIGATOR_DATA:-db}" }',
+    '      env: { DATABASE_URL: "sqlite3:${data}/a.sqlite3" }'
+  ].join('\n')
+  const plain = parseConfig(text, { env: {} })
+  t.equal(plain.server.listen.port, 3000)
+  t.same(plain.applications.tenants[0].var, { data: 'db' })
+  const edge = parseConfig(text, { env: { NAVIGATOR_PORT: '20010', NAVIGATOR_DATA: '/tmp/m1' } })
+  t.equal(edge.server.listen.port, 20010)
+  t.same(edge.applications.tenants[0].var, { data: '/tmp/m1' })
+})
+
+test('a default in a value resolved when the tenant starts is reported, since it would not resolve there', async (t) => {
+  const error = t.throws(() => parseConfig([
+    'applications:',
+    '  tenants:',
+    '    - name: a',
+    '      path: /a',
+    '      env: { DATA: "${NAVIGATOR_DATA:-db}" }'
+  ].join('\n'), { env: { NAVIGATOR_DATA: '/tmp/m1' } })) as ConfigError
+  t.type(error, ConfigError)
+  t.match(error.problems[0].message, /\$\{NAVIGATOR_DATA:-db\} is not in this tenant's var/)
+})

@@ -9,7 +9,9 @@ A local stand-in for Fly.io's edge proxy: launches N navigator processes as the
 Machines of one app and balances requests over them, honouring fly-replay.
 
 Options:
-  --config <file>     Navigator config each Machine runs; it must listen on \${NAVIGATOR_PORT}
+  --config <file>     Navigator config every Machine runs, as it is: each Machine gets
+                      a copy with its own listen, tenant and standalone server ports,
+                      and its own data folder in NAVIGATOR_DATA
   --machines <n>      number of Machines (default 3)
   --port <port>       edge port (default ${DEFAULT_EDGE_PORT})
   --host <host>       edge address (default 127.0.0.1)
@@ -21,7 +23,8 @@ Options:
                       [[http_service.http_options.replay_cache]], with its key names:
                       path_prefix=/,ttl_seconds=300,type=cookie,name=<cookie>[,allow_bypass=true]
                       (type=header keys on a request header); repeat for more rules
-  --verbose           print routing decisions and Machine output
+  --verbose           print routing decisions and all Machine output (without it:
+                      the Machines' warnings and errors)
   --help              print this help
 `
 
@@ -82,7 +85,8 @@ async function main (): Promise<void> {
   write(`fly-edge listening on ${fly.url} for app ${values.app}`)
   write(`  Flycast (${values.app}.flycast) at ${fly.edge.flycastUrl()}`)
   for (const machine of fly.launched.machines) {
-    write(`  Machine ${machine.id} (${machine.region}) at ${machine.url}, private address ${fly.edge.privateUrl(machine.id)}`)
+    write(`  Machine ${machine.id} (${machine.region}) at ${machine.url}, private address ${fly.edge.privateUrl(machine.id)}, ` +
+      `NAVIGATOR_DATA ${fly.launched.dataDirs[machine.id]}`)
   }
 }
 

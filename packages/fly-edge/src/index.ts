@@ -38,6 +38,21 @@ export {
 } from './replay-cache.js'
 export { REGION_ALIASES, regionMatches } from './regions.js'
 export * from './errors.js'
-export { launchMachines, machineConfigText, randomMachineId, PORTS_PER_MACHINE, DEFAULT_NAVIGATOR_BIN,
-  DEFAULT_STARTUP_TIMEOUT_MS, DEFAULT_STOP_GRACE_MS, type LaunchOptions, type LaunchedMachines } from './launch.js'
+export {
+  launchMachines,
+  randomMachineId,
+  DEFAULT_NAVIGATOR_BIN,
+  DEFAULT_STARTUP_TIMEOUT_MS,
+  DEFAULT_STOP_GRACE_MS,
+  type LaunchOptions,
+  type LaunchedMachines
+} from './launch.js'
+export {
+  machineConfigText,
+  planPorts,
+  PORTS_PER_MACHINE,
+  SPARE_TENANT_PORTS,
+  type MachineConfigOptions,
+  type PortPlan
+} from './machine-config.js'
 export { startLocalFly, DEFAULT_EDGE_PORT, DEFAULT_APP, type LocalFly, type LocalFlyOptions } from './local-fly.js'

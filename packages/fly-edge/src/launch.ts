@@ -1,37 +1,42 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
+import { tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { NAV_FLY_EDGE_INVALID_OPTION, NAV_FLY_EDGE_LAUNCH_FAILED, NAV_FLY_EDGE_UNKNOWN_MACHINE } from './errors.js'
+import { checkMachineConfig, machineConfigText, planPorts } from './machine-config.js'
 import { DEFAULT_REGION, isValidAppName, type MachineLauncher, type MachineSpec } from './machines.js'
 
-/** Ports reserved per Machine: `${NAVIGATOR_PORT}` and `${NAVIGATOR_PORT+1}` to `${NAVIGATOR_PORT+9}`. */
-export const PORTS_PER_MACHINE = 10
 export const DEFAULT_STARTUP_TIMEOUT_MS = 30_000
 export const DEFAULT_STOP_GRACE_MS = 10_000
 export const DEFAULT_NAVIGATOR_BIN = fileURLToPath(new URL('../../server/bin/navigator.js', import.meta.url))
-const PORT_REFERENCE = /\$\{NAVIGATOR_PORT(?:\+(\d))?\}/g
-const STICKY_BLOCK = /^([ \t]*)sticky_sessions:[ \t]*(#.*)?$/m
-const DIRECT_PROXY_FLYCAST = /^[ \t]*direct_proxy:[ \t]*["']?flycast["']?[ \t]*(#.*)?$/m
-const FLYCAST_URL_KEY = /^[ \t]*flycast_url:/m
+// Below Linux's ephemeral range (32768+), where port-0 listeners of other tests land.
+const FIRST_BLOCK_PORT = 20_000
+const EPHEMERAL_PORTS = 32_768
 
 export interface LaunchOptions {
-  /** The Navigator config every Machine runs; it must listen on `${NAVIGATOR_PORT}`. */
+  /** The Navigator config every Machine runs, as it is: each Machine gets a copy with its own ports. */
   config: string
   count: number
   app: string
   /** Regions given to the Machines in turn; default [DEFAULT_REGION]. */
   regions?: string[]
   /**
-   * First port of the first Machine's block; default a free block. `count * (PORTS_PER_MACHINE + 1) + 1` ports from
-   * there are used: the Machines' blocks, then one private address port per Machine, then the Flycast port.
+   * First port of the first Machine's block; default a free block. `count * (blockSize + 1) + 1` ports from there are
+   * used (`blockSize` is PORTS_PER_MACHINE unless the config's tenants need more): the Machines' blocks, then one
+   * private address port per Machine, then the Flycast port.
    */
   basePort?: number
   /** Added to every Machine's environment. */
   env?: NodeJS.ProcessEnv
+  /**
+   * Folder of the Machines' data folders (`<dataDir>/<id>`, each Machine's NAVIGATOR_DATA); default a new temporary
+   * folder, removed by stop(). A given folder is kept.
+   */
+  dataDir?: string
   /** Machine IDs to use; default random 14-hex IDs like Fly's. */
   ids?: string[]
   /** Path of the navigator CLI script; default this repository's packages/server/bin/navigator.js. */
@@ -52,6 +57,8 @@ export interface LaunchedMachines {
   flycastUrl: string
   /** The generated per-Machine config files. */
   configFiles: Record<string, string>
+  /** Each Machine's own data folder, its NAVIGATOR_DATA. */
+  dataDirs: Record<string, string>
   /** Stop every process and remove the generated files. */
   stop (): Promise<void>
 }
@@ -81,43 +88,14 @@ function portFree (port: number): Promise<boolean> {
 }
 
 async function freePortBlock (size: number): Promise<number> {
+  const choices = Math.floor((EPHEMERAL_PORTS - FIRST_BLOCK_PORT - size) / 10)
   for (let tries = 0; tries < 50; tries++) {
-    // Below Linux's ephemeral range (32768+), where port-0 listeners of other tests land.
-    const base = 20_000 + Math.floor(Math.random() * 1_200) * 10
+    const base = FIRST_BLOCK_PORT + Math.floor(Math.random() * choices) * 10
     let free = true
     for (let port = base; port < base + size && free; port++) free = await portFree(port)
     if (free) return base
   }
   throw new NAV_FLY_EDGE_LAUNCH_FAILED('(any)', 'no free block of ports found')
-}
-
-/** The lines of a YAML block: those after its header line that are blank or indented deeper than it. */
-function blockBody (text: string, start: number, indent: number): string {
-  const lines = text.slice(start).split('\n').slice(1)
-  const end = lines.findIndex((line) => line.trim() !== '' && !line.trimStart().startsWith('#') && line.length - line.trimStart().length <= indent)
-  return (end === -1 ? lines : lines.slice(0, end)).join('\n')
-}
-
-/**
- * The config text one Machine runs: `${NAVIGATOR_PORT}` and `${NAVIGATOR_PORT+N}` filled in, and, under
- * routes.fly.sticky_sessions when present, `peers` (every Machine's address) and, when the block says
- * `direct_proxy: flycast` without a `flycast_url`, `flycast_url` (the edge's Flycast origin).
- */
-export function machineConfigText (base: string, port: number, peers: Record<string, string>, options: { flycastUrl?: string } = {}): string {
-  let text = base.replace(PORT_REFERENCE, (_ref, offset: string | undefined) => String(port + Number(offset ?? 0)))
-  const block = STICKY_BLOCK.exec(text)
-  if (block !== null) {
-    const lineEnd = block.index + block[0].length
-    const following = /\n([ \t]*)\S/.exec(text.slice(lineEnd))
-    const childIndent = following !== null && following[1].length > block[1].length ? following[1] : `${block[1]}  `
-    const body = blockBody(text, block.index, block[1].length)
-    let added = `\n${childIndent}peers: ${JSON.stringify(peers)}`
-    if (options.flycastUrl !== undefined && DIRECT_PROXY_FLYCAST.test(body) && !FLYCAST_URL_KEY.test(body)) {
-      added += `\n${childIndent}flycast_url: ${JSON.stringify(options.flycastUrl)}`
-    }
-    text = `${text.slice(0, lineEnd)}${added}${text.slice(lineEnd)}`
-  }
-  return text
 }
 
 function waitForPort (port: number, exited: Promise<void>, timeoutMs: number): Promise<'ready' | 'exited' | 'timeout'> {
@@ -236,55 +214,74 @@ function processLauncher (processes: Map<string, Process>, options: ProcessOptio
   }
 }
 
+/** Each Machine's data folder under `root` (created, or a new temporary one), and how to remove what was created. */
+async function dataFolders (ids: string[], app: string, root: string | undefined): Promise<{ dirs: Record<string, string>, remove: () => Promise<void> }> {
+  const parent = root === undefined ? await mkdtemp(join(tmpdir(), `fly-edge-${app}-`)) : resolve(root)
+  const dirs = Object.fromEntries(ids.map((id) => [id, join(parent, id)]))
+  await Promise.all(Object.values(dirs).map((dir) => mkdir(dir, { recursive: true })))
+  return { dirs, remove: async () => { if (root === undefined) await rm(parent, { recursive: true, force: true }) } }
+}
+
 /**
  * Spawn `count` real navigator processes, each a Machine with its own FLY_MACHINE_ID, FLY_APP_NAME, FLY_REGION, port
- * block and generated config (written beside the base config so that its relative paths keep working, and removed by
- * stop()). After the Machines' blocks come one port per Machine for its private address on the edge, then the app's
- * Flycast port: the configs name those (`peers`, `flycast_url`), so the edge must be given the same ports
- * (`machines` carry `privatePort`; pass `flycastPorts`).
+ * block, data folder (NAVIGATOR_DATA) and generated config (written beside the base config so that its relative
+ * paths keep working, and removed by stop()). After the Machines' blocks come one port per Machine for its private
+ * address on the edge, then the app's Flycast port: the configs name those (`peers`, `flycast_url`), so the edge must
+ * be given the same ports (`machines` carry `privatePort`; pass `flycastPorts`).
  */
 export async function launchMachines (options: LaunchOptions): Promise<LaunchedMachines> {
   if (!isValidAppName(options.app)) throw new NAV_FLY_EDGE_INVALID_OPTION('app must be 1-63 characters of a-z, 0-9 and -')
   if (!Number.isInteger(options.count) || options.count < 1) throw new NAV_FLY_EDGE_INVALID_OPTION('count must be an integer >= 1')
   const configPath = resolve(options.config)
   const base = await readFile(configPath, 'utf8')
-  if (!base.includes('${NAVIGATOR_PORT}')) {
-    throw new NAV_FLY_EDGE_INVALID_OPTION(`${configPath} must listen on \${NAVIGATOR_PORT} (server.listen)`)
-  }
+  const plan = planPorts(base)
   const regions = options.regions !== undefined && options.regions.length > 0 ? options.regions : [DEFAULT_REGION]
   const ids = options.ids ?? Array.from({ length: options.count }, randomMachineId)
   if (ids.length !== options.count) throw new NAV_FLY_EDGE_INVALID_OPTION('ids must have count entries')
-  const firstPort = options.basePort ?? await freePortBlock(options.count * (PORTS_PER_MACHINE + 1) + 1)
-  const firstPrivatePort = firstPort + options.count * PORTS_PER_MACHINE
+  const firstPort = options.basePort ?? await freePortBlock(options.count * (plan.blockSize + 1) + 1)
+  const firstPrivatePort = firstPort + options.count * plan.blockSize
   const flycastPort = firstPrivatePort + options.count
   const flycastUrl = `http://127.0.0.1:${flycastPort}`
 
   const machines: MachineSpec[] = ids.map((id, i) => ({
     id,
     region: regions[i % regions.length],
-    url: `http://127.0.0.1:${firstPort + i * PORTS_PER_MACHINE}`,
+    url: `http://127.0.0.1:${firstPort + i * plan.blockSize}`,
     app: options.app,
     privatePort: firstPrivatePort + i
   }))
   // Peers dial each other's private addresses, which the edge closes while a Machine is stopped or suspended.
   const peers = Object.fromEntries(machines.map((m) => [m.id, `http://127.0.0.1:${m.privatePort as number}`]))
+  const data = await dataFolders(ids, options.app, options.dataDir)
   const processes = new Map<string, Process>()
   const configFiles: Record<string, string> = {}
-  for (const [i, machine] of machines.entries()) {
-    const port = firstPort + i * PORTS_PER_MACHINE
-    const configFile = join(dirname(configPath), `.fly-edge-${machine.id}-${basename(configPath)}`)
-    await writeFile(configFile, machineConfigText(base, port, peers, { flycastUrl }))
-    configFiles[machine.id] = configFile
-    const env = {
-      ...process.env,
-      ...options.env,
-      FLY_MACHINE_ID: machine.id,
-      FLY_ALLOC_ID: machine.id,
-      FLY_APP_NAME: options.app,
-      FLY_REGION: machine.region,
-      NAVIGATOR_PORT: String(port)
+  const removeFiles = async (): Promise<void> => {
+    await Promise.all(Object.values(configFiles).map((file) => rm(file, { force: true })))
+    await data.remove()
+  }
+  try {
+    for (const [i, machine] of machines.entries()) {
+      const port = firstPort + i * plan.blockSize
+      const env = {
+        ...process.env,
+        ...options.env,
+        FLY_MACHINE_ID: machine.id,
+        FLY_ALLOC_ID: machine.id,
+        FLY_APP_NAME: options.app,
+        FLY_REGION: machine.region,
+        NAVIGATOR_PORT: String(port),
+        NAVIGATOR_DATA: data.dirs[machine.id]
+      }
+      const configFile = join(dirname(configPath), `.fly-edge-${machine.id}-${basename(configPath)}`)
+      const text = machineConfigText(base, port, peers, { flycastUrl, env })
+      checkMachineConfig({ id: machine.id, port, env }, base, text, configPath, plan)
+      await writeFile(configFile, text)
+      configFiles[machine.id] = configFile
+      processes.set(machine.id, { id: machine.id, port, configFile, env, child: null, exited: Promise.resolve(), output: [], stopping: false })
     }
-    processes.set(machine.id, { id: machine.id, port, configFile, env, child: null, exited: Promise.resolve(), output: [], stopping: false })
+  } catch (err) {
+    await removeFiles()
+    throw err
   }
 
   const launcher = processLauncher(processes, {
@@ -295,7 +292,7 @@ export async function launchMachines (options: LaunchOptions): Promise<LaunchedM
   })
   const stopAll = async (): Promise<void> => {
     await Promise.all(ids.map((id) => launcher.stop(id)))
-    await Promise.all(Object.values(configFiles).map((file) => rm(file, { force: true })))
+    await removeFiles()
   }
   try {
     await Promise.all(ids.map((id) => launcher.start(id)))
@@ -303,5 +300,5 @@ export async function launchMachines (options: LaunchOptions): Promise<LaunchedM
     await stopAll()
     throw err
   }
-  return { machines, launcher, flycastPorts: { [options.app]: flycastPort }, flycastUrl, configFiles, stop: stopAll }
+  return { machines, launcher, flycastPorts: { [options.app]: flycastPort }, flycastUrl, configFiles, dataDirs: data.dirs, stop: stopAll }
 }

@@ -1,9 +1,10 @@
 import { FlyEdge, type RouteEvent } from './edge.js'
 import { launchMachines, type LaunchedMachines } from './launch.js'
+import { noteworthyOutput } from './machine-log.js'
 import type { ReplayCacheRule } from './replay-cache.js'
 
 export interface LocalFlyOptions {
-  /** Navigator config every Machine runs (must listen on ${NAVIGATOR_PORT}). */
+  /** Navigator config every Machine runs, as it is (each gets a copy with its own ports). */
   config: string
   machines: number
   app: string
@@ -15,7 +16,7 @@ export interface LocalFlyOptions {
   /** Session-based replay caching, like fly.toml's `[[http_service.http_options.replay_cache]]`. */
   replayCache?: ReplayCacheRule[]
   env?: NodeJS.ProcessEnv
-  /** Print every routing decision and every Machine output line. */
+  /** Print every routing decision and every Machine output line; without it, only their warnings and errors. */
   verbose?: boolean
   write?: (line: string) => void
 }
@@ -39,7 +40,10 @@ export async function startLocalFly (options: LocalFlyOptions): Promise<LocalFly
     app: options.app,
     regions: options.regions,
     env: options.env,
-    onOutput: options.verbose === true ? (id, line) => write(`[${id}] ${line}`) : undefined
+    onOutput: (id, line) => {
+      const shown = options.verbose === true ? line : noteworthyOutput(line)
+      if (shown !== null) write(`[${id}] ${shown}`)
+    }
   })
   const edge = new FlyEdge({
     app: options.app,

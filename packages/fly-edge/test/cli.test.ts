@@ -1,8 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { EventEmitter, once } from 'node:events'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { test } from 'tap'
+import { DEFAULT_NAVIGATOR_BIN } from '../src/launch.js'
 import { request } from './fixtures.js'
 import { DEMO_CONFIG } from './e2e-helpers.js'
 
@@ -11,8 +15,8 @@ const DEMO = fileURLToPath(new URL('../dist/demo.js', import.meta.url))
 
 interface Run { child: ChildProcess, lines: string[], events: EventEmitter, exited: Promise<number | null> }
 
-function run (script: string, args: string[]): Run {
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+function run (script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Run {
+  const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   const lines: string[] = []
   const events = new EventEmitter()
   for (const stream of [child.stdout, child.stderr]) {
@@ -68,7 +72,7 @@ test('fly-edge --config launches the Machines, serves through the edge, and stop
   const [, url] = await waitForLine(r, /^fly-edge listening on (http:\/\/\S+)/)
   const [, flycast] = await waitForLine(r, /^ {2}Flycast \(navigator-demo\.flycast\) at (http:\/\/\S+)/)
   await waitForLine(r, /^ {2}Machine \S+ \(ams\)/)
-  const ids = r.lines.flatMap((line) => /^ {2}Machine (\S+) \((ord|ams)\) at \S+, private address http:/.exec(line)?.[1] ?? [])
+  const ids = r.lines.flatMap((line) => /^ {2}Machine (\S+) \((ord|ams)\) at \S+, private address http:\S+, NAVIGATOR_DATA \//.exec(line)?.[1] ?? [])
   t.equal(ids.length, 2)
   const reply = await request(`${url}/app/whoami`)
   t.equal(reply.status, 200)
@@ -91,4 +95,41 @@ test('the demo command prints its URL and explanation, serves the page, and stop
   t.match(String(page.headers['set-cookie']), /_navigator_machine=/)
   r.child.kill('SIGINT')
   t.equal(await r.exited, 0)
+})
+
+test('a child that keeps exiting shows in fly-edge\'s output without --verbose, under its Machine\'s id', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'fly-edge-crash-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const config = join(dir, 'navigator.yml')
+  await writeFile(config, [
+    'server:',
+    '  listen: 3000',
+    'applications:',
+    '  standalone_servers:',
+    '    - name: crasher',
+    '      match_path: /crash',
+    '      command: node',
+    '      args: [-e, "console.error(\'crasher: cannot start\'); process.exit(3)"]',
+    '      port: 4001',
+    ''
+  ].join('\n'))
+  const r = run(BIN, ['--config', config, '--machines', '2', '--port', '0', '--regions', 'iad,ord'])
+  t.teardown(() => { if (r.child.exitCode === null) r.child.kill('SIGKILL') })
+  await waitForLine(r, /^ {2}Machine \S+ \(ord\)/)
+  const ids = r.lines.flatMap((line) => /^ {2}Machine (\S+) /.exec(line)?.[1] ?? [])
+  t.equal(ids.length, 2)
+  for (const id of ids) {
+    await waitForLine(r, new RegExp(`^\\[${id}\\] warn crasher: standalone server exited unexpectedly \\(code 3\\)$`), 30_000)
+    await waitForLine(r, new RegExp(`^\\[${id}\\] warn crasher \\(stderr\\): crasher: cannot start$`), 30_000)
+  }
+  t.notOk(r.lines.some((line) => /"level":30|standalone server ready|"msg":"listening"/.test(line)), 'info lines stay hidden without --verbose')
+  r.child.kill('SIGTERM')
+  t.equal(await r.exited, 0)
+})
+
+test('navigator --check accepts the demo config on its own, without the edge\'s variables', async (t) => {
+  const { NAVIGATOR_PORT: _port, NAVIGATOR_DATA: _data, ...env } = process.env
+  const r = run(DEFAULT_NAVIGATOR_BIN, ['--check', DEMO_CONFIG], env)
+  t.equal(await r.exited, 0, r.lines.join('\n'))
+  t.match(r.lines.join('\n'), /navigator\.yml: ok/)
 })

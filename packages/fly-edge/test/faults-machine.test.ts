@@ -92,12 +92,13 @@ async function until (predicate: () => boolean, ms: number, what: string): Promi
   }
 }
 
-/** Navigator's pid, from its "listening" line (which can reach us a moment after its port answers). */
+/** Navigator's pid: the one process whose arguments name the Machine's config file (its log lines carry no pid). */
 async function navigatorPid (fly: DemoFly, id: string): Promise<number> {
-  // Lines about a child carry the child's pid; the "listening" line carries only Navigator's own.
-  const find = (): string | undefined => fly.output.find((line) => line.startsWith(`[${id}] {`) && line.includes('"msg":"listening"'))
-  await until(() => find() !== undefined, 5000, `the "listening" line of ${id}`)
-  return (JSON.parse((find() as string).slice(id.length + 3)) as { pid: number }).pid
+  const file = fly.launched.configFiles[id]
+  const rows = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' }).trim().split('\n')
+  const pids = rows.filter((row) => row.trimEnd().endsWith(` ${file}`)).map((row) => Number(row.trim().split(/\s+/)[0]))
+  if (pids.length !== 1) throw new Error(`expected one process running ${file}, found ${pids.length}`)
+  return pids[0]
 }
 
 /** The pid and every descendant of it: a whole Machine's processes. */

@@ -2,13 +2,14 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { test } from 'tap'
 import { FlyEdge } from '../src/edge.js'
-import { launchMachines, machineConfigText, PORTS_PER_MACHINE } from '../src/launch.js'
+import { launchMachines } from '../src/launch.js'
+import { machineConfigText, PORTS_PER_MACHINE } from '../src/machine-config.js'
 import { request } from './fixtures.js'
 
 const config = fileURLToPath(new URL('./fixtures/navigator.yml', import.meta.url))
 const navigator = fileURLToPath(new URL('./fixtures/fake-navigator.mjs', import.meta.url))
 
-interface FakeReply { machine: string, app: string, region: string, extra: string, pid: number, configText: string }
+interface FakeReply { machine: string, app: string, region: string, extra: string, data: string, pid: number, configText: string }
 
 test('the per-Machine config fills in its ports and adds peers under sticky_sessions at the right indent', async (t) => {
   const text = machineConfigText('server:\n  listen: ${NAVIGATOR_PORT}\nroutes:\n  fly:\n    sticky_sessions:\n      enabled: true\nx: ${NAVIGATOR_PORT+3}\n',
@@ -21,7 +22,7 @@ test('with direct_proxy: flycast in the sticky_sessions block, the per-Machine c
     'applications:\n  start_port: ${NAVIGATOR_PORT+2}\n'
   t.equal(machineConfigText(base, 4100, { a: 'http://127.0.0.1:4130' }, { flycastUrl: 'http://127.0.0.1:4132' }),
     'routes:\n  fly:\n    sticky_sessions:\n      peers: {"a":"http://127.0.0.1:4130"}\n      flycast_url: "http://127.0.0.1:4132"\n' +
-    '      enabled: true\n      direct_proxy: flycast  # through the proxy\napplications:\n  start_port: 4102\n')
+    '      enabled: true\n      direct_proxy: flycast  # through the proxy\napplications:\n  start_port: 4102\nserver:\n  listen: 4100\n')
   const vm = machineConfigText(base.replace('flycast  #', 'vm  #'), 4100, {}, { flycastUrl: 'http://127.0.0.1:4132' })
   t.notMatch(vm, /flycast_url/, 'not with direct_proxy: vm')
   const own = machineConfigText(base.replace('enabled: true', 'flycast_url: http://elsewhere:1'), 4100, {}, { flycastUrl: 'http://127.0.0.1:4132' })
@@ -30,7 +31,7 @@ test('with direct_proxy: flycast in the sticky_sessions block, the per-Machine c
   t.notMatch(machineConfigText(outside, 4100, {}, { flycastUrl: 'http://x:1' }), /flycast_url/, 'only the sticky_sessions block counts')
 })
 
-test('launched Machines each get their own id, app, region, port block, env and peers; stop removes everything', async (t) => {
+test('launched Machines each get their own id, app, region, port block, env, data folder and peers; stop removes everything', async (t) => {
   const launched = await launchMachines({
     config, count: 3, app: 'demo', regions: ['iad', 'ams'], navigator, env: { EXTRA: 'yes' }
   })
@@ -48,6 +49,8 @@ test('launched Machines each get their own id, app, region, port block, env and 
     t.equal(reply.app, 'demo')
     t.equal(reply.region, machine.region)
     t.equal(reply.extra, 'yes')
+    t.equal(reply.data, launched.dataDirs[machine.id], 'NAVIGATOR_DATA is the Machine\'s data folder')
+    t.ok(existsSync(reply.data), 'the data folder exists')
     t.match(reply.configText, `listen: "127.0.0.1:${new URL(machine.url).port}"`)
     t.match(reply.configText, `start_port: ${Number(new URL(machine.url).port) + 2}`)
     // Peers are the Machines' private addresses on the edge, never their own ports.
@@ -62,6 +65,8 @@ test('launched Machines each get their own id, app, region, port block, env and 
   t.ok(files.every((f) => existsSync(f)))
   await launched.stop()
   t.ok(files.every((f) => !existsSync(f)), 'the generated configs are removed')
+  t.equal(new Set(Object.values(launched.dataDirs)).size, 3, 'one data folder per Machine')
+  t.ok(Object.values(launched.dataDirs).every((dir) => !existsSync(dir)), 'the temporary data folders are removed')
   for (const reply of replies) t.throws(() => process.kill(reply.pid, 0), 'the process is gone')
 })
 

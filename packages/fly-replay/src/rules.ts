@@ -121,7 +121,6 @@ function findRule (rules: readonly RuleMatch[], method: string, path: string): n
   return -1
 }
 
-
 /** The rules, checked and compiled, as a pipeline step; `close` closes the proxy made when none was given. */
 export interface ReplayRules {
   step: Step

@@ -83,7 +83,12 @@ test('a request that cannot be replayed is proxied to the target with its body s
   const targets: unknown[] = []
   const app = Fastify()
   await app.register(flyReplayRules, {
-    rules, machineId: 'm1', appName: 'web', region: 'iad', port: 3000, maintenance,
+    rules,
+    machineId: 'm1',
+    appName: 'web',
+    region: 'iad',
+    port: 3000,
+    maintenance,
     resolveAddress: (target) => { targets.push(target); return origin }
   })
   await app.listen({ port: 0, host: '127.0.0.1' })

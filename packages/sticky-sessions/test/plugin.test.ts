@@ -19,8 +19,12 @@ test('a first visit is served here and pinned with a cookie carrying exactly the
   t.same(setCookies(res.headers), [`${DEFAULT_COOKIE_NAME}=m1; Max-Age=86400; Path=/; HttpOnly; SameSite=Lax`])
 
   const custom = await build(t, {
-    cookieName: '_cable_machine', cookieMaxAge: '2h', cookieSecure: true, cookieHttpOnly: false,
-    cookieSameSite: 'strict', cookiePath: '/app'
+    cookieName: '_cable_machine',
+    cookieMaxAge: '2h',
+    cookieSecure: true,
+    cookieHttpOnly: false,
+    cookieSameSite: 'strict',
+    cookiePath: '/app'
   })
   t.same(setCookies((await custom.app.inject('/x')).headers), ['_cable_machine=m1; Max-Age=7200; Path=/app; Secure; SameSite=Strict'])
   const ms = await build(t, { cookieMaxAge: 90_000, cookieSameSite: 'NONE', cookieSecure: true })
