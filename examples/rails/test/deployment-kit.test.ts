@@ -84,6 +84,6 @@ test('fly.toml and the Dockerfile agree with config/navigator.yml', async (t) =>
   // The replay cache section (commented out) must key on Navigator's cookie.
   t.match(toml, new RegExp(`#\\s*name = "${sticky.cookie_name ?? '_navigator_machine'}"`))
 
-  t.match(dockerfile, /^CMD \["npx", "navigator", "config\/navigator\.yml"\]$/m, 'the image runs this configuration')
+  t.match(dockerfile, /^CMD \["navigator", "config\/navigator\.yml"\]$/m, 'the image runs this configuration')
   t.match(dockerfile, new RegExp(`^EXPOSE ${config.server.listen}$`, 'm'))
 })
