@@ -394,7 +394,7 @@ function checkRelative (line, list) {
 function runShell (stage, line, script, log) {
   const cwd = inStage(stage, stage.workdir)
   mkdirSync(cwd, { recursive: true })
-  return new Promise((resolvePromise, reject) => {
+  return new Promise((_resolve, reject) => {
     const child = spawn('sh', ['-c', script], { cwd, env: stageEnv(stage), stdio: ['ignore', 'pipe', 'pipe'] })
     let output = ''
     const collect = (chunk) => {
@@ -405,7 +405,7 @@ function runShell (stage, line, script, log) {
     child.stderr.on('data', collect)
     child.once('error', reject)
     child.once('close', (code, signal) => {
-      if (code === 0) resolvePromise(output)
+      if (code === 0) _resolve(output)
       else reject(new Error(`line ${line}: RUN ${script.trim()}\nexited with ${code ?? signal}:\n${output.split('\n').slice(-60).join('\n')}`))
     })
   })
