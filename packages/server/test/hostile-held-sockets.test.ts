@@ -5,6 +5,7 @@ import { ANSWERED_UPGRADE_LINGER_MS } from '@navigator/proxy'
 import { startSite, tenant, TEST_SHUTDOWN_TIMEOUT } from './helpers.js'
 import type { Running } from './helpers.js'
 import { parseDuration } from '@navigator/config'
+import { HEADERS_TIMEOUT_MS } from '../src/http-server.js'
 
 // Clients that never close their side (issue 18, items 1, 2 and 5), against the real navigator process: a socket
 // answered with plain HTTP, whether a refused upgrade or a client error, is released by Navigator itself, and a
@@ -103,21 +104,39 @@ test('an upgrade that is not a GET is refused with 400 and never reaches the app
   t.same(reached, [], 'the tenant logged no request for it')
 })
 
-test('SIGTERM with held refused upgrades and held client errors exits within the drain time and 2 s, tenants stopped', async (t) => {
+test('SIGTERM with 200 held refused upgrades, 200 idle connections and held client errors exits within the drain time and 2 s, tenants stopped', async (t) => {
   const navigator = await site(t)
   const held = [
-    ...Array.from({ length: 20 }, () => hold(navigator, UPGRADE('/nowhere'))),
+    ...Array.from({ length: 200 }, () => hold(navigator, UPGRADE('/nowhere'))),
+    // Idle keep-alive connections: one request answered, then nothing, never closed by the client.
+    ...Array.from({ length: 100 }, () => hold(navigator, 'GET /app/idle HTTP/1.1\r\nHost: x\r\n\r\n')),
+    // Connections that never send a byte.
+    ...Array.from({ length: 100 }, () => hold(navigator, '')),
     ...Array.from({ length: 20 }, () => hold(navigator, 'GARBAGE / HTTP/1.1\r\n\r\n'))
   ]
   t.teardown(() => { for (const each of held) each.socket.destroy() })
-  await within(Promise.all(held.map(async (each) => await new Promise<void>((resolve) => {
-    const answered = (): void => { if (each.received().includes('\r\n\r\n')) resolve(); else each.socket.once('data', answered) }
-    answered()
-  }))), 5_000)
+  const answered = held.filter((each, i) => i < 300 || i >= 400)
+  await within(Promise.all(answered.map(async (each) => await new Promise<void>((resolve) => {
+    const check = (): void => { if (each.received().includes('\r\n\r\n')) resolve(); else each.socket.once('data', check) }
+    check()
+  }))), 10_000)
   const started = Date.now()
   navigator.child.kill('SIGTERM')
   const limit = parseDuration(TEST_SHUTDOWN_TIMEOUT) + 2_000
   t.ok(await within(navigator.exited, limit), `exited within ${limit} ms (took ${Date.now() - started} ms)`)
   t.equal((await navigator.exited).code, 0)
   t.ok(navigator.logs.some((line) => line.msg === 'stopped'), 'the children were stopped before the exit')
+})
+
+test('100 connections held after their 408 (headers never finished): descriptors back to the idle level within the header timeout and 1 s', async (t) => {
+  const navigator = await site(t)
+  const pid = navigator.child.pid as number
+  const before = descriptors(pid)
+  const opened = Date.now()
+  const held = Array.from({ length: 100 }, () => hold(navigator, 'GET /app/slow HTTP/1.1\r\nHost: x\r\nX-Never: finished'))
+  t.teardown(() => { for (const each of held) each.socket.destroy() })
+  t.ok(await within(Promise.all(held.map(async (each) => await each.closed)), HEADERS_TIMEOUT_MS + 3_000), 'each connection was ended by Navigator')
+  t.ok(held.every((each) => each.received().startsWith('HTTP/1.1 408 ')), 'each got a 408 first')
+  const deadline = opened + HEADERS_TIMEOUT_MS + 1_000
+  t.ok(await descriptorsFallTo(pid, before + 2, Math.max(0, deadline - Date.now())), `descriptors back to the idle level within the header timeout + 1 s (${before} before, ${descriptors(pid)} now)`)
 })
