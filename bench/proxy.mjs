@@ -46,7 +46,7 @@ async function startUpstream (name) {
   return { port, child }
 }
 
-async function startNavigator ({ sticky, machineId, peers, standalone = false, bin = NAVIGATOR_BIN }) {
+async function startNavigator ({ sticky, machineId, peers, standalone = false, metrics = false, bin = NAVIGATOR_BIN }) {
   const port = await freePort()
   const dir = mkdtempSync(join(work, 'nav-'))
   mkdirSync(join(dir, 'public'))
@@ -65,7 +65,7 @@ async function startNavigator ({ sticky, machineId, peers, standalone = false, b
     : ''
   const yaml = `server:
   listen: ${port}
-routes:
+${metrics ? '  metrics: {}\n' : ''}routes:
   fly:
     sticky_sessions:
       enabled: ${sticky}
@@ -199,6 +199,17 @@ const contenders = [
     start: async (bin) => {
       const second = await freePort()
       return startNavigator({ sticky: true, machineId: 'm1', peers: { m1: 'http://127.0.0.1:1', m2: `http://127.0.0.1:${second}` }, bin })
+    },
+    headers: () => [`Cookie: ${COOKIE}=m1`]
+  },
+  {
+    // The same with server.metrics on (issue 17): every request counted by step, the sticky decision and the
+    // tenant's latency, nothing scraped meanwhile.
+    name: 'navigator-sticky-metrics',
+    label: 'Navigator, sticky sessions (cookie for this Machine), metrics on',
+    start: async (bin) => {
+      const second = await freePort()
+      return startNavigator({ sticky: true, machineId: 'm1', peers: { m1: 'http://127.0.0.1:1', m2: `http://127.0.0.1:${second}` }, metrics: true, bin })
     },
     headers: () => [`Cookie: ${COOKIE}=m1`]
   },
@@ -374,6 +385,7 @@ for (const s of summary) {
 lines.push('')
 const ratio = (a, b, field) => (by[a] && by[b] ? (by[a][field] / by[b][field]).toFixed(3) : 'n/a')
 lines.push(`- sticky on / sticky off, req/s: ${ratio('navigator-sticky', 'navigator-plain', 'rps')} (target >= 0.97)`)
+lines.push(`- metrics on / off, sticky proxied request, CPU per request: ${ratio('navigator-sticky-metrics', 'navigator-sticky', 'cpuUsPerRequest')} (target <= 1.03), req/s: ${ratio('navigator-sticky-metrics', 'navigator-sticky', 'rps')}`)
 lines.push(`- replay answers / bare Fastify route, req/s: ${ratio('navigator-replay', 'fastify-bare', 'rps')} (target >= 0.8)`)
 lines.push(`- Navigator sticky / Fastify + reply-from, CPU per request: ${ratio('navigator-sticky', 'fastify-reply-from', 'cpuUsPerRequest')}`)
 lines.push(`- Navigator sticky / Fastify + reply-from, req/s: ${ratio('navigator-sticky', 'fastify-reply-from', 'rps')} (target >= 1.5)`)

@@ -7,6 +7,10 @@ export const DEFAULT_SHUTDOWN_TIMEOUT = '30s'
 export const DEFAULT_IDLE_ACTION = 'suspend'
 export const DEFAULT_IDLE_TIMEOUT = '20m'
 export const DEFAULT_IDLE_API_SOCKET = '/.fly/api'
+export const DEFAULT_METRICS_PATH = '/metrics'
+/** Who may read the metrics: this computer only, unless `server.metrics.allow` says otherwise. */
+export const DEFAULT_METRICS_ALLOW: readonly string[] = ['127.0.0.0/8', '::1/128']
+export const DEFAULT_STICKY_DEBUG_HEADER = false
 export const DEFAULT_COOKIE_NAME = '_navigator_machine'
 export const DEFAULT_COOKIE_MAX_AGE = '24h'
 export const DEFAULT_COOKIE_SAMESITE = 'Lax'

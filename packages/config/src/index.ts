@@ -8,6 +8,7 @@ export { parseListen, DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT } from './listen.
 export { compilePathPattern, compilePathPatterns, pathPatternProblem } from './paths.js'
 export type { PathMatcher } from './paths.js'
 export { cookieDomainProblem, stickyHeaderProblem } from './sticky-fields.js'
+export { parseAddressBlock } from './address-block.js'
 export { substitute, referencedNames, environmentLookup, tenantLookup } from './substitute.js'
 export type { Substitution, VariableLookup } from './substitute.js'
 export { configJsonSchema } from './json-schema.js'

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module'
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { parseDuration } from './duration.js'
+import { parseAddressBlock } from './address-block.js'
 import { checkLaunchPaths } from './launch-paths.js'
 import { DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, parseListen } from './listen.js'
 import { isValidMachineId } from './machine-id.js'
@@ -21,10 +22,10 @@ import {
   DEFAULT_IDLE_TENANT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_PUBLIC_DIR, DEFAULT_REPLAY_STATUS, DEFAULT_REPLAY_TIMEOUT,
   DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_START_PORT, DEFAULT_STARTUP_TIMEOUT, DEFAULT_TENANT_ARGS, DEFAULT_TENANT_COMMAND,
   DEFAULT_TENANT_HEALTH_CHECK, DEFAULT_ALLOW_DOTFILES, DEFAULT_COOKIE_PARTITIONED, DEFAULT_DIRECT_PROXY,
-  DEFAULT_MAX_REPLAY_BODY, DEFAULT_PEER_WRITE_TIMEOUT
+  DEFAULT_MAX_REPLAY_BODY, DEFAULT_PEER_WRITE_TIMEOUT, DEFAULT_METRICS_ALLOW, DEFAULT_METRICS_PATH, DEFAULT_STICKY_DEBUG_HEADER
 } from './defaults.js'
 import type {
-  ApplicationsConfig, DirectProxyMode, FallbackMode, IdleAction, IdleConfig, ListenAddress, NavigatorConfig, ReplayRule, ReplayTarget,
+  AddressBlock, ApplicationsConfig, DirectProxyMode, FallbackMode, IdleAction, IdleConfig, ListenAddress, MetricsConfig, NavigatorConfig, ReplayRule, ReplayTarget,
   RewriteRule, RoutesConfig, SameSite, ServerConfig, StandaloneServerConfig, StartMode, StickySessionsConfig
 } from './types.js'
 
@@ -241,8 +242,34 @@ function normaliseServer (server: Record<string, unknown>, ctx: Context): Server
     maintenancePage,
     healthCheck,
     idle,
+    metrics: isRecord(server.metrics) ? normaliseMetrics(server.metrics, listen, healthCheck, ctx) : null,
     shutdownTimeoutMs: durationMs(server.shutdown_timeout, ['server', 'shutdown_timeout'], DEFAULT_SHUTDOWN_TIMEOUT, ctx)
   }
+}
+
+/** `server.metrics`: its path must be no other of Navigator's own, and its listener not the main one. */
+function normaliseMetrics (metrics: Record<string, unknown>, main: ListenAddress, healthCheck: string | null, ctx: Context): MetricsConfig {
+  const at = ['server', 'metrics']
+  urlPath(metrics.path, [...at, 'path'], ctx)
+  const path = text(metrics.path, DEFAULT_METRICS_PATH)
+  if (path === healthCheck) ctx.problems.add([...at, 'path'], `${path} is server.health_check already: choose another path for the metrics`)
+  let listen: ListenAddress | null = null
+  if (metrics.listen !== undefined) {
+    try {
+      listen = parseListen(metrics.listen as number | string)
+      if (listen.port !== 0 && listen.port === main.port) ctx.problems.add([...at, 'listen'], `port ${listen.port} is server.listen's: give the metrics a port of their own, or leave listen out to answer them on the main port`)
+    } catch (err) {
+      ctx.problems.add([...at, 'listen'], (err as Error).message)
+    }
+  }
+  const allow: AddressBlock[] = []
+  const given = metrics.allow === undefined ? DEFAULT_METRICS_ALLOW : strings(metrics.allow)
+  given.forEach((entry, index) => {
+    const block = parseAddressBlock(entry)
+    if (typeof block === 'string') ctx.problems.add([...at, 'allow', index], block)
+    else allow.push(block)
+  })
+  return { path, listen, allow }
 }
 
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
@@ -342,7 +369,8 @@ function normaliseSticky (sticky: Record<string, unknown>, ctx: Context): Sticky
     directProxy: text(sticky.direct_proxy, DEFAULT_DIRECT_PROXY) as DirectProxyMode,
     flycastPort: Number.isInteger(sticky.flycast_port) ? sticky.flycast_port as number : null,
     flycastUrl: checkedOrigin(sticky.flycast_url, [...at, 'flycast_url'], ctx),
-    peers: normalisePeers(record(sticky.peers), [...at, 'peers'], ctx)
+    peers: normalisePeers(record(sticky.peers), [...at, 'peers'], ctx),
+    debugHeader: flag(sticky.debug_header, DEFAULT_STICKY_DEBUG_HEADER)
   }
 }
 

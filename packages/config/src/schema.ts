@@ -13,6 +13,9 @@ import {
   DEFAULT_IDLE_ACTION,
   DEFAULT_IDLE_TIMEOUT,
   DEFAULT_IDLE_API_SOCKET,
+  DEFAULT_METRICS_PATH,
+  DEFAULT_METRICS_ALLOW,
+  DEFAULT_STICKY_DEBUG_HEADER,
   DEFAULT_COOKIE_NAME,
   DEFAULT_COOKIE_MAX_AGE,
   DEFAULT_COOKIE_SAMESITE,
@@ -88,6 +91,16 @@ export const IdleSchema = Type.Object({
   api_socket: Type.Optional(Type.String({ minLength: 1, description: "Unix socket of Fly's Machines API.", default: DEFAULT_IDLE_API_SOCKET }))
 }, { ...strict, description: 'Suspend or stop this Fly Machine when it has been idle; absent = never.' })
 
+export const MetricsSchema = Type.Object({
+  path: Type.Optional(Type.String({ minLength: 1, description: 'Path the Prometheus metrics are answered on (query string ignored). On the main port it is never passed to an app: a client that may not read the metrics gets 404 there.', default: DEFAULT_METRICS_PATH })),
+  listen: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.String(), Type.Null()], {
+    description: 'A listener of their own for the metrics: a port, ":port", "host:port" or "[ipv6]:port" (a bare port listens on "::"). Absent: they are answered on the main port. A change needs a restart.',
+    default: null,
+    errorMessage: 'must be a port number or a "host:port" string'
+  })),
+  allow: Type.Optional(stringList('Clients that may read the metrics: IP addresses or blocks (`10.0.0.0/8`, `fdaa::/16`). A request that came through a proxy (it carries `Fly-Client-IP`, `X-Forwarded-For`, `Forwarded` or `Via`) never may. Everyone else gets 404.', DEFAULT_METRICS_ALLOW))
+}, { ...strict, description: 'Prometheus metrics of Navigator (requests by step, sticky decisions, upstream latency, processes); absent = off. Read at start: a reload that changes them keeps the running ones, with a warning.' })
+
 export const StaticSchema = Type.Object({
   public_dir: Type.Optional(Type.String({ minLength: 1, description: "Folder of static files, relative to the config file's folder.", default: DEFAULT_PUBLIC_DIR })),
   allow_dotfiles: Type.Optional(Type.Boolean({ description: 'Serve files and folders whose name starts with a dot (`.env`, `.git/`) from public_dir. Off: they are not static files (the request goes on to the apps), except under `.well-known/`.', default: DEFAULT_ALLOW_DOTFILES }))
@@ -111,6 +124,7 @@ export const ServerSchema = Type.Object({
     errorMessage: 'must be a path such as /up'
   })),
   idle: Type.Optional(IdleSchema),
+  metrics: Type.Optional(MetricsSchema),
   shutdown_timeout: Type.Optional(duration('How long in-flight requests may drain on SIGTERM', DEFAULT_SHUTDOWN_TIMEOUT))
 }, { ...strict, description: 'The listening server.', default: {} })
 
@@ -161,7 +175,8 @@ export const StickySessionsSchema = Type.Object({
   peers: Type.Optional(Type.Record(Type.String(), Type.String(), {
     description: 'Machine ID to base URL (http://host:port): static discovery and direct-proxy addresses, for tests and non-Fly clusters.',
     default: {}
-  }))
+  })),
+  debug_header: Type.Optional(Type.Boolean({ description: 'Every response on a sticky path carries `x-navigator-sticky: <decision>; machine=<id>` (served, replayed, proxied, fallback, re-pinned, routed or rejected=<reason>; the Machine the cookie names afterwards). For troubleshooting: it tells anyone which Machine holds a session.', default: DEFAULT_STICKY_DEBUG_HEADER }))
 }, { ...strict, description: 'Cookie-based sticky sessions across Fly Machines.', default: {} })
 
 export const FlySchema = Type.Object({

@@ -20,6 +20,22 @@ export interface IdleConfig {
   apiSocket: string
 }
 
+/** A block of addresses: an IPv4 or IPv6 network and its prefix length (a single address has the full length). */
+export interface AddressBlock {
+  address: string
+  prefix: number
+  family: 'ipv4' | 'ipv6'
+}
+
+export interface MetricsConfig {
+  /** The path the metrics are answered on (query string ignored). */
+  path: string
+  /** A listener of their own, or null: then they are answered on the main port. */
+  listen: ListenAddress | null
+  /** The clients that may read them; anyone else gets 404. */
+  allow: AddressBlock[]
+}
+
 export interface ServerConfig {
   listen: ListenAddress
   /** Absolute path of the static files folder. */
@@ -31,6 +47,8 @@ export interface ServerConfig {
   /** Path answered 200 by Navigator itself, or null. */
   healthCheck: string | null
   idle: IdleConfig | null
+  /** Prometheus metrics, or null when off. */
+  metrics: MetricsConfig | null
   shutdownTimeoutMs: number
 }
 
@@ -80,6 +98,8 @@ export interface StickySessionsConfig {
   flycastUrl: string | null
   /** machine id -> base URL (http://host:port) for static discovery and the direct proxy. */
   peers: Record<string, string>
+  /** Every response on a sticky path says what was decided (`x-navigator-sticky`). */
+  debugHeader: boolean
 }
 
 export interface RoutesConfig {

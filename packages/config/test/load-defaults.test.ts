@@ -19,6 +19,7 @@ test('an empty file gives the default of every key', async (t) => {
       maintenancePage: null,
       healthCheck: null,
       idle: null,
+      metrics: null,
       shutdownTimeoutMs: 30_000
     },
     routes: {
@@ -44,7 +45,8 @@ test('an empty file gives the default of every key', async (t) => {
           directProxy: 'vm',
           flycastPort: null,
           flycastUrl: null,
-          peers: {}
+          peers: {},
+          debugHeader: false
         },
         maxReplayBody: 1_000_000,
         peerWriteTimeoutMs: 5_000

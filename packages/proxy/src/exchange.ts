@@ -4,7 +4,7 @@ import { answerError } from './answer.js'
 import type { BodyRelay } from './body-relay.js'
 import { UpstreamTimeoutError, UpstreamUnreachableError } from './errors.js'
 import { clientResponseHeaders } from './proxy-headers.js'
-import type { ForwardOptions } from './proxy.js'
+import type { ForwardOptions, UpstreamFailure } from './proxy.js'
 import type { RequestContext } from './request-context.js'
 
 // One proxied request, as an undici dispatch handler (the callback API: no Readable, no promise, no AbortController
@@ -142,6 +142,10 @@ export class Exchange {
   private readonly reply: FastifyReply | null
   private readonly log: FastifyBaseLogger
   private readonly onUnreachable: ((err: Error, ctx: RequestContext) => unknown) | undefined
+  private readonly onResponseHeaders: ((elapsedMs: number) => void) | undefined
+  private readonly onUpstreamError: ((failure: UpstreamFailure) => void) | undefined
+  /** performance.now() when the exchange began; read only with onResponseHeaders. */
+  private readonly startedAt: number
 
   constructor (
     private readonly ctx: RequestContext,
@@ -152,6 +156,9 @@ export class Exchange {
     private readonly timeouts: ExchangeTimeouts
   ) {
     this.onUnreachable = options?.onUnreachable
+    this.onResponseHeaders = options?.onResponseHeaders
+    this.onUpstreamError = options?.onUpstreamError
+    this.startedAt = this.onResponseHeaders === undefined ? 0 : performance.now()
     this.writeProgressMs = options?.writeProgressTimeoutMs ?? 0
     this.req = ctx.req
     this.res = ctx.res
@@ -257,11 +264,13 @@ export class Exchange {
       this.gone = true
       this.abortUpstream?.(err as Error)
       this.log.warn({ upstream: this.origin, err: (err as Error).message }, 'upstream response could not be relayed')
+      this.onUpstreamError?.('response-failed')
       this.fail(new UpstreamUnreachableError())
       this.settle()
       return false
     }
     this.answering = true
+    if (this.onResponseHeaders !== undefined) this.onResponseHeaders(performance.now() - this.startedAt)
     this.resumeUpstream = resume
     this.deadline = Date.now() + this.timeouts.bodyMs
     reply?.hijack()
@@ -311,6 +320,7 @@ export class Exchange {
     if (this.answering) {
       // The status line is out: the only honest signal left is an incomplete response.
       this.log.warn({ upstream: this.origin, code: errorCode(err) }, 'upstream response failed before its end')
+      this.onUpstreamError?.('response-failed')
       this.ended = true
       this.res.destroy(err)
       return
@@ -320,10 +330,12 @@ export class Exchange {
       // A stalled body has left in part, so no fallback can take the request over: 504.
       if (code === WRITE_TIMEOUT_CODE) this.log.warn({ upstream: this.origin, stalledMs: this.writeProgressMs }, 'upstream stopped taking the request body')
       else this.log.warn({ upstream: this.origin }, 'upstream did not answer in time')
+      this.onUpstreamError?.(code === WRITE_TIMEOUT_CODE ? 'write-timeout' : 'timeout')
       this.fail(new UpstreamTimeoutError())
       this.settle()
       return
     }
+    this.onUpstreamError?.('unreachable')
     const onUnreachable = this.onUnreachable
     if (onUnreachable !== undefined && (this.body === null || !this.body.started)) {
       // The caller answers, and may still read the body (serving the request here), so this exchange lets go of

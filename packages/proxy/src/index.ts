@@ -17,7 +17,7 @@ export {
   DEFAULT_HEADERS_TIMEOUT_MS,
   DEFAULT_BODY_TIMEOUT_MS
 } from './proxy.js'
-export type { UpstreamProxy, UpstreamProxyOptions, UpstreamTarget, ForwardOptions } from './proxy.js'
+export type { UpstreamProxy, UpstreamProxyOptions, UpstreamTarget, ForwardOptions, UpstreamFailure } from './proxy.js'
 export { hasBody } from './body-relay.js'
 export {
   WebSocketRelay,

@@ -53,7 +53,22 @@ export interface ForwardOptions {
    * with 504. Undefined = no such limit (the headers timeout starts once the body is sent).
    */
   writeProgressTimeoutMs?: number
+  /**
+   * Called when the upstream's response headers arrive, with the milliseconds since the request was handed to the
+   * proxy (connecting included): for a latency histogram. Keep one function per upstream rather than one per
+   * request; without it the proxy reads no clock.
+   */
+  onResponseHeaders?: (elapsedMs: number) => void
+  /** Called once when the request fails upstream, with what failed (see UpstreamFailure); a client gone is none. */
+  onUpstreamError?: (failure: UpstreamFailure) => void
 }
+
+/**
+ * What failed: the upstream could not be reached (or refused the connection: a 502, or the caller's
+ * `onUnreachable`), sent no headers in time (504), stopped taking the request body (504), or failed after its
+ * headers (the response is cut; its body timeout too).
+ */
+export type UpstreamFailure = 'unreachable' | 'timeout' | 'write-timeout' | 'response-failed'
 
 export interface UpstreamProxy {
   /**

@@ -4,6 +4,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { NavigatorConfig } from '@navigator/config'
 import { acceptUpgrade, closeRefusedUpgrade } from '@navigator/proxy'
 import type { MachineIdle } from '@navigator/supervisor'
+import type { NavigatorMetrics } from './metrics.js'
 import type { Pipeline } from './pipeline.js'
 
 /** One configuration's Fastify instance and pipeline; the previous one is closed once its last request is done. */
@@ -53,7 +54,13 @@ export class Generations {
   private drained: (() => void) | null = null
   private readonly onResponseClosed: (this: Response) => void
 
-  constructor (first: Generation, private readonly log: FastifyBaseLogger, private readonly machineIdle: MachineIdle | null, private readonly logRequests: boolean) {
+  constructor (
+    first: Generation,
+    private readonly log: FastifyBaseLogger,
+    private readonly machineIdle: MachineIdle | null,
+    private readonly logRequests: boolean,
+    metrics: NavigatorMetrics | null = null
+  ) {
     this.current = first
     const generations = this
     // One listener for every response (no closure per request): the generation rides on the response.
@@ -61,6 +68,7 @@ export class Generations {
       if (this[kIdleCounted] === true) machineIdle?.requestFinished()
       const started = this[kStarted]
       if (started !== undefined) generations.logCompleted(this, started)
+      metrics?.requestClosed(this)
       generations.finished(this[kGeneration] as Generation)
     }
   }

@@ -4,6 +4,7 @@ import { LogController } from 'fastify'
 import type { FastifyBaseLogger } from 'fastify'
 import { InvalidLogLevelError } from './errors.js'
 import { nonEmpty } from './identity.js'
+import { TextLines } from './text-log.js'
 
 /** Level used when LOG_LEVEL is not set. */
 export const DEFAULT_LOG_LEVEL = 'info'
@@ -30,16 +31,23 @@ export function fastifyLogging (logger: { logger: object } | { loggerInstance: F
   }
 }
 
-/** pino's options from LOG_LEVEL: JSON lines for machines, readable lines for a person at a terminal. */
-export function loggerOptions (env: NodeJS.ProcessEnv): object {
+/** `logging.format`: JSON lines (the default), or text lines (`<time> <LEVEL> <message> key=value ...`). */
+export type LogFormat = 'json' | 'text'
+
+/**
+ * pino's options from LOG_LEVEL and `logging.format`: JSON or text lines on stdout, readable colour lines for a
+ * person at a terminal. No `pid` or `hostname` on every line: a child's pid and a DNS name logged as `hostname`
+ * would repeat those keys in one line, and on Fly the log shipper says which Machine a line came from.
+ */
+export function loggerOptions (env: NodeJS.ProcessEnv, format: LogFormat = 'json'): object {
   const level = nonEmpty(env.LOG_LEVEL)?.toLowerCase() ?? DEFAULT_LOG_LEVEL
   if (!LOG_LEVELS.includes(level)) throw new InvalidLogLevelError(LOG_LEVELS.join(', '), JSON.stringify(env.LOG_LEVEL))
   if (process.stdout.isTTY === true) {
     // Loaded only for a terminal: pino-pretty costs about 10 MiB of memory that a server on Fly never needs.
     const pretty = createRequire(import.meta.url)('pino-pretty') as (options: object) => object
-    return { level, stream: pretty({ colorize: true, sync: true }) }
+    return { level, base: null, stream: pretty({ colorize: true, sync: true }) }
   }
-  return { level, stream: batchedStdout() }
+  return { level, base: null, stream: format === 'text' ? new TextLines(batchedStdout()) : batchedStdout() }
 }
 
 /**

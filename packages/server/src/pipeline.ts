@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { addResponseHeaders, ANSWERED, contextOf, NEEDS_FASTIFY, NEXT, RequestContext, sendErrorAnswer } from '@navigator/proxy'
 import type { Step, StepResult } from '@navigator/proxy'
+import { markAnswered } from './metrics.js'
 import type { Steps } from './steps/index.js'
 
 // The two runners of the one list of steps (steps/index.ts). The raw path runs every request first, on Node's
@@ -26,15 +27,24 @@ export interface Pipeline {
   close (): Promise<void>
 }
 
-/** Runs `steps` from index `from` until one answers, needs Fastify, or must wait (then the rest runs after it). */
-function runFrom (steps: readonly Step[], ctx: RequestContext, from: number): StepResult {
+/**
+ * Runs `steps` from index `from` until one answers, needs Fastify, or must wait (then the rest runs after it). With
+ * `marks`, the step that answered (or is answering, while it waits) is marked on the response, for the metrics'
+ * count of requests by step.
+ */
+function runFrom (steps: readonly Step[], ctx: RequestContext, from: number, marks: boolean): StepResult {
   for (let i = from; i < steps.length; i++) {
     const result = steps[i].run(ctx)
     if (result === NEXT) continue
     if (result === NEEDS_FASTIFY) ctx.resumeAt = i
-    if (typeof result !== 'object') return result
+    if (typeof result !== 'object') {
+      if (marks && result === ANSWERED) markAnswered(ctx.res, steps[i].name)
+      return result
+    }
+    // Marked before it settles: a response can close before the promise of the step that answered it resolves.
+    if (marks) markAnswered(ctx.res, steps[i].name)
     return result.then((outcome) => {
-      if (outcome === NEXT) return runFrom(steps, ctx, i + 1)
+      if (outcome === NEXT) return runFrom(steps, ctx, i + 1, marks)
       if (outcome === NEEDS_FASTIFY) ctx.resumeAt = i
       return outcome
     })
@@ -66,9 +76,12 @@ export interface PipelineOptions {
    * compares the two paths. Default true.
    */
   rawPath?: boolean
+  /** Mark the step that answered each request on its response, for navigator_requests_total. Default false. */
+  metrics?: boolean
 }
 
 export function createPipeline ({ list, close }: Steps, options: PipelineOptions = {}): Pipeline {
+  const marks = options.metrics === true
   return {
     steps: list,
     close,
@@ -78,7 +91,7 @@ export function createPipeline ({ list, close }: Steps, options: PipelineOptions
         const ctx = new RequestContext(req, res, app.log)
         let result: StepResult
         try {
-          result = runFrom(list, ctx, 0)
+          result = runFrom(list, ctx, 0, marks)
         } catch (err) {
           failed(ctx, err as Error)
           return
@@ -98,7 +111,7 @@ export function createPipeline ({ list, close }: Steps, options: PipelineOptions
         if (handed.responseHeaders !== null) addResponseHeaders(ctx, handed.responseHeaders)
         from = handed.resumeAt
       }
-      const result = runFrom(list, ctx, from)
+      const result = runFrom(list, ctx, from, marks)
       // Synchronous on the hot path: the step answered (or the proxy will), and no promise is made.
       return typeof result === 'object' ? result.then(() => reply) : undefined
     }

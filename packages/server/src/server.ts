@@ -12,6 +12,8 @@ import { concretePort, connectableAddress, createHttpServer, listenOn } from './
 import { identityFrom, nonEmpty } from './identity.js'
 import { fastifyLogging, loggerOptions, logsRequests } from './logging.js'
 import { cannotStartFor, maintenanceFor } from './maintenance.js'
+import { NavigatorMetrics } from './metrics.js'
+import { listenForMetrics } from './metrics-access.js'
 import { createPipeline, pipelinePlugin, type Pipeline } from './pipeline.js'
 import { machineIdleFor, processManager } from './processes.js'
 import { reload } from './reload.js'
@@ -85,11 +87,17 @@ interface Shared extends Omit<StepOptions, 'config' | 'maintenance' | 'cannotSta
 /** A configuration's Fastify instance, with the plugins in place and the steps built; not yet answering. */
 async function prepare (app: FastifyInstance, config: NavigatorConfig, shared: Shared): Promise<Generation> {
   const steps = createSteps({ ...shared, config, maintenance: maintenanceFor(config.server, shared.log), cannotStart: cannotStartFor(config.server) })
-  const pipeline = createPipeline(steps, { rawPath: shared.rawPath })
+  const pipeline = createPipeline(steps, { rawPath: shared.rawPath, metrics: shared.metrics !== null })
   await app.register(processSupervisor, { supervisor: shared.supervisor })
   await app.register(pipelinePlugin, { pipeline, publicDir: config.server.publicDir })
   await app.ready()
   return { app, pipeline, config, inFlight: 0, retired: false }
+}
+
+async function closeServer (server: Server | null): Promise<void> {
+  if (server === null) return
+  server.closeAllConnections()
+  await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
 }
 
 export async function buildServer (config: NavigatorConfig, options: BuildServerOptions = {}): Promise<NavigatorServer> {
@@ -106,16 +114,22 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const proxy: UpstreamProxy = createUpstreamProxy({ headersTimeoutMs, collectEveryBodyBytes: UPLOAD_BYTES_PER_MINOR_GC, trustForwarded })
   const webSockets = new WebSocketRelay({ log, trustForwarded })
   const machineIdle = machineIdleFor(config, identity, log)
-  const shared: Shared = { supervisor, processes: processManager(supervisor, machineIdle), proxy, webSockets, identity, port, log, rawPath: options.rawPath !== false }
-  const generations = new Generations(await prepare(first, config, shared), log, machineIdle, logsRequests(log))
+  // Read at start only: counters must outlive reloads, and a listener of their own outlives them too.
+  const metrics = config.server.metrics === null ? null : new NavigatorMetrics(config.server.metrics)
+  const shared: Shared = { supervisor, processes: processManager(supervisor, machineIdle), proxy, webSockets, identity, port, log, metrics, rawPath: options.rawPath !== false }
+  const generations = new Generations(await prepare(first, config, shared), log, machineIdle, logsRequests(log), metrics)
   const server = createHttpServer(generations, log)
+  metrics?.watch({ supervisor, webSockets, machineIdle, applications: () => generations.current.config.applications, inFlight: () => generations.inFlight })
+  let metricsServer: Server | null = null
 
   async function listen (): Promise<string> {
     await supervisor.start()
     try {
+      if (metrics !== null) metricsServer = await listenForMetrics(metrics, log)
       await listenOn(server, listenHost, port)
     } catch (err) {
       // Nothing may outlive a failed start: the children started above are stopped.
+      metricsServer?.close()
       await supervisor.stop()
       throw err
     }
@@ -127,7 +141,10 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
 
   const parts = { server, generations, webSockets, proxy, supervisor, machineIdle, log }
   const newApp = (): FastifyInstance => Fastify(fastifyLogging({ loggerInstance: log }))
-  const prepareNext = async (app: FastifyInstance, next: NavigatorConfig): Promise<Generation> => await prepare(app, next, shared)
+  const prepareNext = async (app: FastifyInstance, next: NavigatorConfig): Promise<Generation> => {
+    if (JSON.stringify(next.server.metrics) !== JSON.stringify(config.server.metrics)) log.warn('server.metrics changed: a restart is needed; the metrics keep their settings from the start')
+    return await prepare(app, next, shared)
+  }
 
   return {
     get fastify () { return generations.current.app },
@@ -138,6 +155,9 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     log,
     listen,
     reload: async (next) => { await reload({ generations, supervisor, log, newApp, prepare: prepareNext }, next) },
-    close: async () => { await shutdown(parts) }
+    close: async () => {
+      await shutdown(parts)
+      await closeServer(metricsServer)
+    }
   }
 }

@@ -318,3 +318,11 @@ export async function startFakeMachinesApi (t: Teardown, socketPath: string): Pr
   t.teardown(() => { api.close() })
   return { calls, firstCall }
 }
+
+/** The value of one series in a scrape (`name{labels}`, labels as written), or undefined when it is not there. */
+export function sample (text: string, series: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(series + ' ')) return Number(line.slice(series.length + 1))
+  }
+  return undefined
+}

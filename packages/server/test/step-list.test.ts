@@ -26,6 +26,7 @@ const COOKIE = '_navigator_machine'
 
 const CASES: Record<string, Case[]> = {
   'normalise-path': [{ path: '/old/../app/page?x=1', headers: { cookie: `${COOKIE}=m1` } }, { path: '/app/..%2fsecret' }],
+  metrics: [{ path: '/metrics?x=1' }, { path: '/metrics', headers: { 'x-forwarded-for': '10.0.0.1' } }, { method: 'POST', path: '/metrics', body: 'x' }],
   'health-check': [{ path: '/up' }, { path: '/up?probe=1' }],
   rewrites: [{ path: '/old/page?x=1' }],
   'static-files': [{ path: '/file.txt' }, { method: 'HEAD', path: '/file.txt' }],
@@ -52,6 +53,8 @@ function configText (ports: Ports): string {
     `  listen: "127.0.0.1:${ports.listen}"`,
     '  health_check: /up',
     '  shutdown_timeout: 1s',
+    '  metrics:',
+    '    path: /metrics',
     'routes:',
     '  rewrites:',
     '    - pattern: "^/old/(.*)"',
@@ -63,6 +66,7 @@ function configText (ports: Ports): string {
     '    sticky_sessions:',
     '      enabled: true',
     '      paths: ["/app/*", "/cable"]',
+    '      debug_header: true',
     '      peers:',
     '        m1: "http://127.0.0.1:1"',
     `        m2: "http://127.0.0.1:${ports.peer}"`,
@@ -89,6 +93,11 @@ function comparable (answer: Answer): { status: number, headers: IncomingHttpHea
   const headers = { ...answer.headers }
   delete headers.date
   let body: unknown = answer.text
+  if (answer.headers['content-type']?.startsWith('text/plain; version=0.0.4') === true) {
+    // The metrics: their values differ between two processes, the metrics they name do not.
+    body = answer.text.split('\n').filter((line) => line.startsWith('# TYPE '))
+    delete headers['content-length']
+  }
   if (answer.headers['content-type'] === 'application/json' && answer.status === 200) {
     // The tenant's own answer: its pid differs from one Navigator to the other, and so does the length.
     const seen = JSON.parse(answer.text) as { url: string, headers: Record<string, string> }
@@ -229,6 +238,10 @@ for (const level of ['info', 'debug']) {
     const [resolved, hidden] = raw.answers['normalise-path'] as Array<{ status: number, body: { url: string } }>
     t.equal(resolved.body.url, '/app/page?x=1', 'the tenant is asked for the path with its dot segments resolved')
     t.equal(hidden.status, 400, 'a dot segment behind an encoded slash: 400')
+    const [scrape, proxied, posted] = raw.answers.metrics as Array<{ status: number, body: unknown }>
+    t.equal(scrape.status, 200, 'the metrics path, asked straight from this computer: the metrics')
+    t.ok((scrape.body as string[]).includes('# TYPE navigator_requests_total counter'), 'with the requests by step')
+    t.match([proxied, posted], [{ status: 404, body: 'Not Found\n' }, { status: 404, body: 'Not Found\n' }], 'through a proxy, or not a GET: 404')
     const [health] = raw.answers['health-check'] as Array<{ status: number, body: string }>
     t.match(health, { status: 200, body: 'OK\n' })
     const [rewritten] = raw.answers.rewrites as Array<{ body: { url: string } }>
@@ -245,6 +258,8 @@ for (const level of ['info', 'debug']) {
     t.equal(stickyReplay.headers['set-cookie'], undefined, 'a replay sets no cookie')
     t.equal(tooLarge.status, 307, 'a small body is replayed too')
     t.equal(unavailable.status, 503, 'an unavailable Machine: the maintenance page')
+    t.same([stickyReplay, tooLarge, unavailable, rejected].map((answer) => answer.headers['x-navigator-sticky']),
+      ['replayed; machine=m2', 'replayed; machine=m2', 'fallback; machine=m2', 'rejected=malformed; machine=m1'], 'the debug header names each decision')
     t.match(rejected, { status: 200, headers: { 'set-cookie': [new RegExp(`^${COOKIE}=m1;`), 'a=1; Path=/', 'b=2; Path=/'] } })
     const [cable] = raw.answers['standalone-servers'] as Array<{ status: number, body: string }>
     t.match(cable, { status: 200, body: 'cable http\n' })

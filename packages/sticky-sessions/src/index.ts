@@ -2,7 +2,7 @@ import { stickySessions } from './plugin.js'
 
 export { stickySessions, createStickySessions } from './plugin.js'
 export type { StickySessions } from './plugin.js'
-export { StickyStep, REPLAY_RESPONSE_BODY, REJECTION_LOG_INTERVAL_MS, ASLEEP_HINT, SECURE_OVER_HTTP_HINT } from './step.js'
+export { StickyStep, REPLAY_RESPONSE_BODY, REJECTION_LOG_INTERVAL_MS, ASLEEP_HINT, SECURE_OVER_HTTP_HINT, STICKY_DEBUG_HEADER } from './step.js'
 export type { StickySession, StickyAction } from './step.js'
 export {
   resolveOptions,
@@ -23,9 +23,10 @@ export {
   DEFAULT_MAX_REPLAY_BODY,
   DEFAULT_DIRECT_PROXY_MODE,
   DEFAULT_PORT,
+  DEFAULT_STICKY_DEBUG_HEADER,
   STICKY_REPLAY_STATE
 } from './options.js'
-export type { StickySessionsOptions, ResolvedOptions, CookieAttributes, DiscoveryOption } from './options.js'
+export type { StickySessionsOptions, ResolvedOptions, CookieAttributes, DiscoveryOption, StickyDecision, StickyObserver } from './options.js'
 export { createCookieCodec, createCookieReader, stickySetCookie, COOKIE_REJECTIONS } from './cookie.js'
 export type { CookieCodec, CookieRejection } from './cookie.js'
 export { createDecider, LEGACY_PROXIED_HEADER, PREFERRED_UNAVAILABLE_HEADER } from './decide.js'

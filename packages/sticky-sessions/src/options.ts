@@ -14,6 +14,7 @@ import {
   DEFAULT_REPLAY_CACHE,
   DEFAULT_REPLAY_STATUS,
   DEFAULT_REPLAY_TIMEOUT,
+  DEFAULT_STICKY_DEBUG_HEADER,
   stickyHeaderProblem
 } from '@navigator/config'
 import type { MaintenanceResponder, UpstreamProxy } from '@navigator/proxy'
@@ -27,6 +28,7 @@ import {
   type SameSite,
   type StickySessionsConfig
 } from '@navigator/fly-replay'
+import type { CookieRejection } from './cookie.js'
 import type { MachineDiscovery } from './discovery.js'
 import { InvalidStickyOptionError } from './errors.js'
 
@@ -42,7 +44,8 @@ export {
   DEFAULT_MAX_REPLAY_BODY,
   DEFAULT_REPLAY_CACHE,
   DEFAULT_REPLAY_STATUS,
-  DEFAULT_REPLAY_TIMEOUT
+  DEFAULT_REPLAY_TIMEOUT,
+  DEFAULT_STICKY_DEBUG_HEADER
 }
 export const DEFAULT_COOKIE_SAME_SITE: SameSite = DEFAULT_COOKIE_SAMESITE
 export const DEFAULT_DIRECT_PROXY_MODE: DirectProxyMode = DEFAULT_DIRECT_PROXY
@@ -54,6 +57,18 @@ export const DEFAULT_PATHS: readonly string[] = Object.freeze([])
 export const STICKY_REPLAY_STATE = 'nav-sticky'
 
 export type DiscoveryOption = 'dns' | 'static' | 'none' | MachineDiscovery
+
+/**
+ * What the step did with a request on a sticky path, once per request: served here for a new visitor (`new`) or
+ * for one whose cookie names this Machine (`own`), served here after rejecting the cookie (`rejected`), answered
+ * with fly-replay (`replayed`), proxied to the cookie's Machine (`proxied`), the maintenance page with the cookie
+ * kept (`fallback`), served here with the cookie moved to this Machine (`re-pinned`), or served here because another
+ * part of Navigator routed the request here (`routed`).
+ */
+export type StickyDecision = 'new' | 'own' | 'rejected' | 'replayed' | 'proxied' | 'fallback' | 're-pinned' | 'routed'
+
+/** Told every decision (with the reason of a rejected cookie, else null): for metrics. Called on the request path. */
+export type StickyObserver = (decision: StickyDecision, reason: CookieRejection | null) => void
 
 export interface StickySessionsOptions {
   /** Registering the plugin opts in, so this defaults to true (the YAML key defaults to false). */
@@ -106,6 +121,10 @@ export interface StickySessionsOptions {
   proxy?: UpstreamProxy
   /** Answers when the cookie's Machine is unavailable and fallbackMode is "maintenance"; see createMaintenanceResponder. */
   maintenance?: MaintenanceResponder
+  /** Every response on a sticky path carries `x-navigator-sticky: <decision>; machine=<id>`. Default false. */
+  debugHeader?: boolean
+  /** Told each decision, for metrics; default none (then nothing is called). */
+  onDecision?: StickyObserver
 }
 
 /** The cookie's attributes, checked. */
@@ -144,6 +163,8 @@ export interface ResolvedOptions extends CookieAttributes {
   discovery: DiscoveryOption
   proxy: UpstreamProxy | null
   maintenance: MaintenanceResponder | null
+  debugHeader: boolean
+  onDecision: StickyObserver | null
 }
 
 // RFC 6265 cookie-name (an RFC 7230 token).
@@ -286,6 +307,7 @@ export function resolveOptions (options: StickySessionsOptions = {}, env: NodeJS
     fail('proxy', 'must be an UpstreamProxy from @navigator/proxy')
   }
   if (options.maintenance !== undefined && typeof options.maintenance !== 'function') fail('maintenance', 'must be a function (ctx), made by createMaintenanceResponder of @navigator/proxy')
+  if (options.onDecision !== undefined && typeof options.onDecision !== 'function') fail('onDecision', 'must be a function (decision, reason)')
 
   return {
     ...cookie,
@@ -308,7 +330,9 @@ export function resolveOptions (options: StickySessionsOptions = {}, env: NodeJS
     port,
     discovery: discovery ?? (peers.size > 0 ? 'static' : appName !== null ? 'dns' : 'none'),
     proxy: options.proxy ?? null,
-    maintenance: options.maintenance ?? null
+    maintenance: options.maintenance ?? null,
+    debugHeader: bool('debugHeader', options.debugHeader, DEFAULT_STICKY_DEBUG_HEADER),
+    onDecision: options.onDecision ?? null
   }
 }
 
@@ -344,6 +368,7 @@ export function optionsFromConfig (config: StickySessionsConfig): StickySessions
     directProxy: config.directProxy,
     flycastPort: config.flycastPort ?? undefined,
     flycastUrl: config.flycastUrl ?? undefined,
-    peers: config.peers
+    peers: config.peers,
+    debugHeader: config.debugHeader
   }
 }

@@ -10,7 +10,7 @@ import { createDecider, type Decider } from './decide.js'
 import { createDirectRouter, type DirectRouter } from './direct-proxy.js'
 import type { MachineDiscovery } from './discovery.js'
 import { defaultMaintenance } from './maintenance.js'
-import { STICKY_REPLAY_STATE, type ResolvedOptions } from './options.js'
+import { STICKY_REPLAY_STATE, type ResolvedOptions, type StickyDecision, type StickyObserver } from './options.js'
 import { compileStickyPaths, stickyMatchPath } from './paths.js'
 
 export type StickyAction = 'serve' | 'replay' | 'proxy' | 'fallback'
@@ -39,6 +39,11 @@ export const ASLEEP_HINT = 'a body over the replay limit cannot wake a stopped o
 const CACHE_STATUSES = new Set(['hit', 'miss', 'bypass'])
 /** Rejected cookies are logged at most once per interval for each reason. */
 export const REJECTION_LOG_INTERVAL_MS = 1_000
+/** With `debugHeader`, every response on a sticky path says what was decided: `<decision>; machine=<id>`. */
+export const STICKY_DEBUG_HEADER = 'x-navigator-sticky'
+
+/** Headers of a response served here: the Set-Cookie for this Machine, with the debug header when it is on. */
+type ServedHereHeaders = Readonly<Record<string, string>>
 
 type DecoratedRequest = { stickySession?: StickySession | null } | null
 
@@ -72,7 +77,12 @@ export class StickyStep implements Step {
   private readonly decide: Decider
   private readonly readCookie: (header: string) => string | undefined
   private readonly headerName: string | null
-  private readonly servedHereHeaders: Readonly<Record<string, string>>
+  /** This Machine's cookie for a new visitor or one already pinned here (`served`), for a re-pin, for a rejected cookie by reason. */
+  private readonly servedHereHeaders: ServedHereHeaders
+  private readonly repinnedHeaders: ServedHereHeaders
+  private readonly rejectedHeaders: ReadonlyMap<CookieRejection, ServedHereHeaders>
+  private readonly debugHeader: boolean
+  private readonly onDecision: StickyObserver | null
   /** `instance=` (Fly must deliver there or hand the request back) or `prefer_instance=` (cacheable by Fly). */
   private readonly replayPrefix: string
   /** Everything after `instance=<id>` of our replays; the same for every target. */
@@ -94,10 +104,18 @@ export class StickyStep implements Step {
     this.headerName = options.headerName
     // This Machine's Set-Cookie (and sticky header) never change: made once, and shared by every answer as they are.
     const ownValue = codec.encode(machineId)
-    this.servedHereHeaders = Object.freeze({
+    const servedHere = Object.freeze({
       'set-cookie': stickySetCookie(options, ownValue),
       ...options.headerName === null ? {} : { [options.headerName]: ownValue }
     })
+    this.debugHeader = options.debugHeader
+    this.onDecision = options.onDecision
+    // With the debug header, each way of serving here has its own frozen object, so no answer merges two of them.
+    const withDebug = (decision: string): ServedHereHeaders =>
+      options.debugHeader ? Object.freeze({ ...servedHere, [STICKY_DEBUG_HEADER]: `${decision}; machine=${machineId}` }) : servedHere
+    this.servedHereHeaders = withDebug('served')
+    this.repinnedHeaders = withDebug('re-pinned')
+    this.rejectedHeaders = new Map(COOKIE_REJECTIONS.map((reason) => [reason, withDebug(`rejected=${reason}`)]))
     // Fly caches no replay that carries state, a timeout or a fallback: with the cache on, the replay is the target alone.
     this.replayPrefix = options.replayCache ? 'prefer_instance=' : 'instance='
     // The ID itself passed the codec's strict check, as every target does before it is replayed to.
@@ -124,13 +142,14 @@ export class StickyStep implements Step {
     const decision = this.decide(value, headers)
     switch (decision.kind) {
       case 'new':
-        return this.serveHere(ctx, this.servedHere)
+        this.onDecision?.('new', null)
+        return this.serveHere(ctx, this.servedHere, this.servedHereHeaders)
       case 'own':
         ctx.log.debug(this.ownMachineLogFields, COOKIE_FOUND)
-        return this.serveHere(ctx, this.servedHere)
+        this.onDecision?.('own', null)
+        return this.serveHere(ctx, this.servedHere, this.servedHereHeaders)
       case 'rejected':
-        this.warnRejected(ctx.log, decision.rejection as CookieRejection, value as string, cookie === undefined ? 'header' : 'cookie')
-        return this.serveHere(ctx, this.servedHere)
+        return this.rejected(ctx, decision.rejection as CookieRejection, value as string, cookie === undefined ? 'header' : 'cookie')
     }
     if (debugging(ctx.log)) ctx.log.debug({ machine: decision.machine }, COOKIE_FOUND)
     switch (decision.kind) {
@@ -142,8 +161,22 @@ export class StickyStep implements Step {
       default:
         // 'routed': another part of Navigator replayed or proxied the request here; that routing stands.
         recordFor(ctx, decision.machine, 'serve')
+        this.decided(ctx, 'routed', decision.machine)
         return NEXT
     }
+  }
+
+  /** A decision about another Machine: told to the observer, and said in the debug header when it is on. */
+  private decided (ctx: RequestContext, decision: StickyDecision, machine: string): void {
+    this.onDecision?.(decision, null)
+    if (this.debugHeader) addResponseHeaders(ctx, { [STICKY_DEBUG_HEADER]: `${decision}; machine=${machine}` })
+  }
+
+  /** A cookie (or sticky header) that cannot stand: served here and pinned to this Machine, with a warning. */
+  private rejected (ctx: RequestContext, reason: CookieRejection, value: string, from: 'cookie' | 'header'): StepResult {
+    this.warnRejected(ctx.log, reason, value, from)
+    this.onDecision?.('rejected', reason)
+    return this.serveHere(ctx, this.servedHere, this.rejectedHeaders.get(reason) as ServedHereHeaders)
   }
 
   /** The sticky header's value, read only when there is no cookie; a repeated header is one invalid value. */
@@ -153,9 +186,9 @@ export class StickyStep implements Step {
     return Array.isArray(value) ? value.join(', ') : value
   }
 
-  private serveHere (ctx: RequestContext, session: StickySession): StepResult {
+  private serveHere (ctx: RequestContext, session: StickySession, headers: ServedHereHeaders): StepResult {
     record(ctx, session)
-    addResponseHeaders(ctx, this.servedHereHeaders)
+    addResponseHeaders(ctx, headers)
     if (this.secureHintPending) this.hintSecureOverHttp(ctx)
     return NEXT
   }
@@ -175,13 +208,19 @@ export class StickyStep implements Step {
     recordFor(ctx, target, 'replay')
     ctx.log.info({ machine: target }, REPLAY_LOG_LINE)
     removeResponseHeader(ctx, 'set-cookie')
-    answer(ctx, this.options.replayStatus, ['fly-replay', `${this.replayPrefix}${target}${this.replaySuffix}`, 'content-type', REPLAY_CONTENT_TYPE], REPLAY_BODY)
+    this.onDecision?.('replayed', null)
+    const headers = ['fly-replay', `${this.replayPrefix}${target}${this.replaySuffix}`, 'content-type', REPLAY_CONTENT_TYPE]
+    if (this.debugHeader) headers.push(STICKY_DEBUG_HEADER, `replayed; machine=${target}`)
+    answer(ctx, this.options.replayStatus, headers, REPLAY_BODY)
     return ANSWERED
   }
 
   /** The cookie's Machine cannot be reached: maintenance (cookie kept) or serve here (cookie moved to us). */
   private fallback (ctx: RequestContext, target: string): StepResult {
-    if (this.options.fallbackMode === 'route_to_available') return this.serveHere(ctx, this.reassigned)
+    if (this.options.fallbackMode === 'route_to_available') {
+      this.onDecision?.('re-pinned', null)
+      return this.serveHere(ctx, this.reassigned, this.repinnedHeaders)
+    }
     return this.unavailable(ctx, target, null)
   }
 
@@ -189,6 +228,7 @@ export class StickyStep implements Step {
   private unavailable (ctx: RequestContext, target: string, hint: string | null): StepResult {
     recordFor(ctx, target, 'fallback')
     ctx.log.warn(hint === null ? { machine: target } : { machine: target, hint }, UNAVAILABLE)
+    this.decided(ctx, 'fallback', target)
     this.maintenance(ctx)
     return ANSWERED
   }
@@ -198,11 +238,17 @@ export class StickyStep implements Step {
     const route = this.route(target)
     if (route === null) return this.fallback(ctx, target)
     recordFor(ctx, target, 'proxy')
-    let outcome: StepResult = ANSWERED
+    // Said before the answer leaves; a fallback after an unreachable Machine replaces it with its own.
+    if (this.debugHeader) addResponseHeaders(ctx, { [STICKY_DEBUG_HEADER]: `proxied; machine=${target}` })
+    let outcome: StepResult | null = null
     return this.proxy.forward(ctx, { origin: route.origin }, {
       headers: route.headers,
       onUnreachable: () => { outcome = this.unreachable(ctx, target) }
-    }).then(() => outcome)
+    }).then(() => {
+      if (outcome !== null) return outcome
+      this.onDecision?.('proxied', null)
+      return ANSWERED
+    })
   }
 
   /**
@@ -215,10 +261,7 @@ export class StickyStep implements Step {
     if (this.options.directProxy === 'vm') {
       const listed = this.discovery.has(target)
       if (listed === true) return this.unavailable(ctx, target, ASLEEP_HINT)
-      if (listed === false) {
-        this.warnRejected(ctx.log, 'machine-unknown', target, 'cookie')
-        return this.serveHere(ctx, this.servedHere)
-      }
+      if (listed === false) return this.rejected(ctx, 'machine-unknown', target, 'cookie')
     }
     return this.fallback(ctx, target)
   }

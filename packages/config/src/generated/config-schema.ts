@@ -112,6 +112,48 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
           "additionalProperties": false,
           "description": "Suspend or stop this Fly Machine when it has been idle; absent = never."
         },
+        "metrics": {
+          "type": "object",
+          "properties": {
+            "path": {
+              "type": "string",
+              "minLength": 1,
+              "description": "Path the Prometheus metrics are answered on (query string ignored). On the main port it is never passed to an app: a client that may not read the metrics gets 404 there.",
+              "default": "/metrics"
+            },
+            "listen": {
+              "anyOf": [
+                {
+                  "type": "integer",
+                  "minimum": 0,
+                  "maximum": 65535
+                },
+                {
+                  "type": "string"
+                },
+                {
+                  "type": "null"
+                }
+              ],
+              "description": "A listener of their own for the metrics: a port, \":port\", \"host:port\" or \"[ipv6]:port\" (a bare port listens on \"::\"). Absent: they are answered on the main port. A change needs a restart.",
+              "default": null,
+              "errorMessage": "must be a port number or a \"host:port\" string"
+            },
+            "allow": {
+              "type": "array",
+              "items": {
+                "type": "string"
+              },
+              "description": "Clients that may read the metrics: IP addresses or blocks (`10.0.0.0/8`, `fdaa::/16`). A request that came through a proxy (it carries `Fly-Client-IP`, `X-Forwarded-For`, `Forwarded` or `Via`) never may. Everyone else gets 404.",
+              "default": [
+                "127.0.0.0/8",
+                "::1/128"
+              ]
+            }
+          },
+          "additionalProperties": false,
+          "description": "Prometheus metrics of Navigator (requests by step, sticky decisions, upstream latency, processes); absent = off. Read at start: a reload that changes them keeps the running ones, with a warning."
+        },
         "shutdown_timeout": {
           "anyOf": [
             {
@@ -417,6 +459,11 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
                   },
                   "description": "Machine ID to base URL (http://host:port): static discovery and direct-proxy addresses, for tests and non-Fly clusters.",
                   "default": {}
+                },
+                "debug_header": {
+                  "type": "boolean",
+                  "description": "Every response on a sticky path carries `x-navigator-sticky: <decision>; machine=<id>` (served, replayed, proxied, fallback, re-pinned, routed or rejected=<reason>; the Machine the cookie names afterwards). For troubleshooting: it tells anyone which Machine holds a session.",
+                  "default": false
                 }
               },
               "additionalProperties": false,

@@ -2,7 +2,9 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { NavigatorConfig } from '@navigator/config'
 import { withForwardOptions } from '@navigator/proxy'
 import type { MaintenanceResponder, Step, UpstreamProxy, WebSocketRelay } from '@navigator/proxy'
+import type { NavigatorMetrics } from '../metrics.js'
 import { healthCheck } from './health-check.js'
+import { metrics } from './metrics.js'
 import { normalisePath } from './normalise-path.js'
 import { notFound } from './not-found.js'
 import { replayRules } from './replay-rules.js'
@@ -44,6 +46,8 @@ export interface StepOptions {
   /** The port this Navigator listens on; other Machines are reached on it for the direct proxy. */
   port: number
   log: FastifyBaseLogger
+  /** server.metrics, or null when off: the metrics step, the sticky decisions and the upstreams count into it. */
+  metrics: NavigatorMetrics | null
 }
 
 export interface Steps {
@@ -58,6 +62,7 @@ export interface Steps {
  * it (see ../pipeline.ts).
  *
  *   normalise-path      dot segments resolved for every step after it (400 for one hidden behind %2F)
+ *   metrics             server.metrics: the metrics path answered here (or 404), never passed on
  *   health-check        server.health_check, answered here
  *   rewrites            routes.rewrites: the forwarded path
  *   static-files        public_dir (forwarded path)
@@ -76,6 +81,7 @@ export function createSteps (options: StepOptions): Steps {
   const sticky = stickySessions(toPeers)
   const list = [
     normalisePath(),
+    metrics(options),
     healthCheck(options),
     rewrites(options),
     staticFiles(options),

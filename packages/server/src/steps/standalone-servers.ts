@@ -13,9 +13,9 @@ import type { StepOptions } from './index.js'
 export function standaloneServers (options: StepOptions): Step | null {
   const { config, processes, maintenance, cannotStart } = options
   if (config.applications.standaloneServers.length === 0) return null
-  const upstream = createLocalUpstream(options)
   const startupTimeoutMs = config.applications.startupTimeoutMs
   const toMaintenance: ForwardOptions = Object.freeze({ onUnreachable: (_err: Error, ctx: RequestContext) => { maintenance(ctx) } })
+  const upstream = createLocalUpstream(options, 'standalone', toMaintenance)
   const servers = config.applications.standaloneServers.map((server) => ({
     name: server.name,
     port: server.port,
@@ -47,7 +47,7 @@ export function standaloneServers (options: StepOptions): Step | null {
     if (isUpgrade(ctx.req)) {
       return upstream.relayWebSocket(ctx, server.name, server.port, () => { maintenance(ctx) }).then(() => ANSWERED)
     }
-    upstream.relay(ctx, server.name, server.port, toMaintenance)
+    upstream.relay(ctx, server.name, server.port)
     return ANSWERED
   }
 }

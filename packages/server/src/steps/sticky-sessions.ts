@@ -3,7 +3,7 @@ import type { StickySessions } from '@navigator/sticky-sessions'
 import type { StepOptions } from './index.js'
 
 /** `routes.fly.sticky_sessions`: the step of @navigator/sticky-sessions, on the path the client sent; null when off. */
-export function stickySessions ({ config, identity, proxy, maintenance, port, log }: StepOptions): StickySessions | null {
+export function stickySessions ({ config, identity, proxy, maintenance, port, log, metrics }: StepOptions): StickySessions | null {
   const sticky = config.routes.fly.stickySessions
   if (!sticky.enabled) return null
   return createStickySessions({
@@ -14,6 +14,7 @@ export function stickySessions ({ config, identity, proxy, maintenance, port, lo
     region: identity.region ?? undefined,
     port,
     proxy,
-    maintenance
+    maintenance,
+    onDecision: metrics?.onStickyDecision
   }, log)
 }

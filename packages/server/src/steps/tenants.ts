@@ -12,7 +12,7 @@ import type { StepOptions } from './index.js'
 export function tenants (options: StepOptions): Step | null {
   const { config, processes, maintenance, cannotStart } = options
   if (config.applications.tenants.length === 0) return null
-  const upstream = createLocalUpstream(options)
+  const upstream = createLocalUpstream(options, 'tenant')
   const byLongestPrefix = [...config.applications.tenants]
     .sort((a, b) => b.path.length - a.path.length)
     .map((tenant) => ({ name: tenant.name, prefix: tenant.path, below: tenant.path === '/' ? '/' : tenant.path + '/' }))

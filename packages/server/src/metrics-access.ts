@@ -1,0 +1,64 @@
+import { BlockList, isIPv4 } from 'node:net'
+import { createServer } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { FastifyBaseLogger } from 'fastify'
+import type { AddressBlock } from '@navigator/config'
+import { connectableAddress, listenOn } from './http-server.js'
+import { METRICS_CONTENT_TYPE, type NavigatorMetrics } from './metrics.js'
+
+// Who may read the metrics, and the listener of their own (server.metrics.listen).
+
+/** Headers a proxy adds: a request that carries one came through Fly's edge (or another proxy), never straight. */
+const PROXIED = ['fly-client-ip', 'x-forwarded-for', 'forwarded', 'via'] as const
+const IPV4_MAPPED = '::ffff:'
+export const METRICS_HEADERS = Object.freeze(['content-type', METRICS_CONTENT_TYPE, 'cache-control', 'no-store'])
+const NOT_FOUND = 'Not Found\n'
+
+/** Whether a request may read the metrics: straight from an address of `allow` (so not through a proxy). */
+export type MetricsAccess = (req: IncomingMessage) => boolean
+
+export function metricsAccess (allow: readonly AddressBlock[]): MetricsAccess {
+  const blocks = new BlockList()
+  for (const block of allow) blocks.addSubnet(block.address, block.prefix, block.family)
+  return function mayRead (req) {
+    const headers = req.headers
+    for (const name of PROXIED) if (headers[name] !== undefined) return false
+    let address = req.socket.remoteAddress
+    if (address === undefined) return false
+    // A dual-stack socket shows an IPv4 client as ::ffff:a.b.c.d; the blocks are written as plain IPv4.
+    if (address.startsWith(IPV4_MAPPED) && isIPv4(address.slice(IPV4_MAPPED.length))) address = address.slice(IPV4_MAPPED.length)
+    return blocks.check(address, isIPv4(address) ? 'ipv4' : 'ipv6')
+  }
+}
+
+/**
+ * The metrics' own listener: GET or HEAD of the metrics path from an allowed client gets them, anything else 404.
+ * It lives as long as the server (a reload keeps it); close() ends it.
+ */
+export async function listenForMetrics (metrics: NavigatorMetrics, log: FastifyBaseLogger): Promise<Server | null> {
+  const { listen, path } = metrics.settings
+  if (listen === null) return null
+  const mayRead = metricsAccess(metrics.settings.allow)
+  const server = createServer((req, res) => {
+    const url = req.url ?? ''
+    const query = url.indexOf('?')
+    const served = (req.method === 'GET' || req.method === 'HEAD') && (query === -1 ? url : url.slice(0, query)) === path && mayRead(req)
+    if (!served) {
+      answerRaw(res, 404, ['content-type', 'text/plain; charset=utf-8'], NOT_FOUND)
+      return
+    }
+    metrics.scrape().then((text) => { answerRaw(res, 200, METRICS_HEADERS, text) }, (err: Error) => {
+      log.error({ err }, 'the metrics could not be collected')
+      answerRaw(res, 500, ['content-type', 'text/plain; charset=utf-8'], 'Internal Server Error\n')
+    })
+  })
+  server.keepAliveTimeout = 5_000
+  await listenOn(server, listen.host, listen.port)
+  log.info({ address: connectableAddress(server) }, 'metrics listening')
+  return server
+}
+
+function answerRaw (res: ServerResponse, status: number, headers: readonly string[], body: string): void {
+  res.writeHead(status, [...headers, 'content-length', String(Buffer.byteLength(body))])
+  res.end(body)
+}
