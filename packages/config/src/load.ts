@@ -22,10 +22,10 @@ import {
   DEFAULT_IDLE_TENANT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_PUBLIC_DIR, DEFAULT_REPLAY_STATUS, DEFAULT_REPLAY_TIMEOUT,
   DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_START_PORT, DEFAULT_STARTUP_TIMEOUT, DEFAULT_TENANT_ARGS, DEFAULT_TENANT_COMMAND,
   DEFAULT_TENANT_HEALTH_CHECK, DEFAULT_ALLOW_DOTFILES, DEFAULT_COOKIE_PARTITIONED, DEFAULT_DIRECT_PROXY,
-  DEFAULT_MAX_REPLAY_BODY, DEFAULT_PEER_WRITE_TIMEOUT, DEFAULT_METRICS_ALLOW, DEFAULT_METRICS_PATH, DEFAULT_STICKY_DEBUG_HEADER
+  DEFAULT_MAX_REPLAY_BODY, DEFAULT_PEER_WRITE_TIMEOUT, DEFAULT_METRICS_ALLOW, DEFAULT_METRICS_PATH, DEFAULT_STICKY_DEBUG_HEADER, DEFAULT_LOG_FORMAT
 } from './defaults.js'
 import type {
-  AddressBlock, ApplicationsConfig, DirectProxyMode, FallbackMode, IdleAction, IdleConfig, ListenAddress, MetricsConfig, NavigatorConfig, ReplayRule, ReplayTarget,
+  AddressBlock, ApplicationsConfig, LoggingConfig, DirectProxyMode, FallbackMode, IdleAction, IdleConfig, ListenAddress, MetricsConfig, NavigatorConfig, ReplayRule, ReplayTarget,
   RewriteRule, RoutesConfig, SameSite, ServerConfig, StandaloneServerConfig, StartMode, StickySessionsConfig
 } from './types.js'
 
@@ -142,7 +142,7 @@ interface Context {
   problems: ProblemCollector
 }
 
-type Normalised = Pick<NavigatorConfig, 'server' | 'routes' | 'applications'>
+type Normalised = Pick<NavigatorConfig, 'server' | 'routes' | 'applications' | 'logging'>
 
 // The schema pass has reported wrong types already; the helpers below read
 // defensively so that semantic checks still run on everything else.
@@ -212,7 +212,8 @@ function normalise (value: unknown, ctx: Context): Normalised {
   return {
     server: normaliseServer(record(root.server), ctx),
     routes: normaliseRoutes(record(root.routes), ctx),
-    applications: normaliseApplications(record(root.applications), ctx)
+    applications: normaliseApplications(record(root.applications), ctx),
+    logging: { format: text(record(root.logging).format, DEFAULT_LOG_FORMAT) as LoggingConfig['format'] }
   }
 }
 

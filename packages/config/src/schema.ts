@@ -36,7 +36,8 @@ import {
   DEFAULT_STARTUP_TIMEOUT,
   DEFAULT_IDLE_TENANT_TIMEOUT,
   DEFAULT_TENANT_HEALTH_CHECK,
-  DEFAULT_TENANT_START
+  DEFAULT_TENANT_START,
+  DEFAULT_LOG_FORMAT
 } from './defaults.js'
 
 /** Extra annotation read by the error reporter: the message for a value that matches none of a union. */
@@ -228,10 +229,15 @@ export const ApplicationsSchema = Type.Object({
   standalone_servers: Type.Optional(Type.Array(StandaloneServerSchema, { description: 'Servers started at boot.', default: [] }))
 }, { ...strict, description: 'The processes behind Navigator.', default: {} })
 
+export const LoggingSchema = Type.Object({
+  format: Type.Optional(oneOf(['json', 'text'], 'How log lines are written: json (one JSON object a line) or text (`<time> <LEVEL> <message> key=value ...`, for people and grep). Read at start: a reload that changes it keeps the running format, with a warning.', DEFAULT_LOG_FORMAT))
+}, { ...strict, description: 'Navigator\'s own log lines (their level is LOG_LEVEL in the environment).', default: {} })
+
 export const ConfigSchema = Type.Object({
   server: Type.Optional(ServerSchema),
   routes: Type.Optional(RoutesSchema),
-  applications: Type.Optional(ApplicationsSchema)
+  applications: Type.Optional(ApplicationsSchema),
+  logging: Type.Optional(LoggingSchema)
 }, {
   ...strict,
   patternProperties: { '^x-': { description: 'Extension keys (x-anything) are ignored: a place to define YAML anchors for reuse.' } },

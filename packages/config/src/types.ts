@@ -167,6 +167,11 @@ export interface NavigatorConfig {
   server: ServerConfig
   routes: RoutesConfig
   applications: ApplicationsConfig
+  logging: LoggingConfig
+}
+
+export interface LoggingConfig {
+  format: 'json' | 'text'
 }
 
 export interface ConfigProblem {

@@ -62,7 +62,8 @@ test('an empty file gives the default of every key', async (t) => {
       healthCheck: '/up',
       tenants: [],
       standaloneServers: []
-    }
+    },
+    logging: { format: 'json' }
   })
 })
 

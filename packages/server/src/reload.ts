@@ -28,6 +28,9 @@ export async function reload (parts: ReloadParts, next: NavigatorConfig): Promis
   if (next.server.listen.host !== listening.host || (next.server.listen.port !== listening.port && next.server.listen.port !== 0)) {
     log.warn('server.listen changed: a restart is needed to listen on the new address')
   }
+  if (next.logging.format !== generations.current.config.logging.format) {
+    log.warn('logging.format changed: a restart is needed to write the new format')
+  }
   const app = parts.newApp()
   let generation: Generation
   let applied: Promise<void>

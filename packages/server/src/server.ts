@@ -106,7 +106,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const headersTimeoutMs = upstreamTimeout(options.upstreamTimeoutMs, env)
   const listenHost = config.server.listen.host
   const port = await concretePort(listenHost, config.server.listen.port)
-  const first = Fastify(fastifyLogging(options.logger === undefined ? { logger: loggerOptions(env) } : { loggerInstance: options.logger }))
+  const first = Fastify(fastifyLogging(options.logger === undefined ? { logger: loggerOptions(env, config.logging.format) } : { loggerInstance: options.logger }))
   const log = first.log
   // Off Fly a client could forge X-Forwarded-*; on Fly every request comes through Fly's proxy or a peer.
   const trustForwarded = identity.machineId !== null

@@ -721,6 +721,29 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
       "additionalProperties": false,
       "description": "The processes behind Navigator.",
       "default": {}
+    },
+    "logging": {
+      "type": "object",
+      "properties": {
+        "format": {
+          "anyOf": [
+            {
+              "type": "string",
+              "const": "json"
+            },
+            {
+              "type": "string",
+              "const": "text"
+            }
+          ],
+          "description": "How log lines are written: json (one JSON object a line) or text (`<time> <LEVEL> <message> key=value ...`, for people and grep). Read at start: a reload that changes it keeps the running format, with a warning.",
+          "default": "json",
+          "errorMessage": "must be one of json, text"
+        }
+      },
+      "additionalProperties": false,
+      "description": "Navigator's own log lines (their level is LOG_LEVEL in the environment).",
+      "default": {}
     }
   },
   "additionalProperties": false,
