@@ -5,7 +5,7 @@
 // - then, for a whole run (no arguments): the type tests (tstyche, each test() counts), the linter (neostandard, one
 //   check), and the line-coverage gate (one check per gated package, from the tap run's coverage).
 import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
@@ -72,6 +72,8 @@ async function typeTests () {
 }
 
 async function coverageGate () {
+  // A summary left by an earlier run must not stand in for this one's.
+  rmSync(`${ROOT}/.tap/report/coverage-summary.json`, { force: true })
   await run('npx', ['tap', 'report', 'json-summary'])
   let summary
   try {

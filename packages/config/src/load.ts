@@ -22,11 +22,11 @@ import {
   DEFAULT_IDLE_TENANT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_PUBLIC_DIR, DEFAULT_REPLAY_STATUS, DEFAULT_REPLAY_TIMEOUT,
   DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_START_PORT, DEFAULT_STARTUP_TIMEOUT, DEFAULT_TENANT_ARGS, DEFAULT_TENANT_COMMAND,
   DEFAULT_TENANT_HEALTH_CHECK, DEFAULT_ALLOW_DOTFILES, DEFAULT_COOKIE_PARTITIONED, DEFAULT_DIRECT_PROXY,
-  DEFAULT_MAX_REPLAY_BODY, DEFAULT_PEER_WRITE_TIMEOUT, DEFAULT_METRICS_ALLOW, DEFAULT_METRICS_PATH, DEFAULT_STICKY_DEBUG_HEADER, DEFAULT_LOG_FORMAT
+  DEFAULT_MAX_REPLAY_BODY, DEFAULT_PEER_WRITE_TIMEOUT, DEFAULT_METRICS_ALLOW, DEFAULT_METRICS_PATH, DEFAULT_STATUS_ALLOW, DEFAULT_STATUS_PATH, DEFAULT_STICKY_DEBUG_HEADER, DEFAULT_LOG_FORMAT
 } from './defaults.js'
 import type {
   AddressBlock, ApplicationsConfig, LoggingConfig, DirectProxyMode, FallbackMode, IdleAction, IdleConfig, ListenAddress, MetricsConfig, NavigatorConfig, ReplayRule, ReplayTarget,
-  RewriteRule, RoutesConfig, SameSite, ServerConfig, StandaloneServerConfig, StartMode, StickySessionsConfig
+  RewriteRule, RoutesConfig, SameSite, ServerConfig, StandaloneServerConfig, StartMode, StatusConfig, StickySessionsConfig
 } from './types.js'
 
 export { ConfigError } from './problems.js'
@@ -236,6 +236,7 @@ function normaliseServer (server: Record<string, unknown>, ctx: Context): Server
       apiSocket: text(server.idle.api_socket, DEFAULT_IDLE_API_SOCKET)
     }
   }
+  const metrics = isRecord(server.metrics) ? normaliseMetrics(server.metrics, listen, healthCheck, ctx) : null
   return {
     listen,
     publicDir,
@@ -243,7 +244,8 @@ function normaliseServer (server: Record<string, unknown>, ctx: Context): Server
     maintenancePage,
     healthCheck,
     idle,
-    metrics: isRecord(server.metrics) ? normaliseMetrics(server.metrics, listen, healthCheck, ctx) : null,
+    metrics,
+    status: isRecord(server.status) ? normaliseStatus(server.status, healthCheck, metrics, ctx) : null,
     shutdownTimeoutMs: durationMs(server.shutdown_timeout, ['server', 'shutdown_timeout'], DEFAULT_SHUTDOWN_TIMEOUT, ctx)
   }
 }
@@ -263,14 +265,32 @@ function normaliseMetrics (metrics: Record<string, unknown>, main: ListenAddress
       ctx.problems.add([...at, 'listen'], (err as Error).message)
     }
   }
+  return { path, listen, allow: addressBlocks(metrics.allow, DEFAULT_METRICS_ALLOW, [...at, 'allow'], ctx) }
+}
+
+/** `server.status`: its path and its JSON twin (`<path>.json`) must be none of Navigator's other own paths. */
+function normaliseStatus (status: Record<string, unknown>, healthCheck: string | null, metrics: MetricsConfig | null, ctx: Context): StatusConfig {
+  const at = ['server', 'status']
+  urlPath(status.path, [...at, 'path'], ctx)
+  const path = text(status.path, DEFAULT_STATUS_PATH)
+  const taken: Array<[string | undefined, string]> = [[healthCheck ?? undefined, 'server.health_check'], [metrics?.path, 'server.metrics.path']]
+  for (const [other, key] of taken) {
+    if (other === path) ctx.problems.add([...at, 'path'], `${path} is ${key} already: choose another path for the status page`)
+    else if (other === `${path}.json`) ctx.problems.add([...at, 'path'], `${other} (the page's JSON) is ${key} already: choose another path for the status page`)
+  }
+  return { path, allow: addressBlocks(status.allow, DEFAULT_STATUS_ALLOW, [...at, 'allow'], ctx) }
+}
+
+/** An `allow` list of address blocks (the default when absent); each bad entry is a problem at its index. */
+function addressBlocks (value: unknown, defaults: readonly string[], at: KeyPath, ctx: Context): AddressBlock[] {
   const allow: AddressBlock[] = []
-  const given = metrics.allow === undefined ? DEFAULT_METRICS_ALLOW : strings(metrics.allow)
+  const given = value === undefined ? defaults : strings(value)
   given.forEach((entry, index) => {
     const block = parseAddressBlock(entry)
-    if (typeof block === 'string') ctx.problems.add([...at, 'allow', index], block)
+    if (typeof block === 'string') ctx.problems.add([...at, index], block)
     else allow.push(block)
   })
-  return { path, listen, allow }
+  return allow
 }
 
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
@@ -344,7 +364,7 @@ function normaliseSticky (sticky: Record<string, unknown>, ctx: Context): Sticky
     ctx.problems.add([...at, 'cookie_name'], 'a cookie name may not contain spaces, separators such as ;,=" or control characters')
   }
   const cookiePath = text(sticky.cookie_path, DEFAULT_COOKIE_PATH)
-  if (!/^\/[^\s;,\x00-\x1f\x7f]*$/.test(cookiePath)) {
+  if (!/^\/[^\s;,\p{Cc}]*$/u.test(cookiePath)) {
     ctx.problems.add([...at, 'cookie_path'], 'must start with "/" and contain no spaces, ";" or ","')
   }
   const paths = strings(sticky.paths)

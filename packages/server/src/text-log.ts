@@ -13,7 +13,7 @@ export interface LineSink {
 const LEVEL_NAMES: Readonly<Record<number, string>> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' }
 /** Fields the line's head already shows. */
 const HEAD_FIELDS = new Set(['level', 'time', 'msg'])
-const NEEDS_QUOTES = /[\s"=\\\u0000-\u001f\u007f]/
+const NEEDS_QUOTES = /[\s"=\\\p{Cc}]/u
 
 export function textValue (value: unknown): string {
   if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value)
