@@ -10,6 +10,9 @@ export const DEFAULT_IDLE_API_SOCKET = '/.fly/api'
 export const DEFAULT_METRICS_PATH = '/metrics'
 /** Who may read the metrics: this computer only, unless `server.metrics.allow` says otherwise. */
 export const DEFAULT_METRICS_ALLOW: readonly string[] = ['127.0.0.0/8', '::1/128']
+export const DEFAULT_STATUS_PATH = '/navigator/status'
+/** Who may see the status page: this computer only, as for the metrics, unless `server.status.allow` says otherwise. */
+export const DEFAULT_STATUS_ALLOW: readonly string[] = DEFAULT_METRICS_ALLOW
 export const DEFAULT_STICKY_DEBUG_HEADER = false
 export const DEFAULT_COOKIE_NAME = '_navigator_machine'
 export const DEFAULT_COOKIE_MAX_AGE = '24h'

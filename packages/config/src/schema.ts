@@ -15,6 +15,8 @@ import {
   DEFAULT_IDLE_API_SOCKET,
   DEFAULT_METRICS_PATH,
   DEFAULT_METRICS_ALLOW,
+  DEFAULT_STATUS_PATH,
+  DEFAULT_STATUS_ALLOW,
   DEFAULT_STICKY_DEBUG_HEADER,
   DEFAULT_COOKIE_NAME,
   DEFAULT_COOKIE_MAX_AGE,
@@ -102,6 +104,11 @@ export const MetricsSchema = Type.Object({
   allow: Type.Optional(stringList('Clients that may read the metrics: IP addresses or blocks (`10.0.0.0/8`, `fdaa::/16`). A request that came through a proxy (it carries `Fly-Client-IP`, `X-Forwarded-For`, `Forwarded` or `Via`) never may. Everyone else gets 404.', DEFAULT_METRICS_ALLOW))
 }, { ...strict, description: 'Prometheus metrics of Navigator (requests by step, sticky decisions, upstream latency, processes); absent = off. Read at start: a reload that changes them keeps the running ones, with a warning.' })
 
+export const StatusSchema = Type.Object({
+  path: Type.Optional(Type.String({ minLength: 1, description: 'Path of the status page (query string ignored); its JSON twin is the same path with `.json` added. Neither is ever passed to an app: a client that may not see the page gets 404.', default: DEFAULT_STATUS_PATH })),
+  allow: Type.Optional(stringList('Clients that may see the status page: IP addresses or blocks (`10.0.0.0/8`, `fdaa::/16`). A request that came through a proxy (it carries `Fly-Client-IP`, `X-Forwarded-For`, `Forwarded` or `Via`) never may. Everyone else gets 404.', DEFAULT_STATUS_ALLOW))
+}, { ...strict, description: 'A live HTML page of this Machine on the main port: its identity, its tenants and standalone servers, the sticky-session counters and the recent fallbacks; absent = off. Read at start: a reload that changes it keeps the running one, with a warning.' })
+
 export const StaticSchema = Type.Object({
   public_dir: Type.Optional(Type.String({ minLength: 1, description: "Folder of static files, relative to the config file's folder.", default: DEFAULT_PUBLIC_DIR })),
   allow_dotfiles: Type.Optional(Type.Boolean({ description: 'Serve files and folders whose name starts with a dot (`.env`, `.git/`) from public_dir. Off: they are not static files (the request goes on to the apps), except under `.well-known/`.', default: DEFAULT_ALLOW_DOTFILES }))
@@ -126,6 +133,7 @@ export const ServerSchema = Type.Object({
   })),
   idle: Type.Optional(IdleSchema),
   metrics: Type.Optional(MetricsSchema),
+  status: Type.Optional(StatusSchema),
   shutdown_timeout: Type.Optional(duration('How long in-flight requests may drain on SIGTERM', DEFAULT_SHUTDOWN_TIMEOUT))
 }, { ...strict, description: 'The listening server.', default: {} })
 

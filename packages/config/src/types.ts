@@ -36,6 +36,13 @@ export interface MetricsConfig {
   allow: AddressBlock[]
 }
 
+export interface StatusConfig {
+  /** The path of the status page (query string ignored); its JSON twin is `<path>.json`. */
+  path: string
+  /** The clients that may see it; anyone else gets 404. */
+  allow: AddressBlock[]
+}
+
 export interface ServerConfig {
   listen: ListenAddress
   /** Absolute path of the static files folder. */
@@ -49,6 +56,8 @@ export interface ServerConfig {
   idle: IdleConfig | null
   /** Prometheus metrics, or null when off. */
   metrics: MetricsConfig | null
+  /** The status page, or null when off. */
+  status: StatusConfig | null
   shutdownTimeoutMs: number
 }
 

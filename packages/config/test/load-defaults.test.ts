@@ -20,6 +20,7 @@ test('an empty file gives the default of every key', async (t) => {
       healthCheck: null,
       idle: null,
       metrics: null,
+      status: null,
       shutdownTimeoutMs: 30_000
     },
     routes: {

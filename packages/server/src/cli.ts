@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs'
 import { ConfigError, configJsonSchema, loadConfig } from '@navigator/config'
 import type { NavigatorConfig } from '@navigator/config'
 import { Signals } from './signals.js'
+import { navigatorVersion } from './version.js'
 
 /** Config file used when none is given on the command line. */
 export const DEFAULT_CONFIG_FILE = 'config/navigator.yml'
@@ -30,11 +30,6 @@ Signals:
   SIGHUP         reload the configuration (an invalid one is logged and the old one kept)
   SIGTERM/SIGINT drain in-flight requests up to server.shutdown_timeout, then stop
 `
-
-function version (): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
-  return pkg.version
-}
 
 /** Every problem of a failed load, one line each (file:line:column: path: message). */
 export function problemLines (err: unknown): string[] {
@@ -100,7 +95,7 @@ export async function main (argv: string[]): Promise<void> {
       process.stdout.write(HELP)
       return
     case 'version':
-      process.stdout.write(version() + '\n')
+      process.stdout.write(navigatorVersion() + '\n')
       return
     case 'schema':
       process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n')

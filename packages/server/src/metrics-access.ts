@@ -3,10 +3,13 @@ import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { FastifyBaseLogger } from 'fastify'
 import type { AddressBlock } from '@navigator/config'
+import { ANSWERED, isUpgrade, type RequestContext, type StepResult } from '@navigator/proxy'
 import { connectableAddress, listenOn } from './http-server.js'
 import { METRICS_CONTENT_TYPE, type NavigatorMetrics } from './metrics.js'
+import { answerNotFound } from './steps/not-found.js'
 
-// Who may read the metrics, and the listener of their own (server.metrics.listen).
+// Who may read Navigator's own pages (the metrics, the status page): one guard for every one of them, so that
+// they refuse the same clients with the same answer. And the metrics' listener of their own (server.metrics.listen).
 
 /** Headers a proxy adds: a request that carries one came through Fly's edge (or another proxy), never straight. */
 const PROXIED = ['fly-client-ip', 'x-forwarded-for', 'forwarded', 'via'] as const
@@ -14,13 +17,18 @@ const IPV4_MAPPED = '::ffff:'
 export const METRICS_HEADERS = Object.freeze(['content-type', METRICS_CONTENT_TYPE, 'cache-control', 'no-store'])
 const NOT_FOUND = 'Not Found\n'
 
-/** Whether a request may read the metrics: straight from an address of `allow` (so not through a proxy). */
-export type MetricsAccess = (req: IncomingMessage) => boolean
+/**
+ * Whether a request may read one of Navigator's own pages: a GET or HEAD (never a WebSocket upgrade), straight
+ * from an address of `allow` (so not through a proxy).
+ */
+export type ReadAccess = (req: IncomingMessage) => boolean
 
-export function metricsAccess (allow: readonly AddressBlock[]): MetricsAccess {
+export function readAccess (allow: readonly AddressBlock[]): ReadAccess {
   const blocks = new BlockList()
   for (const block of allow) blocks.addSubnet(block.address, block.prefix, block.family)
   return function mayRead (req) {
+    const method = req.method
+    if ((method !== 'GET' && method !== 'HEAD') || isUpgrade(req)) return false
     const headers = req.headers
     for (const name of PROXIED) if (headers[name] !== undefined) return false
     let address = req.socket.remoteAddress
@@ -31,6 +39,20 @@ export function metricsAccess (allow: readonly AddressBlock[]): MetricsAccess {
   }
 }
 
+/** Nobody: the main port's answer for the metrics path when they have a listener of their own. */
+export const NOBODY: ReadAccess = () => false
+
+/**
+ * A request for one of Navigator's own paths: `serve` it to a client that may read it; anyone else gets the 404 of
+ * a path that does not exist, so that a refused path looks like no path and never goes on to an app, a replay or
+ * another Machine.
+ */
+export function ownPath (ctx: RequestContext, mayRead: ReadAccess, serve: (ctx: RequestContext) => StepResult): StepResult {
+  if (mayRead(ctx.req)) return serve(ctx)
+  answerNotFound(ctx)
+  return ANSWERED
+}
+
 /**
  * The metrics' own listener: GET or HEAD of the metrics path from an allowed client gets them, anything else 404.
  * It lives as long as the server (a reload keeps it); close() ends it.
@@ -38,11 +60,11 @@ export function metricsAccess (allow: readonly AddressBlock[]): MetricsAccess {
 export async function listenForMetrics (metrics: NavigatorMetrics, log: FastifyBaseLogger): Promise<Server | null> {
   const { listen, path } = metrics.settings
   if (listen === null) return null
-  const mayRead = metricsAccess(metrics.settings.allow)
+  const mayRead = readAccess(metrics.settings.allow)
   const server = createServer((req, res) => {
     const url = req.url ?? ''
     const query = url.indexOf('?')
-    const served = (req.method === 'GET' || req.method === 'HEAD') && (query === -1 ? url : url.slice(0, query)) === path && mayRead(req)
+    const served = (query === -1 ? url : url.slice(0, query)) === path && mayRead(req)
     if (!served) {
       answerRaw(res, 404, ['content-type', 'text/plain; charset=utf-8'], NOT_FOUND)
       return

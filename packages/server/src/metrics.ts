@@ -3,9 +3,9 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { ApplicationsConfig, MetricsConfig } from '@navigator/config'
 import { parseReplayFailed } from '@navigator/fly-replay'
 import type { ForwardOptions, UpstreamFailure, WebSocketRelay } from '@navigator/proxy'
-import { COOKIE_REJECTIONS } from '@navigator/sticky-sessions'
-import type { CookieRejection, StickyDecision, StickyObserver } from '@navigator/sticky-sessions'
+import type { StickyObserver } from '@navigator/sticky-sessions'
 import type { ExitEvent, MachineIdle, ReadyEvent, RestartEvent, SpawnEvent, IdleStopEvent, Supervisor } from '@navigator/supervisor'
+import { stickyCounter, type StickyCounter, type StickyCounts } from './sticky-counts.js'
 
 // Navigator's Prometheus metrics (server.metrics), with prom-client. What is counted on the request path is counted
 // in plain numbers (a `Tally` cell each, resolved once per label set) and handed to prom-client only when the
@@ -23,7 +23,6 @@ export const REPLAY_FAILED_REASONS: readonly string[] = ['timeout', 'retries_exh
 /** Status classes of `navigator_requests_total`; `none`: the response closed before any status was sent. */
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'none'] as const
 const NO_STATUS = 5
-const STICKY_DECISIONS: readonly StickyDecision[] = ['new', 'own', 'rejected', 'replayed', 'proxied', 'fallback', 're-pinned', 'routed']
 const UPSTREAM_FAILURES: readonly UpstreamFailure[] = ['unreachable', 'timeout', 'write-timeout', 'response-failed']
 /** The step that answered a request, set on its response by the pipeline's runners (when metrics are on). */
 const kAnsweredBy = Symbol('navigator.answeredBy')
@@ -84,6 +83,7 @@ export class NavigatorMetrics {
   readonly settings: MetricsConfig
   /** Counts a sticky decision; handed to the sticky-sessions step. */
   readonly onStickyDecision: StickyObserver
+  private readonly sticky: StickyCounter
   private readonly requests: Tally
   private readonly byStep = new Map<string, Cell[]>()
   private readonly replayFailed = new Map<string, Cell>()
@@ -99,7 +99,8 @@ export class NavigatorMetrics {
     const registry = this.registry
     collectDefaultMetrics({ register: registry })
     this.requests = tallied(registry, 'navigator_requests_total', 'HTTP requests, by the step of the pipeline that answered (none: the response closed first) and the status class.', ['step', 'status_class'])
-    this.onStickyDecision = this.stickyObserver()
+    this.sticky = this.stickyCounter()
+    this.onStickyDecision = this.sticky.observe
     const replayFailed = tallied(registry, 'navigator_fly_replay_failed_total', 'Requests that arrived with fly-replay-failed (Fly handed a replay back), by reason.', ['reason'])
     for (const reason of [...REPLAY_FAILED_REASONS, 'other']) this.replayFailed.set(reason, replayFailed.cell({ reason }))
     this.upstreamErrors = tallied(registry, 'navigator_upstream_errors_total', 'Requests to a tenant or standalone server that failed upstream, by failure.', ['upstream', 'kind', 'failure'])
@@ -152,6 +153,11 @@ export class NavigatorMetrics {
     return hooks
   }
 
+  /** The sticky decisions and rejected cookies counted so far (for the status page: the same numbers, not a second count). */
+  stickyCounts (): StickyCounts {
+    return this.sticky.counts()
+  }
+
   /** The scrape: the Prometheus text of every metric. */
   async scrape (): Promise<string> {
     return await this.registry.metrics()
@@ -182,15 +188,10 @@ export class NavigatorMetrics {
     this.startSeconds.zero({ tenant: name })
   }
 
-  private stickyObserver (): StickyObserver {
+  private stickyCounter (): StickyCounter {
     const decisions = tallied(this.registry, 'navigator_sticky_decisions_total', 'Requests on sticky paths, by what the sticky-sessions step decided.', ['decision'])
     const rejections = tallied(this.registry, 'navigator_sticky_rejected_cookies_total', 'Sticky cookies (or sticky headers) rejected, by reason; each is also a rejected decision.', ['reason'])
-    const byDecision = new Map(STICKY_DECISIONS.map((decision) => [decision, decisions.cell({ decision })]))
-    const byReason = new Map(COOKIE_REJECTIONS.map((reason) => [reason, rejections.cell({ reason })]))
-    return (decision: StickyDecision, reason: CookieRejection | null) => {
-      (byDecision.get(decision) as Cell).value++
-      if (reason !== null) (byReason.get(reason) as Cell).value++
-    }
+    return stickyCounter((decision) => decisions.cell({ decision }), (reason) => rejections.cell({ reason }))
   }
 
   private processGauges (): void {

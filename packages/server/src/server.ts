@@ -18,7 +18,9 @@ import { createPipeline, pipelinePlugin, type Pipeline } from './pipeline.js'
 import { machineIdleFor, processManager } from './processes.js'
 import { reload } from './reload.js'
 import { shutdown } from './shutdown.js'
+import { NavigatorStatus } from './status.js'
 import { createSteps, type StepOptions } from './steps/index.js'
+import { navigatorVersion } from './version.js'
 
 /**
  * How long a proxied request waits for the upstream's response headers before the client gets a 504. There is no
@@ -116,10 +118,13 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const machineIdle = machineIdleFor(config, identity, log)
   // Read at start only: counters must outlive reloads, and a listener of their own outlives them too.
   const metrics = config.server.metrics === null ? null : new NavigatorMetrics(config.server.metrics)
-  const shared: Shared = { supervisor, processes: processManager(supervisor, machineIdle), proxy, webSockets, identity, port, log, metrics, rawPath: options.rawPath !== false }
+  // The same for the status page: its counts and recent fallbacks outlive reloads.
+  const status = config.server.status === null ? null : new NavigatorStatus(config.server.status, { identity, version: navigatorVersion(), metrics })
+  const shared: Shared = { supervisor, processes: processManager(supervisor, machineIdle), proxy, webSockets, identity, port, log, metrics, status, rawPath: options.rawPath !== false }
   const generations = new Generations(await prepare(first, config, shared), log, machineIdle, logsRequests(log), metrics)
   const server = createHttpServer(generations, log)
   metrics?.watch({ supervisor, webSockets, machineIdle, applications: () => generations.current.config.applications, inFlight: () => generations.inFlight })
+  status?.watch({ supervisor, webSockets, config: () => generations.current.config, inFlight: () => generations.inFlight })
   let metricsServer: Server | null = null
 
   async function listen (): Promise<string> {
@@ -135,6 +140,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     }
     machineIdle?.start()
     const address = connectableAddress(server)
+    status?.listening(address)
     log.info({ address }, 'listening')
     return address
   }
@@ -143,6 +149,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const newApp = (): FastifyInstance => Fastify(fastifyLogging({ loggerInstance: log }))
   const prepareNext = async (app: FastifyInstance, next: NavigatorConfig): Promise<Generation> => {
     if (JSON.stringify(next.server.metrics) !== JSON.stringify(config.server.metrics)) log.warn('server.metrics changed: a restart is needed; the metrics keep their settings from the start')
+    if (JSON.stringify(next.server.status) !== JSON.stringify(config.server.status)) log.warn('server.status changed: a restart is needed; the status page keeps its settings from the start')
     return await prepare(app, next, shared)
   }
 

@@ -154,6 +154,30 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
           "additionalProperties": false,
           "description": "Prometheus metrics of Navigator (requests by step, sticky decisions, upstream latency, processes); absent = off. Read at start: a reload that changes them keeps the running ones, with a warning."
         },
+        "status": {
+          "type": "object",
+          "properties": {
+            "path": {
+              "type": "string",
+              "minLength": 1,
+              "description": "Path of the status page (query string ignored); its JSON twin is the same path with `.json` added. Neither is ever passed to an app: a client that may not see the page gets 404.",
+              "default": "/navigator/status"
+            },
+            "allow": {
+              "type": "array",
+              "items": {
+                "type": "string"
+              },
+              "description": "Clients that may see the status page: IP addresses or blocks (`10.0.0.0/8`, `fdaa::/16`). A request that came through a proxy (it carries `Fly-Client-IP`, `X-Forwarded-For`, `Forwarded` or `Via`) never may. Everyone else gets 404.",
+              "default": [
+                "127.0.0.0/8",
+                "::1/128"
+              ]
+            }
+          },
+          "additionalProperties": false,
+          "description": "A live HTML page of this Machine on the main port: its identity, its tenants and standalone servers, the sticky-session counters and the recent fallbacks; absent = off. Read at start: a reload that changes it keeps the running one, with a warning."
+        },
         "shutdown_timeout": {
           "anyOf": [
             {

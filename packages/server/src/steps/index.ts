@@ -3,6 +3,7 @@ import type { NavigatorConfig } from '@navigator/config'
 import { withForwardOptions } from '@navigator/proxy'
 import type { MaintenanceResponder, Step, UpstreamProxy, WebSocketRelay } from '@navigator/proxy'
 import type { NavigatorMetrics } from '../metrics.js'
+import type { NavigatorStatus } from '../status.js'
 import { healthCheck } from './health-check.js'
 import { metrics } from './metrics.js'
 import { normalisePath } from './normalise-path.js'
@@ -11,6 +12,7 @@ import { replayRules } from './replay-rules.js'
 import { rewrites } from './rewrites.js'
 import { standaloneServers } from './standalone-servers.js'
 import { staticFiles } from './static-files.js'
+import { status } from './status.js'
 import { stickySessions } from './sticky-sessions.js'
 import { tenants } from './tenants.js'
 
@@ -48,6 +50,8 @@ export interface StepOptions {
   log: FastifyBaseLogger
   /** server.metrics, or null when off: the metrics step, the sticky decisions and the upstreams count into it. */
   metrics: NavigatorMetrics | null
+  /** server.status, or null when off: the status step, and the sticky decisions and fallbacks it shows. */
+  status: NavigatorStatus | null
 }
 
 export interface Steps {
@@ -63,6 +67,7 @@ export interface Steps {
  *
  *   normalise-path      dot segments resolved for every step after it (400 for one hidden behind %2F)
  *   metrics             server.metrics: the metrics path answered here (or 404), never passed on
+ *   status              server.status: the status page and its JSON answered here (or 404), never passed on
  *   health-check        server.health_check, answered here
  *   rewrites            routes.rewrites: the forwarded path
  *   static-files        public_dir (forwarded path)
@@ -82,6 +87,7 @@ export function createSteps (options: StepOptions): Steps {
   const list = [
     normalisePath(),
     metrics(options),
+    status(options),
     healthCheck(options),
     rewrites(options),
     staticFiles(options),
