@@ -448,6 +448,13 @@ export class FlyEdge extends EventEmitter {
     headers['fly-client-ip'] = clientIp
     headers['fly-forwarded-port'] = String(listener.port)
     headers.via = '1.1 fly-edge'
+    // Fly's proxy keeps its connections to Machines open between requests. `Connection: close` (what Node sends by
+    // default through an agent without keep-alive) makes the Machine's server close the socket as soon as it has
+    // answered, and a Machine that answers a large upload early (Navigator's 503 when the cookie's Machine is asleep)
+    // then resets a connection the edge is still writing the body to: the edge could lose that answer and reply 502.
+    // Saying keep-alive, the Machine reads and discards the rest of the body instead; the edge still closes every
+    // connection itself once its exchange is over (the agent keeps none).
+    headers.connection = 'keep-alive'
     const url = req.url ?? '/'
     const host = req.headers.host ?? `${this.#listen.host}:${listener.port}`
     // The replay cache is the edge app's fly.toml setting: it applies to that app's listeners only.
@@ -788,7 +795,11 @@ export class FlyEdge extends EventEmitter {
         clearTimeout(timer)
         if (exchange.stream === null) return
         exchange.streamUsed = true
-        exchange.stream.pipe(upstream)
+        const stream = exchange.stream
+        stream.pipe(upstream)
+        // A client that goes away in the middle of its body ends the Machine's request too, as on Fly, rather than
+        // leaving the Machine waiting on a kept-alive connection for bytes that will never come.
+        stream.once('close', () => { if (!stream.complete) upstream.destroy() })
       }
       upstream.on('socket', (socket: Socket) => {
         if (!socket.connecting) onConnect()
