@@ -26,7 +26,7 @@ export const NAV_FLY_EDGE_INVALID_REPLAY = createError(
 
 export const NAV_FLY_EDGE_REPLAY_BODY_TOO_LARGE = createError(
   'NAV_FLY_EDGE_REPLAY_BODY_TOO_LARGE',
-  'Machine %s asked for a replay, but the request body is over 1 MiB or of unknown length and cannot be replayed',
+  'Machine %s asked for a replay, but the request body is over 1 MB (1,000,000 bytes) or of unknown length and cannot be replayed',
   502)
 
 export const NAV_FLY_EDGE_REPLAY_ON_FALLBACK = createError(

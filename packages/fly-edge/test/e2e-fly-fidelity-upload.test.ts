@@ -1,5 +1,5 @@
 // A 5 MB upload with a cookie naming a suspended Machine, through three real navigator Machines, in both fallback
-// modes. The body is five times `max_replay_body` (and over the edge's own 1 MiB replay limit), so it can only be
+// modes. The body is five times `max_replay_body` (and over the edge's own 1 MB replay limit), so it can only be
 // proxied by the Machine it lands on: `direct_proxy: flycast` goes through the Flycast address with
 // fly-force-instance-id, which wakes the Machine; `direct_proxy: vm` dials its private address, which a suspended
 // Machine does not have, and must then keep the user on it rather than move them away from their data.

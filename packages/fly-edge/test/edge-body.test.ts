@@ -3,11 +3,11 @@ import { test } from 'tap'
 import { MAX_REPLAY_BODY_BYTES } from '@navigator/fly-replay'
 import { replayWith, request, sha256, spec, startEdge, startTestMachine } from './fixtures.js'
 
-test('a body just under 1 MiB is buffered and replayed intact', async (t) => {
+test('a body of 1 MB is buffered and replayed intact', async (t) => {
   const m1 = await startTestMachine(t, 'm1', replayWith('instance=m2'))
   const m2 = await startTestMachine(t, 'm2')
   const edge = await startEdge(t, { app: 'demo', machines: [spec(m1), spec(m2)] })
-  const body = Buffer.alloc(MAX_REPLAY_BODY_BYTES - 1, 7)
+  const body = Buffer.alloc(MAX_REPLAY_BODY_BYTES, 7)
   let seen = (await request(edge.url, { method: 'POST', body })).json()
   if (seen.machine === 'm2' && seen.headers['fly-replay-src'] === undefined) {
     seen = (await request(edge.url, { method: 'POST', body })).json()
@@ -18,14 +18,14 @@ test('a body just under 1 MiB is buffered and replayed intact', async (t) => {
   t.equal(seen.bodySha256, sha256(body))
 })
 
-test('a body of 1 MiB or more is streamed to the first Machine and its replay answer is refused with a 502', async (t) => {
+test('a body over 1 MB is streamed to the first Machine and its replay answer is refused with a 502', async (t) => {
   const m1 = await startTestMachine(t, 'm1', replayWith('instance=m2'))
   const edge = await startEdge(t, { app: 'demo', machines: [spec(m1)] })
   const body = Buffer.alloc(2 * MAX_REPLAY_BODY_BYTES, 1)
   const reply = await request(edge.url, { method: 'POST', body })
   t.equal(reply.status, 502)
   t.equal(reply.headers['fly-edge-error'], 'NAV_FLY_EDGE_REPLAY_BODY_TOO_LARGE')
-  t.match(reply.body, /over 1 MiB/)
+  t.match(reply.body, /over 1 MB \(1,000,000 bytes\)/)
   t.equal(m1.received[0].bodySha256, sha256(body), 'the first Machine received the whole body, streamed')
 })
 

@@ -42,7 +42,7 @@ test('fly-force-instance-id starts a stopped Machine and resumes a suspended one
   const body = randomBytes(3 * 1024 * 1024)
   const reply = await request(`${edge.flycastUrl()}/upload`, { method: 'POST', body, headers: forced })
   t.equal(reply.json().machine, 'm2')
-  t.equal(reply.json().bodySha256, sha256(body), 'a body over 1 MiB is streamed to the forced Machine')
+  t.equal(reply.json().bodySha256, sha256(body), 'a body over 1 MB is streamed to the forced Machine')
   t.same(launcher.calls, ['start m2', 'suspend m2', 'resume m2'])
   t.equal(m1.received.length, 0)
 })

@@ -170,7 +170,7 @@ test('fly-replay-cache: invalidate from the target forgets the entry', async (t)
   t.equal(router.received.length, 3)
 })
 
-test('a cache hit needs no replay, so a body over 1 MiB reaches the cached target whole', async (t) => {
+test('a cache hit needs no replay, so a body over 1 MB reaches the cached target whole', async (t) => {
   const { w1, edge } = await routerAndWorkers(t, 'instance=w1;app=worker', [COOKIE_RULE])
   await request(edge.url, { headers: { cookie: 'sid=alice' } })
   const body = randomBytes(2 * 1024 * 1024)
