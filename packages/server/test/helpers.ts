@@ -233,6 +233,21 @@ export function tenant (name: string, path: string, ...more: string[]): string[]
   return [`    - name: ${name}`, `      path: ${path}`, ...more.map((line) => `      ${line}`)]
 }
 
+/**
+ * The `after` lines of a Site with one standalone server, `cable` on /cable: CABLE_APP listening on `port`, with
+ * `extraArgs` after the port (the fixture's start delay).
+ */
+export function cableServer (port: number, ...extraArgs: string[]): string[] {
+  return [
+    '  standalone_servers:',
+    '    - name: cable',
+    '      match_path: /cable',
+    '      command: node',
+    `      args: ${JSON.stringify([CABLE_APP, String(port), ...extraArgs])}`,
+    `      port: ${port}`
+  ]
+}
+
 /** The navigator.yml text of a Site (running TENANT_APP with `command: node`). */
 export async function siteConfig (site: Site): Promise<string> {
   return [

@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { test } from 'tap'
 import WebSocket from 'ws'
-import { CABLE_APP, freePort, http, siteConfig, startNavigator, tempDir, tenant } from './helpers.js'
+import { cableServer, freePort, http, siteConfig, startNavigator, tempDir, tenant } from './helpers.js'
 import type { Running } from './helpers.js'
 
 // A standalone server's port (issue 18, item 4), through the real navigator process: a port another process holds
@@ -33,19 +33,11 @@ async function stranger (port: number): Promise<Stranger> {
 }
 
 async function cableSite (t: Parameters<typeof startNavigator>[0], cablePort: number, options: { delayMs?: number, startupTimeout?: string } = {}): Promise<Running> {
-  const args = [CABLE_APP, String(cablePort), String(options.delayMs ?? 0)]
   const dir = tempDir({
     'navigator.yml': await siteConfig({
       applications: options.startupTimeout === undefined ? [] : [`  startup_timeout: ${options.startupTimeout}`],
       tenants: [tenant('app', '/app')],
-      after: [
-        '  standalone_servers:',
-        '    - name: cable',
-        '      match_path: /cable',
-        '      command: node',
-        `      args: ${JSON.stringify(args)}`,
-        `      port: ${cablePort}`
-      ]
+      after: cableServer(cablePort, String(options.delayMs ?? 0))
     })
   })
   return await startNavigator(t, dir)

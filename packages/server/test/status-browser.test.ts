@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
 import WebSocket from 'ws'
-import { CABLE_APP, freePort, http, startSite, tenant } from './helpers.js'
+import { cableServer, freePort, http, startSite, tenant } from './helpers.js'
 
 // The status page in a real browser (Debian's chromium, driven by playwright-core): the tables show the processes
 // and the sticky counters, a live refresh shows a new request counted without reloading the page, nothing on it
@@ -37,14 +37,7 @@ test('in a real browser the status page shows the processes and the sticky count
       `        ${OTHER}: "http://127.0.0.1:${await freePort()}"`
     ],
     tenants: [tenant('app', '/app', 'start: eager'), tenant('blog', '/blog', 'start: eager'), tenant('admin', '/admin')],
-    after: [
-      '  standalone_servers:',
-      '    - name: cable',
-      '      match_path: /cable',
-      '      command: node',
-      `      args: [${JSON.stringify(CABLE_APP)}, "${cablePort}"]`,
-      `      port: ${cablePort}`
-    ]
+    after: cableServer(cablePort)
   }, { env: { FLY_MACHINE_ID: HERE, FLY_APP_NAME: 'navigator-demo', FLY_REGION: 'ams' }, warm: ['/blog/'] })
   const { address } = navigator
 

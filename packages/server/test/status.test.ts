@@ -2,7 +2,7 @@ import { test } from 'tap'
 import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import WebSocket from 'ws'
-import { CABLE_APP, freePort, http, sample, startSite, tenant } from './helpers.js'
+import { cableServer, freePort, http, sample, startSite, tenant } from './helpers.js'
 import type { Answer, Running } from './helpers.js'
 
 // server.status through the real `navigator` process: what its JSON twin says about this Machine, its processes,
@@ -54,14 +54,7 @@ async function stickySite (t: Parameters<Parameters<typeof test>[1]>[0], fallbac
       `        m2: "http://127.0.0.1:${await freePort()}"`
     ],
     tenants: [tenant('app', '/app', 'start: eager'), tenant('later', '/later')],
-    after: [
-      '  standalone_servers:',
-      '    - name: cable',
-      '      match_path: /cable',
-      '      command: node',
-      `      args: [${JSON.stringify(CABLE_APP)}, "${cablePort}"]`,
-      `      port: ${cablePort}`
-    ]
+    after: cableServer(cablePort)
   }, { env: ENV })
   return { navigator, cablePort }
 }

@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import WebSocket from 'ws'
 import type { IncomingMessage } from 'node:http'
-import { CABLE_APP, freePort, http, siteConfig, startNavigator, tempDir, tenant } from './helpers.js'
+import { cableServer, freePort, http, siteConfig, startNavigator, tempDir, tenant } from './helpers.js'
 import type { Running } from './helpers.js'
 
 const MACHINE = 'm1abc'
@@ -22,14 +22,7 @@ async function cableSite (): Promise<{ dir: string, cablePort: number }> {
         `        ${OTHER_MACHINE}: "http://127.0.0.1:2"`
       ],
       tenants: [tenant('app', '/app')],
-      after: [
-        '  standalone_servers:',
-        '    - name: cable',
-        '      match_path: /cable',
-        '      command: node',
-        `      args: [${JSON.stringify(CABLE_APP)}, "${cablePort}"]`,
-        `      port: ${cablePort}`
-      ]
+      after: cableServer(cablePort)
     })
   })
   return { dir, cablePort }
