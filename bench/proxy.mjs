@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { execFileSync } from 'node:child_process'
+import { createRequire } from 'node:module'
 import {
   ROOT, NAVIGATOR_BIN, PROXY_CORE, LOAD_CORE, freePort, waitForPort, spawnPinned, stopProcess,
   processTree, cpuSeconds, memoryKiB, runWrk, median, machineDescription
@@ -34,6 +35,9 @@ const duration = Number(flags.duration)
 const connections = Number(flags.connections)
 const work = mkdtempSync(join(tmpdir(), 'navigator-bench-'))
 const COOKIE = '_navigator_machine'
+// The auth contender's user: one bcrypt entry of cost 10 (what `htpasswd -B` writes), bcryptjs from the server package.
+const bcrypt = createRequire(join(ROOT, 'packages/server/package.json'))('bcryptjs')
+const AUTH_PASSWORD = 'bench-password'
 
 function has (command) {
   try { execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }); return true } catch { return false }
@@ -46,11 +50,12 @@ async function startUpstream (name) {
   return { port, child }
 }
 
-async function startNavigator ({ sticky, machineId, peers, standalone = false, metrics = false, bin = NAVIGATOR_BIN }) {
+async function startNavigator ({ sticky, machineId, peers, standalone = false, metrics = false, auth = false, bin = NAVIGATOR_BIN }) {
   const port = await freePort()
   const dir = mkdtempSync(join(work, 'nav-'))
   mkdirSync(join(dir, 'public'))
   writeFileSync(join(dir, 'public', 'app.css'), 'body { color: #222 }\n'.repeat(40))
+  if (auth) writeFileSync(join(dir, 'htpasswd'), `bench:${bcrypt.hashSync(AUTH_PASSWORD, 10).replace(/^\$2b\$/, '$2y$')}\n`)
   const peerLines = Object.entries(peers ?? {}).map(([id, url]) => `        ${id}: ${url}`).join('\n')
   const upstreamArgs = (portText) => `["-c", "${LOAD_CORE}", "${process.execPath}", "${join(ROOT, 'bench/upstream.mjs')}", "${portText}", "${machineId}"]`
   const standalonePort = standalone ? await freePort() : null
@@ -65,7 +70,7 @@ async function startNavigator ({ sticky, machineId, peers, standalone = false, m
     : ''
   const yaml = `server:
   listen: ${port}
-${metrics ? '  metrics: {}\n' : ''}routes:
+${metrics ? '  metrics: {}\n' : ''}${auth ? 'auth:\n  enabled: true\n  htpasswd: htpasswd\n' : ''}routes:
   fly:
     sticky_sessions:
       enabled: ${sticky}
@@ -86,7 +91,8 @@ ${standaloneLines}`
   // The first request starts nothing (eager tenant) but makes sure the tenant (and the standalone server) is ready.
   for (const path of standalone ? ['/', '/s/page'] : ['/']) {
     for (let i = 0; i < 100; i++) {
-      const res = await fetch(`http://127.0.0.1:${port}${path}`).catch(() => null)
+      const headers = auth ? { authorization: `Basic ${Buffer.from(`bench:${AUTH_PASSWORD}`).toString('base64')}` } : {}
+      const res = await fetch(`http://127.0.0.1:${port}${path}`, { headers }).catch(() => null)
       if (res?.ok) break
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
@@ -212,6 +218,17 @@ const contenders = [
       return startNavigator({ sticky: true, machineId: 'm1', peers: { m1: 'http://127.0.0.1:1', m2: `http://127.0.0.1:${second}` }, metrics: true, bin })
     },
     headers: () => [`Cookie: ${COOKIE}=m1`]
+  },
+  {
+    // The same with auth on (issue 14): a bcrypt user, verified once and then found in the cache of verified
+    // credentials on every request.
+    name: 'navigator-sticky-auth',
+    label: 'Navigator, sticky sessions (cookie for this Machine), auth on (bcrypt, cached)',
+    start: async (bin) => {
+      const second = await freePort()
+      return startNavigator({ sticky: true, machineId: 'm1', peers: { m1: 'http://127.0.0.1:1', m2: `http://127.0.0.1:${second}` }, auth: true, bin })
+    },
+    headers: () => [`Cookie: ${COOKIE}=m1`, `Authorization: Basic ${Buffer.from(`bench:${AUTH_PASSWORD}`).toString('base64')}`]
   },
   {
     // A process of its own (same config as navigator-sticky): sharing one made the sticky contender's figures

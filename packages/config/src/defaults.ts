@@ -37,3 +37,8 @@ export const DEFAULT_IDLE_TENANT_TIMEOUT = '10m'
 export const DEFAULT_TENANT_HEALTH_CHECK = '/up'
 export const DEFAULT_TENANT_START = 'lazy'
 export const DEFAULT_LOG_FORMAT = 'json'
+export const DEFAULT_MANAGED_AUTO_RESTART = false
+/** A managed process starts this long after Navigator starts (a Go duration, or whole seconds as the Go docs write it). */
+export const DEFAULT_MANAGED_START_DELAY = '0s'
+/** The realm of `auth` when it names none (the Go Navigator's). */
+export const DEFAULT_AUTH_REALM = 'Restricted'

@@ -1,7 +1,7 @@
 import { accessSync, constants, statSync } from 'node:fs'
 import { delimiter, isAbsolute, join } from 'node:path'
 import type { KeyPath, ProblemCollector } from './problems.js'
-import type { ApplicationsConfig } from './types.js'
+import type { ApplicationsConfig, ManagedProcessConfig } from './types.js'
 
 /**
  * The things a process needs before it can be spawned: its working directory and its command. A config that names
@@ -26,6 +26,15 @@ export function checkLaunchPaths (applications: ApplicationsConfig, problems: Pr
     const here = ['applications', 'standalone_servers', index]
     if (!directoryProblem(server.workingDir, [...here, 'working_dir'], problems)) return
     commandProblem(server.command, server.workingDir, server.env.PATH ?? env.PATH, [...here, 'command'], problems, '')
+  })
+}
+
+/** The same check for `managed_processes`: each one's working directory, then its command. */
+export function checkManagedLaunchPaths (processes: ManagedProcessConfig[], problems: ProblemCollector, env: NodeJS.ProcessEnv): void {
+  processes.forEach((managed, index) => {
+    const here = ['managed_processes', index]
+    if (!directoryProblem(managed.workingDir, [...here, 'working_dir'], problems)) return
+    commandProblem(managed.command, managed.workingDir, managed.env.PATH ?? env.PATH, [...here, 'command'], problems, '')
   })
 }
 

@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { parseDuration } from './duration.js'
 import { parseAddressBlock } from './address-block.js'
-import { checkLaunchPaths } from './launch-paths.js'
+import { checkAuthFile, normaliseAuth } from './auth.js'
+import { checkLaunchPaths, checkManagedLaunchPaths } from './launch-paths.js'
 import { DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, parseListen } from './listen.js'
 import { isValidMachineId } from './machine-id.js'
 import { pathPatternProblem } from './paths.js'
@@ -22,10 +23,11 @@ import {
   DEFAULT_IDLE_TENANT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_PUBLIC_DIR, DEFAULT_REPLAY_STATUS, DEFAULT_REPLAY_TIMEOUT,
   DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_START_PORT, DEFAULT_STARTUP_TIMEOUT, DEFAULT_TENANT_ARGS, DEFAULT_TENANT_COMMAND,
   DEFAULT_TENANT_HEALTH_CHECK, DEFAULT_ALLOW_DOTFILES, DEFAULT_COOKIE_PARTITIONED, DEFAULT_DIRECT_PROXY,
-  DEFAULT_MAX_REPLAY_BODY, DEFAULT_PEER_WRITE_TIMEOUT, DEFAULT_METRICS_ALLOW, DEFAULT_METRICS_PATH, DEFAULT_STATUS_ALLOW, DEFAULT_STATUS_PATH, DEFAULT_STICKY_DEBUG_HEADER, DEFAULT_LOG_FORMAT
+  DEFAULT_MAX_REPLAY_BODY, DEFAULT_PEER_WRITE_TIMEOUT, DEFAULT_METRICS_ALLOW, DEFAULT_METRICS_PATH, DEFAULT_STATUS_ALLOW, DEFAULT_STATUS_PATH, DEFAULT_STICKY_DEBUG_HEADER, DEFAULT_LOG_FORMAT,
+  DEFAULT_MANAGED_AUTO_RESTART, DEFAULT_MANAGED_START_DELAY
 } from './defaults.js'
 import type {
-  AddressBlock, ApplicationsConfig, LoggingConfig, DirectProxyMode, FallbackMode, IdleAction, IdleConfig, ListenAddress, MetricsConfig, NavigatorConfig, ReplayRule, ReplayTarget,
+  AddressBlock, ApplicationsConfig, LoggingConfig, ManagedProcessConfig, DirectProxyMode, FallbackMode, IdleAction, IdleConfig, ListenAddress, MetricsConfig, NavigatorConfig, ReplayRule, ReplayTarget,
   RewriteRule, RoutesConfig, SameSite, ServerConfig, StandaloneServerConfig, StartMode, StatusConfig, StickySessionsConfig
 } from './types.js'
 
@@ -35,7 +37,7 @@ export interface LoadOptions {
   /** Environment for `${NAME}`; default `process.env`. */
   env?: NodeJS.ProcessEnv
   /**
-   * Also check that every tenant's and standalone server's working directory and command exist (the file system
+   * Also check that every tenant's, standalone server's and managed process's working directory and command exist (the file system
    * as it is now): what `navigator --check`, a start and a reload do. Default false.
    */
   launchPaths?: boolean
@@ -91,7 +93,11 @@ export function parseConfig (text: string, options: ParseOptions = {}): Navigato
   const value = substituteEnvironment(raw, [], environmentLookup(env), problems)
   reportSchemaProblems(value, problems)
   const config = normalise(value, { dir, env, problems })
-  if (problems.size === 0 && options.launchPaths === true) checkLaunchPaths(config.applications, problems, env)
+  if (problems.size === 0 && options.launchPaths === true) {
+    checkLaunchPaths(config.applications, problems, env)
+    checkManagedLaunchPaths(config.managedProcesses, problems, env)
+    checkAuthFile(config.auth, problems)
+  }
   if (problems.size > 0) throw new ConfigError(problems.problems)
   return { file: absoluteFile, dir, ...config }
 }
@@ -108,7 +114,7 @@ function keepsReferences (path: KeyPath): boolean {
 // and `args: [-p, 4001]` are what people write, so numbers and booleans there become strings.
 function holdsStrings (path: KeyPath): boolean {
   const parent = path[path.length - 2]
-  if (parent === 'env' || parent === 'var' || parent === 'args') return path[0] === 'applications'
+  if (parent === 'env' || parent === 'var' || parent === 'args') return path[0] === 'applications' || path[0] === 'managed_processes'
   return false
 }
 
@@ -142,7 +148,7 @@ interface Context {
   problems: ProblemCollector
 }
 
-type Normalised = Pick<NavigatorConfig, 'server' | 'routes' | 'applications' | 'logging'>
+type Normalised = Pick<NavigatorConfig, 'server' | 'routes' | 'applications' | 'logging' | 'managedProcesses' | 'auth'>
 
 // The schema pass has reported wrong types already; the helpers below read
 // defensively so that semantic checks still run on everything else.
@@ -213,7 +219,9 @@ function normalise (value: unknown, ctx: Context): Normalised {
     server: normaliseServer(record(root.server), ctx),
     routes: normaliseRoutes(record(root.routes), ctx),
     applications: normaliseApplications(record(root.applications), ctx),
-    logging: { format: text(record(root.logging).format, DEFAULT_LOG_FORMAT) as LoggingConfig['format'] }
+    logging: { format: text(record(root.logging).format, DEFAULT_LOG_FORMAT) as LoggingConfig['format'] },
+    managedProcesses: normaliseManagedProcesses(root.managed_processes, ctx),
+    auth: normaliseAuth(record(root.auth), ctx.dir, ctx.problems, (pattern, path) => regex(pattern, path, ctx))
   }
 }
 
@@ -549,6 +557,32 @@ function normaliseApplications (applications: Record<string, unknown>, ctx: Cont
 
   checkTenantReferences(config, ctx)
   return config
+}
+
+/** `managed_processes`: unique names; `start_delay` a Go duration or (as the Go docs write it) whole seconds. */
+function normaliseManagedProcesses (value: unknown, ctx: Context): ManagedProcessConfig[] {
+  const names = new Map<string, number>()
+  return list(value).map((item, index) => {
+    const entry = record(item)
+    const here = ['managed_processes', index]
+    const name = text(entry.name, '')
+    const earlier = names.get(name)
+    if (name !== '' && earlier !== undefined) {
+      ctx.problems.add([...here, 'name'], `duplicate managed process name \`${name}\` (also managed_processes.${earlier}.name)`)
+    } else if (name !== '') {
+      names.set(name, index)
+    }
+    const delay = entry.start_delay
+    return {
+      name,
+      command: text(entry.command, ''),
+      args: strings(entry.args),
+      workingDir: resolve(ctx.dir, text(entry.working_dir, '.')),
+      env: stringRecord(entry.env),
+      autoRestart: flag(entry.auto_restart, DEFAULT_MANAGED_AUTO_RESTART),
+      startDelayMs: Number.isInteger(delay) ? (delay as number) * 1000 : durationMs(delay, [...here, 'start_delay'], DEFAULT_MANAGED_START_DELAY, ctx)
+    }
+  })
 }
 
 // Every ${name} a tenant's process will see must resolve from its var, PORT or the environment.

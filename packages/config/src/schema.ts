@@ -39,7 +39,10 @@ import {
   DEFAULT_IDLE_TENANT_TIMEOUT,
   DEFAULT_TENANT_HEALTH_CHECK,
   DEFAULT_TENANT_START,
-  DEFAULT_LOG_FORMAT
+  DEFAULT_LOG_FORMAT,
+  DEFAULT_MANAGED_AUTO_RESTART,
+  DEFAULT_MANAGED_START_DELAY,
+  DEFAULT_AUTH_REALM
 } from './defaults.js'
 
 /** Extra annotation read by the error reporter: the message for a value that matches none of a union. */
@@ -241,11 +244,40 @@ export const LoggingSchema = Type.Object({
   format: Type.Optional(oneOf(['json', 'text'], 'How log lines are written: json (one JSON object a line) or text (`<time> <LEVEL> <message> key=value ...`, for people and grep). Read at start: a reload that changes it keeps the running format, with a warning.', DEFAULT_LOG_FORMAT))
 }, { ...strict, description: 'Navigator\'s own log lines (their level is LOG_LEVEL in the environment).', default: {} })
 
+export const ManagedProcessSchema = Type.Object({
+  name: Type.String({ minLength: 1, description: 'Unique name, used in logs (every output line carries it).' }),
+  command: Type.String({ minLength: 1, description: 'Program to run (no shell); a name without "/" is looked up on PATH.' }),
+  args: Type.Optional(stringList('Arguments of the program.', [])),
+  working_dir: Type.Optional(Type.String({ minLength: 1, description: "Working directory, relative to the config file's folder. Default: that folder." })),
+  env: Type.Optional(stringMap('Extra environment of the process, on top of Navigator\'s.')),
+  auto_restart: Type.Optional(Type.Boolean({ description: 'Start it again, with backoff, when it exits with a failure (a non-zero status or a signal); an exit with status 0 is final.', default: DEFAULT_MANAGED_AUTO_RESTART })),
+  start_delay: Type.Optional(Type.Union([Type.String({ pattern: DURATION_PATTERN }), Type.Integer({ minimum: 0 })], {
+    description: 'Wait this long after Navigator starts before starting it: a Go duration, or a number of seconds.',
+    errorMessage: 'must be a Go duration such as 500ms or 2s, or a whole number of seconds',
+    default: DEFAULT_MANAGED_START_DELAY
+  }))
+}, { ...strict, description: 'A long-running process that serves no HTTP (a job worker, Redis): started at boot, stopped after the tenants.' })
+
+export const AuthPatternSchema = Type.Object({
+  pattern: Type.String({ minLength: 1, description: 'JavaScript regular expression matched on the request path (and on the forwarded path, when a rewrite changed it).' }),
+  action: Type.String({ minLength: 1, description: '"off": no password asked; any other value: a password asked, with this as the realm.' })
+}, { ...strict, description: 'An auth pattern; the first whose pattern matches decides, before public_paths are looked at.' })
+
+export const AuthSchema = Type.Object({
+  enabled: Type.Optional(Type.Boolean({ description: 'Ask for HTTP Basic credentials (checked against htpasswd) before anything is proxied or replayed; static files of public_dir, the health check, the metrics and the status page are answered before it.', default: false })),
+  realm: Type.Optional(Type.String({ minLength: 1, description: 'The realm in `WWW-Authenticate: Basic realm="..."` (the name browsers show in their prompt).', default: DEFAULT_AUTH_REALM })),
+  htpasswd: Type.Optional(optionalString('The htpasswd file, relative to the config file\'s folder; required when enabled. bcrypt (`$2y$`, `$2a$`, `$2b$`), Apache MD5 (`$apr1$`), MD5-crypt (`$1$`), `{SHA}`, `{SSHA}` and plain text entries. Reread when it changes (looked at once a second), without a reload.', 'must be a file path')),
+  public_paths: Type.Optional(stringList('Paths that need no password: "/favicon.ico" exact, "/assets/" the prefix, "/assets/*" everything below /assets/, "*.css" a last segment; `*` and `?` never match "/" except in a final "/*". Matched on the path with its dot segments resolved, and on the forwarded path when a rewrite changed it: both must be public.', [])),
+  auth_patterns: Type.Optional(Type.Array(AuthPatternSchema, { description: 'Regular-expression rules, tried in order before public_paths.', default: [] }))
+}, { ...strict, description: 'HTTP Basic authentication against an htpasswd file; absent or not enabled = off.', default: {} })
+
 export const ConfigSchema = Type.Object({
   server: Type.Optional(ServerSchema),
   routes: Type.Optional(RoutesSchema),
   applications: Type.Optional(ApplicationsSchema),
-  logging: Type.Optional(LoggingSchema)
+  logging: Type.Optional(LoggingSchema),
+  managed_processes: Type.Optional(Type.Array(ManagedProcessSchema, { description: 'Processes started before Navigator listens and kept running (in the order given; stopped in reverse order after the tenants).', default: [] })),
+  auth: Type.Optional(AuthSchema)
 }, {
   ...strict,
   patternProperties: { '^x-': { description: 'Extension keys (x-anything) are ignored: a place to define YAML anchors for reuse.' } },

@@ -154,6 +154,19 @@ export interface StandaloneServerConfig {
   env: Record<string, string>
 }
 
+/** A `managed_processes` entry: a long-running process that serves no HTTP. */
+export interface ManagedProcessConfig {
+  name: string
+  command: string
+  args: string[]
+  /** Absolute (relative ones resolve against the config file's folder). */
+  workingDir: string
+  /** Fully substituted from the environment at load time. */
+  env: Record<string, string>
+  autoRestart: boolean
+  startDelayMs: number
+}
+
 export interface ApplicationsConfig {
   /** Raw values (with ${var} references) applied to every tenant. */
   env: Record<string, string>
@@ -168,6 +181,23 @@ export interface ApplicationsConfig {
   standaloneServers: StandaloneServerConfig[]
 }
 
+export interface AuthPattern {
+  /** Compiled from `pattern`, matched on the request path (and on the forwarded path, when a rewrite changed it). */
+  pattern: RegExp
+  /** A realm to ask a password for, or null for `action: "off"` (no password). */
+  realm: string | null
+}
+
+/** `auth`: HTTP Basic authentication; null in NavigatorConfig when absent or not enabled. */
+export interface AuthConfig {
+  realm: string
+  /** Absolute path of the htpasswd file. */
+  htpasswd: string
+  /** As written (see the schema for their forms); the server compiles them. */
+  publicPaths: string[]
+  authPatterns: AuthPattern[]
+}
+
 export interface NavigatorConfig {
   /** Absolute path of the file this came from, or null when parsed from a string. */
   file: string | null
@@ -177,6 +207,10 @@ export interface NavigatorConfig {
   routes: RoutesConfig
   applications: ApplicationsConfig
   logging: LoggingConfig
+  /** Started before Navigator listens, in this order; stopped in reverse order after the tenants. */
+  managedProcesses: ManagedProcessConfig[]
+  /** HTTP Basic authentication, or null when off. */
+  auth: AuthConfig | null
 }
 
 export interface LoggingConfig {

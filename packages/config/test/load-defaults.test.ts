@@ -64,7 +64,9 @@ test('an empty file gives the default of every key', async (t) => {
       tenants: [],
       standaloneServers: []
     },
-    logging: { format: 'json' }
+    logging: { format: 'json' },
+    managedProcesses: [],
+    auth: null
   })
 })
 

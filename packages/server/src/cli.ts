@@ -1,5 +1,6 @@
 import { ConfigError, configJsonSchema, loadConfig } from '@navigator/config'
 import type { NavigatorConfig } from '@navigator/config'
+import { CONTROL_SIGNALS, DEFAULT_PID_FILE, EXIT_NOT_RUNNING, pidFilePath, signalRunning, writePidFile, type ControlAction } from './pid-file.js'
 import { Signals } from './signals.js'
 import { navigatorVersion } from './version.js'
 
@@ -10,11 +11,15 @@ export const EXIT_CONFIG_ERROR = 2
 
 const HELP = `Usage: navigator [config] [options]
        navigator schema
+       navigator -s reload|stop
 
 Runs Navigator with the YAML configuration in [config] (default ${DEFAULT_CONFIG_FILE}).
 
 Commands:
   schema         print the JSON Schema of the configuration format
+  -s reload      tell the running Navigator to reload its configuration (SIGHUP)
+  -s stop        tell the running Navigator to stop (SIGTERM); exit 0 once sent,
+                 1 when no Navigator runs (no pid file, or a stale one)
 
 Options:
   --check        validate the configuration, print every problem, exit 0 (valid) or 2 (invalid)
@@ -25,6 +30,7 @@ Environment:
   LOG_LEVEL      trace, debug, info, warn or error (default info)
   NAVIGATOR_UPSTREAM_TIMEOUT   wait for an app's response headers, then 504 (Go duration, default 60s)
   FLY_MACHINE_ID, FLY_APP_NAME, FLY_REGION   this Machine's identity (set by Fly.io)
+  NAVIGATOR_PID_FILE   where a running Navigator writes its process id, read by -s (default ${DEFAULT_PID_FILE})
 
 Signals:
   SIGHUP         reload the configuration (an invalid one is logged and the old one kept)
@@ -38,15 +44,27 @@ export function problemLines (err: unknown): string[] {
 }
 
 interface Arguments {
-  command: 'run' | 'check' | 'schema' | 'version' | 'help'
+  command: 'run' | 'check' | 'schema' | 'version' | 'help' | 'signal'
   file: string
+  action: ControlAction | null
+}
+
+function isControlAction (value: string | undefined): value is ControlAction {
+  return value !== undefined && Object.hasOwn(CONTROL_SIGNALS, value)
 }
 
 function parseArguments (argv: string[]): Arguments | string {
-  let command: Arguments['command'] = 'run'
+  let command = 'run' as Arguments['command']
   let file: string | null = null
-  for (const arg of argv) {
-    if (arg === '--help' || arg === '-h') command = 'help'
+  let action: ControlAction | null = null
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index]
+    if (arg === '-s') {
+      const value = argv[++index]
+      if (!isControlAction(value)) return `-s takes reload or stop${value === undefined ? '' : `, not ${value}`}`
+      action = value
+      command = command === 'help' || command === 'version' ? command : 'signal'
+    } else if (arg === '--help' || arg === '-h') command = 'help'
     else if (arg === '--version' || arg === '-v') command = 'version'
     else if (arg === '--check') command = command === 'run' ? 'check' : command
     else if (arg === 'schema' && file === null && command === 'run') command = 'schema'
@@ -54,7 +72,7 @@ function parseArguments (argv: string[]): Arguments | string {
     else if (file === null) file = arg
     else return `unexpected argument ${arg}`
   }
-  return { command, file: file ?? DEFAULT_CONFIG_FILE }
+  return { command, file: file ?? DEFAULT_CONFIG_FILE, action }
 }
 
 async function run (file: string): Promise<void> {
@@ -73,6 +91,9 @@ async function run (file: string): Promise<void> {
     const { buildServer } = await import('./server.js')
     const navigator = await buildServer(config)
     signals.built(navigator)
+    // Written once the signals are handled: `navigator -s` must never reach a Navigator that would die of them.
+    const pidWarning = writePidFile(pidFilePath())
+    if (pidWarning !== null) navigator.log.warn(pidWarning)
     await signals.stopIfAsked()
     await navigator.listen()
   } catch (err) {
@@ -109,6 +130,15 @@ export async function main (argv: string[]): Promise<void> {
       }
       process.stdout.write(`${args.file}: ok\n`)
       return
+    case 'signal': {
+      const sent = signalRunning(pidFilePath(), args.action as ControlAction)
+      if (!sent.ok) {
+        process.stderr.write(`navigator: ${sent.message}\n`)
+        process.exit(EXIT_NOT_RUNNING)
+      }
+      process.stdout.write(sent.message + '\n')
+      return
+    }
     case 'run':
       await run(args.file)
   }

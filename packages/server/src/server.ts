@@ -112,7 +112,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const log = first.log
   // Off Fly a client could forge X-Forwarded-*; on Fly every request comes through Fly's proxy or a peer.
   const trustForwarded = identity.machineId !== null
-  const supervisor = new Supervisor({ applications: config.applications, logger: log, env })
+  const supervisor = new Supervisor({ applications: config.applications, managedProcesses: config.managedProcesses, logger: log, env })
   const proxy: UpstreamProxy = createUpstreamProxy({ headersTimeoutMs, collectEveryBodyBytes: UPLOAD_BYTES_PER_MINOR_GC, trustForwarded })
   const webSockets = new WebSocketRelay({ log, trustForwarded })
   const machineIdle = machineIdleFor(config, identity, log)
@@ -161,7 +161,12 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     server,
     log,
     listen,
-    reload: async (next) => { await reload({ generations, supervisor, log, newApp, prepare: prepareNext }, next) },
+    reload: async (next) => {
+      await reload({ generations, supervisor, log, newApp, prepare: prepareNext }, next)
+      if (generations.closing) return
+      // In the background, as a replaced tenant's drain: a changed managed process restarts, an unchanged one runs on.
+      supervisor.updateManagedProcesses(next.managedProcesses).catch((err: Error) => { log.error({ err }, 'applying the reloaded managed_processes failed') })
+    },
     close: async () => {
       await shutdown(parts)
       await closeServer(metricsServer)

@@ -1,4 +1,5 @@
 import { test } from 'tap'
+import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { IncomingHttpHeaders } from 'node:http'
 import pino from 'pino'
@@ -23,6 +24,7 @@ interface Case {
 }
 
 const COOKIE = '_navigator_machine'
+const basic = (credentials: string): string => `Basic ${Buffer.from(credentials).toString('base64')}`
 
 const CASES: Record<string, Case[]> = {
   'normalise-path': [{ path: '/old/../app/page?x=1', headers: { cookie: `${COOKIE}=m1` } }, { path: '/app/..%2fsecret' }],
@@ -36,6 +38,11 @@ const CASES: Record<string, Case[]> = {
   'health-check': [{ path: '/up' }, { path: '/up?probe=1' }],
   rewrites: [{ path: '/old/page?x=1' }],
   'static-files': [{ path: '/file.txt' }, { method: 'HEAD', path: '/file.txt' }],
+  auth: [
+    { path: '/private/page' },
+    { path: '/private/page', headers: { authorization: basic('ann:wrong') } },
+    { path: '/private/page', headers: { authorization: basic('ann:secret') } }
+  ],
   'replay-rules': [{ path: '/api/things' }, { method: 'POST', path: '/api/things', headers: { 'fly-replay-failed': 'reason=timeout' }, body: 'x' }],
   'sticky-sessions': [
     { path: '/app/page', headers: { cookie: `${COOKIE}=m2` } },
@@ -62,6 +69,11 @@ function configText (ports: Ports): string {
     '  metrics:',
     '    path: /metrics',
     '  status: {}',
+    'auth:',
+    '  enabled: true',
+    '  realm: Steps',
+    '  htpasswd: htpasswd',
+    '  public_paths: ["/app/*", "/old/*", "/api/*", "/cable", "/nowhere"]',
     'routes:',
     '  rewrites:',
     '    - pattern: "^/old/(.*)"',
@@ -229,7 +241,10 @@ interface Site { ports: Ports, dir: string }
 async function site (): Promise<Site> {
   return {
     ports: { listen: await freePort(), startPort: await freePort(), cable: await freePort(), peer: await freePort() },
-    dir: tempDir({ 'public/file.txt': 'a static file\n' })
+    dir: tempDir({
+      'public/file.txt': 'a static file\n',
+      htpasswd: `ann:{SHA}${createHash('sha1').update('secret').digest('base64')}\n`
+    })
   }
 }
 
@@ -266,6 +281,9 @@ for (const level of ['info', 'debug']) {
     t.match(file, { status: 200, body: 'a static file\n' })
     t.ok(file.headers.etag, 'sent by @fastify/static, with an ETag')
     t.match(head, { status: 200, body: '' })
+    const [missing, wrong, right] = raw.answers.auth as Array<{ status: number, body: string, headers: IncomingHttpHeaders }>
+    t.match([missing, wrong], [{ status: 401, headers: { 'www-authenticate': 'Basic realm="Steps"' } }, { status: 401 }], 'no password, or a wrong one: 401')
+    t.match(right, { status: 404, body: 'Not Found\n' }, 'the right one: on to the next steps (nothing serves /private)')
     const [replayed, failedReplay] = raw.answers['replay-rules'] as Array<{ status: number, headers: IncomingHttpHeaders }>
     t.match(replayed, { status: 307, headers: { 'fly-replay': 'region=iad;state=nav-rule' } })
     t.equal(failedReplay.status, 503, 'a replay that failed gets the maintenance page')

@@ -10,8 +10,11 @@ export {
   type ExitEvent,
   type RestartEvent,
   type IdleStopEvent,
-  type OutputEvent
+  type OutputEvent,
+  type ManagedSpawnEvent
 } from './supervisor.js'
+export { ManagedProcess, managedSignature, type ManagedState, type ManagedStatus } from './managed.js'
+export { RestartDelays } from './backoff.js'
 export { processSupervisor, type ProcessSupervisorOptions } from './plugin.js'
 export { MachineIdle, DEFAULT_API_SOCKET, MACHINES_API_TIMEOUT_MS, type MachineIdleOptions } from './machine-idle.js'
 export {

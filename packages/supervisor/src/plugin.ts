@@ -30,7 +30,8 @@ const SUPERVISOR_FIELDS = Object.keys({
   host: true,
   stopGraceMs: true,
   drainMs: true,
-  restartBackoff: true
+  restartBackoff: true,
+  managedProcesses: true
 } satisfies Record<keyof SupervisorOptions, true>)
 
 /** The existing supervisor to decorate with, or null when the plugin is to create its own. */

@@ -6,6 +6,9 @@ import { pollUntilReady, probeTcp } from './readiness.js'
 import { waitForDrain } from './drain.js'
 import { listenerOwner } from './listener-owner.js'
 import { isPortFree } from './ports.js'
+import { RestartDelays, type RestartBackoff } from './backoff.js'
+
+export { RESTART_BACKOFF_INITIAL_MS, RESTART_BACKOFF_MAX_MS, RESTART_BACKOFF_RESET_MS, type RestartBackoff } from './backoff.js'
 
 export type StandaloneState = 'starting' | 'running' | 'backoff' | 'stopped'
 
@@ -16,19 +19,6 @@ export interface StandaloneStatus {
   restarts: number
   /** Why the last spawn failed when it cannot succeed as configured (a missing command or folder); else null. */
   cannotStart: string | null
-}
-
-/** First restart delay after a crash. */
-export const RESTART_BACKOFF_INITIAL_MS = 100
-/** The delay doubles after each crash up to this. */
-export const RESTART_BACKOFF_MAX_MS = 30_000
-/** A server that stayed up this long starts again from the initial delay when it next crashes. */
-export const RESTART_BACKOFF_RESET_MS = 60_000
-
-export interface RestartBackoff {
-  initialMs: number
-  maxMs: number
-  resetAfterMs: number
 }
 
 /** The environment of a standalone server: Navigator's, then PORT (its fixed port), then its own `env`. */
@@ -53,7 +43,7 @@ export class StandaloneServer {
   state: StandaloneState = 'stopped'
   restarts = 0
   private group: ProcessGroup | null = null
-  private nextDelayMs: number
+  private readonly delays: RestartDelays
   private upSince: number | null = null
   private restartTimer: NodeJS.Timeout | null = null
   private readiness: AbortController | null = null
@@ -71,9 +61,9 @@ export class StandaloneServer {
   constructor (
     private readonly context: SupervisorContext,
     public config: StandaloneServerConfig,
-    private readonly backoff: RestartBackoff
+    backoff: RestartBackoff
   ) {
-    this.nextDelayMs = backoff.initialMs
+    this.delays = new RestartDelays(backoff)
   }
 
   get name (): string {
@@ -272,10 +262,8 @@ export class StandaloneServer {
       this.state = 'stopped'
       return
     }
-    const healthyFor = this.upSince === null ? 0 : Date.now() - this.upSince
-    if (wasRunning && healthyFor >= this.backoff.resetAfterMs) this.nextDelayMs = this.backoff.initialMs
-    const delayMs = this.nextDelayMs
-    this.nextDelayMs = Math.min(delayMs * 2, this.backoff.maxMs)
+    const healthyFor = !wasRunning || this.upSince === null ? 0 : Date.now() - this.upSince
+    const delayMs = this.delays.next(healthyFor)
     this.state = 'backoff'
     this.settleWaiters(false)
     this.context.events.emit('restart', { name: this.name, delayMs })

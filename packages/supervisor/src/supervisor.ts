@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import type { ApplicationsConfig } from '@navigator/config'
+import type { ApplicationsConfig, ManagedProcessConfig } from '@navigator/config'
 import type { SupervisorContext } from './context.js'
 import { InvalidOptionError, StoppedError, UnknownTenantError } from './errors.js'
 import type { SupervisorLogger } from './logger.js'
@@ -13,6 +13,7 @@ import {
   type RestartBackoff,
   type StandaloneStatus
 } from './standalone.js'
+import { ManagedProcess, managedSignature, type ManagedStatus } from './managed.js'
 import { Tenant, type TenantStatus } from './tenant.js'
 import { tenantSignature } from './tenant-launch.js'
 
@@ -39,6 +40,8 @@ export interface SupervisorOptions {
   drainMs?: number
   /** Standalone server restart backoff; defaults to 100 ms doubling to 30 s, reset after 60 s up. */
   restartBackoff?: Partial<RestartBackoff>
+  /** The top-level `managed_processes`: started first (after their start_delay), stopped last, in reverse order. */
+  managedProcesses?: ManagedProcessConfig[]
 }
 
 export interface SpawnEvent { name: string, kind: 'tenant' | 'standalone', pid: number, port: number }
@@ -47,6 +50,7 @@ export interface ExitEvent { name: string, code: number | null, signal: NodeJS.S
 export interface RestartEvent { name: string, delayMs: number }
 export interface IdleStopEvent { name: string }
 export interface OutputEvent { name: string, stream: 'stdout' | 'stderr', line: string }
+export interface ManagedSpawnEvent { name: string, pid: number }
 
 /**
  * Starts, watches, restarts and stops Navigator's child processes: tenants (lazy or eager,
@@ -73,6 +77,8 @@ export class Supervisor extends EventEmitter {
   private readonly serverChanges = new Map<StandaloneServer, Promise<void>>()
   private readonly drainMs: number
   private closed = false
+  /** In configuration order: started in it, stopped in reverse. */
+  private managed: ManagedProcess[] = []
 
   constructor (options: SupervisorOptions) {
     super()
@@ -100,6 +106,9 @@ export class Supervisor extends EventEmitter {
       applications: options.applications
     }
     this.load(options.applications)
+    const managed = options.managedProcesses ?? []
+    if (!Array.isArray(managed)) throw new InvalidOptionError('managedProcesses must be the normalised list of managed processes')
+    this.managed = managed.map((config) => new ManagedProcess(this.context, config, this.backoff))
   }
 
   /**
@@ -109,6 +118,8 @@ export class Supervisor extends EventEmitter {
    */
   async start (): Promise<void> {
     this.closed = false
+    // First, in order: a worker may need Redis before any app does.
+    for (const managed of this.managed) await managed.start()
     await Promise.all([...this.standalone.values()].map((server) => server.start()))
     for (const tenant of this.tenants.values()) {
       if (tenant.config.start === 'eager') this.startEager(tenant)
@@ -262,6 +273,42 @@ export class Supervisor extends EventEmitter {
       ...[...this.retired].map((tenant) => tenant.stop()),
       ...[...this.standalone.values()].map((server) => server.stop())
     ])
+    // After the apps that use them, last started first stopped (Rails, then Sidekiq, then Redis).
+    for (const managed of [...this.managed].reverse()) await managed.stop()
+  }
+
+  /** Status of a managed process; NAV_SUPERVISOR_UNKNOWN_TENANT for a name that is not one. */
+  managedStatus (name: string): ManagedStatus {
+    const managed = this.managed.find((process) => process.name === name)
+    if (managed === undefined) throw new UnknownTenantError(name)
+    return managed.status()
+  }
+
+  /**
+   * Applies a reloaded `managed_processes`: an unchanged process (command, args, working directory, env) keeps
+   * running with the new auto_restart and start_delay; a changed one is stopped and started again, a removed one
+   * stopped, a new one started (each start waits its start_delay). Resolves once all of that is done.
+   */
+  async updateManagedProcesses (configs: ManagedProcessConfig[]): Promise<void> {
+    if (!Array.isArray(configs)) throw new InvalidOptionError('managedProcesses must be the normalised list of managed processes')
+    if (this.closed) return
+    const previous = new Map(this.managed.map((process) => [process.name, process]))
+    const changes: Promise<void>[] = []
+    this.managed = configs.map((config) => {
+      const current = previous.get(config.name)
+      previous.delete(config.name)
+      if (current === undefined) {
+        const fresh = new ManagedProcess(this.context, config, this.backoff)
+        changes.push(fresh.start())
+        return fresh
+      }
+      const changed = managedSignature(current.config) !== managedSignature(config)
+      current.config = config
+      if (changed) changes.push(current.stop().then(async () => { if (!this.closed) await current.start() }))
+      return current
+    })
+    for (const removed of previous.values()) changes.push(removed.stop())
+    await Promise.all(changes)
   }
 
   /** Stops a replaced or removed tenant once it is idle (or after drainMs); stop() stops it at once. */

@@ -768,6 +768,142 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
       "additionalProperties": false,
       "description": "Navigator's own log lines (their level is LOG_LEVEL in the environment).",
       "default": {}
+    },
+    "managed_processes": {
+      "type": "array",
+      "items": {
+        "type": "object",
+        "required": [
+          "name",
+          "command"
+        ],
+        "properties": {
+          "name": {
+            "type": "string",
+            "minLength": 1,
+            "description": "Unique name, used in logs (every output line carries it)."
+          },
+          "command": {
+            "type": "string",
+            "minLength": 1,
+            "description": "Program to run (no shell); a name without \"/\" is looked up on PATH."
+          },
+          "args": {
+            "type": "array",
+            "items": {
+              "type": "string"
+            },
+            "description": "Arguments of the program.",
+            "default": []
+          },
+          "working_dir": {
+            "type": "string",
+            "minLength": 1,
+            "description": "Working directory, relative to the config file's folder. Default: that folder."
+          },
+          "env": {
+            "type": "object",
+            "patternProperties": {
+              "^.*$": {
+                "type": "string"
+              }
+            },
+            "description": "Extra environment of the process, on top of Navigator's.",
+            "default": {}
+          },
+          "auto_restart": {
+            "type": "boolean",
+            "description": "Start it again, with backoff, when it exits with a failure (a non-zero status or a signal); an exit with status 0 is final.",
+            "default": false
+          },
+          "start_delay": {
+            "anyOf": [
+              {
+                "type": "string",
+                "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+              },
+              {
+                "type": "integer",
+                "minimum": 0
+              }
+            ],
+            "description": "Wait this long after Navigator starts before starting it: a Go duration, or a number of seconds.",
+            "errorMessage": "must be a Go duration such as 500ms or 2s, or a whole number of seconds",
+            "default": "0s"
+          }
+        },
+        "additionalProperties": false,
+        "description": "A long-running process that serves no HTTP (a job worker, Redis): started at boot, stopped after the tenants."
+      },
+      "description": "Processes started before Navigator listens and kept running (in the order given; stopped in reverse order after the tenants).",
+      "default": []
+    },
+    "auth": {
+      "type": "object",
+      "properties": {
+        "enabled": {
+          "type": "boolean",
+          "description": "Ask for HTTP Basic credentials (checked against htpasswd) before anything is proxied or replayed; static files of public_dir, the health check, the metrics and the status page are answered before it.",
+          "default": false
+        },
+        "realm": {
+          "type": "string",
+          "minLength": 1,
+          "description": "The realm in `WWW-Authenticate: Basic realm=\"...\"` (the name browsers show in their prompt).",
+          "default": "Restricted"
+        },
+        "htpasswd": {
+          "anyOf": [
+            {
+              "type": "string",
+              "minLength": 1
+            },
+            {
+              "type": "null"
+            }
+          ],
+          "description": "The htpasswd file, relative to the config file's folder; required when enabled. bcrypt (`$2y$`, `$2a$`, `$2b$`), Apache MD5 (`$apr1$`), MD5-crypt (`$1$`), `{SHA}`, `{SSHA}` and plain text entries. Reread when it changes (looked at once a second), without a reload.",
+          "default": null,
+          "errorMessage": "must be a file path"
+        },
+        "public_paths": {
+          "type": "array",
+          "items": {
+            "type": "string"
+          },
+          "description": "Paths that need no password: \"/favicon.ico\" exact, \"/assets/\" the prefix, \"/assets/*\" everything below /assets/, \"*.css\" a last segment; `*` and `?` never match \"/\" except in a final \"/*\". Matched on the path with its dot segments resolved, and on the forwarded path when a rewrite changed it: both must be public.",
+          "default": []
+        },
+        "auth_patterns": {
+          "type": "array",
+          "items": {
+            "type": "object",
+            "required": [
+              "pattern",
+              "action"
+            ],
+            "properties": {
+              "pattern": {
+                "type": "string",
+                "minLength": 1,
+                "description": "JavaScript regular expression matched on the request path (and on the forwarded path, when a rewrite changed it)."
+              },
+              "action": {
+                "type": "string",
+                "minLength": 1,
+                "description": "\"off\": no password asked; any other value: a password asked, with this as the realm."
+              }
+            },
+            "additionalProperties": false,
+            "description": "An auth pattern; the first whose pattern matches decides, before public_paths are looked at."
+          },
+          "description": "Regular-expression rules, tried in order before public_paths.",
+          "default": []
+        }
+      },
+      "additionalProperties": false,
+      "description": "HTTP Basic authentication against an htpasswd file; absent or not enabled = off.",
+      "default": {}
     }
   },
   "additionalProperties": false,

@@ -4,6 +4,7 @@ import { withForwardOptions } from '@navigator/proxy'
 import type { MaintenanceResponder, Step, UpstreamProxy, WebSocketRelay } from '@navigator/proxy'
 import type { NavigatorMetrics } from '../metrics.js'
 import type { NavigatorStatus } from '../status.js'
+import { auth } from './auth.js'
 import { healthCheck } from './health-check.js'
 import { metrics } from './metrics.js'
 import { normalisePath } from './normalise-path.js'
@@ -71,7 +72,8 @@ export interface Steps {
  *   health-check        server.health_check, answered here
  *   rewrites            routes.rewrites: the forwarded path
  *   static-files        public_dir (forwarded path)
- *                       (authentication goes here: before anything is proxied, static files excepted)
+ *   auth                auth: 401 without a right password, before anything is proxied or replayed (static
+ *                       files, the health check, the metrics and the status page are answered before it)
  *                       (redirects go here)
  *   replay-rules        routes.fly.replay (original path)
  *   sticky-sessions     routes.fly.sticky_sessions (original path)
@@ -91,6 +93,7 @@ export function createSteps (options: StepOptions): Steps {
     healthCheck(options),
     rewrites(options),
     staticFiles(options),
+    auth(options),
     replayRules(toPeers),
     sticky?.step ?? null,
     standaloneServers(options),

@@ -1,0 +1,46 @@
+import { test } from 'tap'
+import { createHash } from 'node:crypto'
+import bcrypt from 'bcryptjs'
+import { parseHtpasswd, verifyPassword } from '../src/htpasswd.js'
+import { compilePublicPath } from '../src/steps/auth.js'
+
+// The hash kinds the end-to-end test (auth.test.ts) does not go through, with hashes made by other tools:
+// `openssl passwd -1 -salt abcdefgh secret` and `openssl passwd -apr1 -salt gnL/9j47 secret`.
+
+const salt = Buffer.from('saltsalt')
+const ssha = '{SSHA}' + Buffer.concat([createHash('sha1').update('secret').update(salt).digest(), salt]).toString('base64')
+
+test('each supported kind verifies its password and only it; an unknown prefix is refused, never read as plain text', async (t) => {
+  const { users, unsupported } = parseHtpasswd([
+    '# comment',
+    '',
+    `bcrypt2a:${bcrypt.hashSync('secret', 4).replace(/^\$2b\$/, '$2a$')}`,
+    'md5crypt:$1$abcdefgh$cHJi5PXp/ki/ktXzqlk6I1',
+    'apr1:$apr1$gnL/9j47$ZqwNZ6pjc0dgI8wcaMDQv0',
+    `ssha:${ssha}`,
+    'plain:secret',
+    'sha512:$6$salt$abcdef',
+    'windows:{PLAIN}x\r'
+  ].join('\n'))
+  t.same([...users.keys()], ['bcrypt2a', 'md5crypt', 'apr1', 'ssha', 'plain'])
+  t.same(unsupported, [{ line: 8, user: 'sha512' }, { line: 9, user: 'windows' }])
+  for (const [user, entry] of users) {
+    t.equal(await verifyPassword(entry, 'secret'), true, `${user}: the right password`)
+    t.equal(await verifyPassword(entry, 'secreT'), false, `${user}: a wrong one`)
+  }
+})
+
+test('public path forms match what they say', async (t) => {
+  const cases: Array<[string, string[], string[]]> = [
+    ['/assets/*', ['/assets/', '/assets/a.js', '/assets/a/b.js'], ['/assets', '/assetsX', '/x/assets/a.js']],
+    ['/assets/', ['/assets/', '/assets/a/b.js'], ['/assets', '/assetsX/a']],
+    ['*.css', ['/a.css', '/x/y/a.css'], ['/a.css/x', '/a.cssx', '/acss']],
+    ['/api/v?/public/*', ['/api/v1/public/x'], ['/api/v1/x/public/y', '/api/v12/public/x']],
+    ['/favicon.ico', ['/favicon.ico'], ['/favicon.ico/x', '/x/favicon.ico', '/faviconXico']]
+  ]
+  for (const [pattern, open, closed] of cases) {
+    const regex = compilePublicPath(pattern)
+    for (const path of open) t.ok(regex.test(path), `${pattern} opens ${path}`)
+    for (const path of closed) t.notOk(regex.test(path), `${pattern} does not open ${path}`)
+  }
+})
