@@ -3,6 +3,9 @@
 
 export const DEFAULT_PUBLIC_DIR = 'public'
 export const DEFAULT_ALLOW_DOTFILES = false
+export const DEFAULT_NORMALIZE_TRAILING_SLASHES = false
+/** The Go Navigator's status for a redirect (302 Found). */
+export const DEFAULT_REDIRECT_STATUS = 302
 export const DEFAULT_SHUTDOWN_TIMEOUT = '30s'
 export const DEFAULT_IDLE_ACTION = 'suspend'
 export const DEFAULT_IDLE_TIMEOUT = '20m'

@@ -13,13 +13,28 @@ const UNIT_NANOSECONDS: Record<string, bigint> = {
   h: 3_600_000_000_000n
 }
 
+/** Days, weeks and years (365 days) as well: the Go Navigator reads cache max-ages such as `1y` so. */
+const CACHE_UNIT_NANOSECONDS: Record<string, bigint> = {
+  ...UNIT_NANOSECONDS,
+  d: 86_400_000_000_000n,
+  w: 604_800_000_000_000n,
+  y: 31_536_000_000_000_000n
+}
+
 const COMPONENT_SOURCE = '(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h)'
 
 /** JSON Schema / RegExp source that accepts exactly what `parseDuration` accepts. */
 export const DURATION_PATTERN = `^(?:0|(?:${COMPONENT_SOURCE})+)$`
 
+const CACHE_COMPONENT_SOURCE = '(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h|d|w|y)'
+
+/** JSON Schema / RegExp source that accepts exactly what `parseCacheDuration` accepts. */
+export const CACHE_DURATION_PATTERN = `^(?:0|(?:${CACHE_COMPONENT_SOURCE})+)$`
+
 const DURATION_REGEX = new RegExp(DURATION_PATTERN)
 const COMPONENT_REGEX = /(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h)/g
+const CACHE_DURATION_REGEX = new RegExp(CACHE_DURATION_PATTERN)
+const CACHE_COMPONENT_REGEX = /(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h|d|w|y)/g
 const MAX_NANOSECONDS = 9_223_372_036_854_775_807n // Go's time.Duration is an int64
 
 /** True when `text` is a duration `parseDuration` accepts. */
@@ -35,10 +50,25 @@ export function parseDuration (text: string): number {
   if (typeof text !== 'string' || !DURATION_REGEX.test(text)) {
     throw new TypeError(`${JSON.stringify(text)} is not a duration: use Go's format, for example 500ms, 30m, 2h or 1h30m`)
   }
+  return sumComponents(text, COMPONENT_REGEX, UNIT_NANOSECONDS)
+}
+
+/**
+ * Parses a cache lifetime (`server.static.cache_control`) into milliseconds: a Go duration, or one in days (`d`),
+ * weeks (`w`) or years of 365 days (`y`), as in `1y`, `1.5y`, `2w3d`.
+ */
+export function parseCacheDuration (text: string): number {
+  if (typeof text !== 'string' || !CACHE_DURATION_REGEX.test(text)) {
+    throw new TypeError(`${JSON.stringify(text)} is not a duration: use Go's format or days, weeks and years, for example 0, 5m, 24h, 7d, 1w or 1y`)
+  }
+  return sumComponents(text, CACHE_COMPONENT_REGEX, CACHE_UNIT_NANOSECONDS)
+}
+
+function sumComponents (text: string, components: RegExp, units: Record<string, bigint>): number {
   if (text === '0') return 0
   let total = 0n
-  for (const match of text.matchAll(COMPONENT_REGEX)) {
-    const unit = UNIT_NANOSECONDS[match[3]]
+  for (const match of text.matchAll(components)) {
+    const unit = units[match[3]]
     const whole = match[1] === '' ? 0n : BigInt(match[1])
     total += whole * unit
     const fraction = match[2] ?? ''

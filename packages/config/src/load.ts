@@ -8,6 +8,9 @@ import { dirname, resolve } from 'node:path'
 import { parseDuration } from './duration.js'
 import { parseAddressBlock } from './address-block.js'
 import { checkAuthFile, normaliseAuth } from './auth.js'
+import { normaliseHealthCheck } from './health-check.js'
+import { maintenancePageOf, normaliseMaintenance } from './maintenance.js'
+import { normaliseReverseProxies } from './reverse-proxies.js'
 import { checkLaunchPaths, checkManagedLaunchPaths } from './launch-paths.js'
 import { DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, parseListen } from './listen.js'
 import { isValidMachineId } from './machine-id.js'
@@ -15,6 +18,7 @@ import { pathPatternProblem } from './paths.js'
 import { cookieDomainProblem, stickyHeaderProblem } from './sticky-fields.js'
 import { ConfigError, ProblemCollector, type KeyPath } from './problems.js'
 import { environmentLookup, referencedNames, substitute, tenantLookup, type VariableLookup } from './substitute.js'
+import { normaliseStaticRules } from './static-rules.js'
 import { reportSchemaProblems } from './validate.js'
 import { documentValue, parseFast, parseWithPositions, type PositionedYaml } from './yaml-source.js'
 import {
@@ -24,11 +28,11 @@ import {
   DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_START_PORT, DEFAULT_STARTUP_TIMEOUT, DEFAULT_TENANT_ARGS, DEFAULT_TENANT_COMMAND,
   DEFAULT_TENANT_HEALTH_CHECK, DEFAULT_ALLOW_DOTFILES, DEFAULT_COOKIE_PARTITIONED, DEFAULT_DIRECT_PROXY,
   DEFAULT_MAX_REPLAY_BODY, DEFAULT_PEER_WRITE_TIMEOUT, DEFAULT_METRICS_ALLOW, DEFAULT_METRICS_PATH, DEFAULT_STATUS_ALLOW, DEFAULT_STATUS_PATH, DEFAULT_STICKY_DEBUG_HEADER, DEFAULT_LOG_FORMAT,
-  DEFAULT_MANAGED_AUTO_RESTART, DEFAULT_MANAGED_START_DELAY
+  DEFAULT_MANAGED_AUTO_RESTART, DEFAULT_MANAGED_START_DELAY, DEFAULT_REDIRECT_STATUS
 } from './defaults.js'
 import type {
   AddressBlock, ApplicationsConfig, LoggingConfig, ManagedProcessConfig, DirectProxyMode, FallbackMode, IdleAction, IdleConfig, ListenAddress, MetricsConfig, NavigatorConfig, ReplayRule, ReplayTarget,
-  RewriteRule, RoutesConfig, SameSite, ServerConfig, StandaloneServerConfig, StartMode, StatusConfig, StickySessionsConfig
+  RewriteRule, RoutesConfig, SameSite, ServerConfig, StandaloneServerConfig, StartMode, StatusConfig, StickySessionsConfig, HookConfig, ServerHooks, TenantHooks
 } from './types.js'
 
 export { ConfigError } from './problems.js'
@@ -105,6 +109,8 @@ export function parseConfig (text: string, options: ParseOptions = {}): Navigato
 // Tenant command/args/env and applications env/command/args keep their references:
 // they resolve per tenant (var, PORT, environment), checked in checkTenantReferences.
 function keepsReferences (path: KeyPath): boolean {
+  // Hooks resolve theirs when they run: a tenant's from its var and env, the server's from the environment.
+  if (path[0] === 'hooks' || path[3] === 'hooks') return path.includes('args') || path[path.length - 1] === 'command'
   if (path[0] !== 'applications') return false
   if (path[1] === 'env' || path[1] === 'command' || path[1] === 'args') return true
   return path[1] === 'tenants' && (path[3] === 'env' || path[3] === 'command' || path[3] === 'args')
@@ -114,7 +120,7 @@ function keepsReferences (path: KeyPath): boolean {
 // and `args: [-p, 4001]` are what people write, so numbers and booleans there become strings.
 function holdsStrings (path: KeyPath): boolean {
   const parent = path[path.length - 2]
-  if (parent === 'env' || parent === 'var' || parent === 'args') return path[0] === 'applications' || path[0] === 'managed_processes'
+  if (parent === 'env' || parent === 'var' || parent === 'args') return path[0] === 'applications' || path[0] === 'managed_processes' || path[0] === 'hooks'
   return false
 }
 
@@ -148,7 +154,7 @@ interface Context {
   problems: ProblemCollector
 }
 
-type Normalised = Pick<NavigatorConfig, 'server' | 'routes' | 'applications' | 'logging' | 'managedProcesses' | 'auth'>
+type Normalised = Pick<NavigatorConfig, 'server' | 'routes' | 'applications' | 'logging' | 'managedProcesses' | 'auth' | 'maintenance' | 'serverHooks'>
 
 // The schema pass has reported wrong types already; the helpers below read
 // defensively so that semantic checks still run on everything else.
@@ -216,16 +222,50 @@ function urlPath (value: unknown, path: KeyPath, ctx: Context): void {
 function normalise (value: unknown, ctx: Context): Normalised {
   const root = record(value)
   return {
-    server: normaliseServer(record(root.server), ctx),
+    server: normaliseServer(record(root.server), record(root.maintenance), ctx),
+    maintenance: normaliseMaintenance(record(root.maintenance)),
     routes: normaliseRoutes(record(root.routes), ctx),
-    applications: normaliseApplications(record(root.applications), ctx),
+    applications: normaliseApplications(record(root.applications), record(record(root.hooks).tenant), ctx),
     logging: { format: text(record(root.logging).format, DEFAULT_LOG_FORMAT) as LoggingConfig['format'] },
     managedProcesses: normaliseManagedProcesses(root.managed_processes, ctx),
-    auth: normaliseAuth(record(root.auth), ctx.dir, ctx.problems, (pattern, path) => regex(pattern, path, ctx))
+    auth: normaliseAuth(record(root.auth), ctx.dir, ctx.problems, (pattern, path) => regex(pattern, path, ctx)),
+    serverHooks: normaliseServerHooks(record(record(root.hooks).server), ctx)
   }
 }
 
-function normaliseServer (server: Record<string, unknown>, ctx: Context): ServerConfig {
+function normaliseHooks (value: unknown, at: KeyPath, ctx: Context): HookConfig[] {
+  const entries = Array.isArray(value) ? value : value === undefined ? [] : [value]
+  return entries.map((item, index) => {
+    const hook = record(item)
+    const here = Array.isArray(value) ? [...at, index] : at
+    return {
+      command: text(hook.command, ''),
+      args: strings(hook.args),
+      timeoutMs: durationMs(hook.timeout, [...here, 'timeout'], '0', ctx),
+      reloadConfig: typeof hook.reload_config === 'string' ? resolve(ctx.dir, hook.reload_config) : null
+    }
+  })
+}
+
+function normaliseServerHooks (server: Record<string, unknown>, ctx: Context): ServerHooks {
+  const at = (moment: string): KeyPath => ['hooks', 'server', moment]
+  return {
+    start: normaliseHooks(server.start, at('start'), ctx),
+    ready: normaliseHooks(server.ready, at('ready'), ctx),
+    idle: normaliseHooks(server.idle, at('idle'), ctx),
+    resume: normaliseHooks(server.resume, at('resume'), ctx)
+  }
+}
+
+/** Every tenant's hooks: those of hooks.tenant first, then its own (as the Go Navigator runs them). */
+function normaliseTenantHooks (defaults: Record<string, unknown>, own: Record<string, unknown>, at: KeyPath, ctx: Context): TenantHooks {
+  return {
+    start: [...normaliseHooks(defaults.start, ['hooks', 'tenant', 'start'], ctx), ...normaliseHooks(own.start, [...at, 'start'], ctx)],
+    stop: [...normaliseHooks(defaults.stop, ['hooks', 'tenant', 'stop'], ctx), ...normaliseHooks(own.stop, [...at, 'stop'], ctx)]
+  }
+}
+
+function normaliseServer (server: Record<string, unknown>, maintenance: Record<string, unknown>, ctx: Context): ServerConfig {
   let listen: ListenAddress = { host: DEFAULT_LISTEN_HOST, port: DEFAULT_LISTEN_PORT }
   try {
     listen = parseListen((server.listen ?? DEFAULT_LISTEN_PORT) as number | string)
@@ -233,9 +273,10 @@ function normaliseServer (server: Record<string, unknown>, ctx: Context): Server
     ctx.problems.add(['server', 'listen'], (err as Error).message)
   }
   const publicDir = resolve(ctx.dir, text(record(server.static).public_dir, DEFAULT_PUBLIC_DIR))
-  const maintenancePage = typeof server.maintenance_page === 'string' ? resolve(publicDir, server.maintenance_page) : null
-  urlPath(server.health_check, ['server', 'health_check'], ctx)
-  const healthCheck = typeof server.health_check === 'string' ? server.health_check : null
+  const maintenancePage = maintenancePageOf(maintenance, server.maintenance_page, publicDir, ctx.problems) ??
+    (typeof server.maintenance_page === 'string' ? resolve(publicDir, server.maintenance_page) : null)
+  const { path: healthCheck, response: healthCheckResponse } = normaliseHealthCheck(server.health_check, ctx.problems)
+  urlPath(healthCheck ?? undefined, isRecord(server.health_check) ? ['server', 'health_check', 'path'] : ['server', 'health_check'], ctx)
   let idle: IdleConfig | null = null
   if (isRecord(server.idle)) {
     idle = {
@@ -249,8 +290,10 @@ function normaliseServer (server: Record<string, unknown>, ctx: Context): Server
     listen,
     publicDir,
     allowDotfiles: flag(record(server.static).allow_dotfiles, DEFAULT_ALLOW_DOTFILES),
+    staticRules: normaliseStaticRules(server.static, ctx.problems),
     maintenancePage,
     healthCheck,
+    healthCheckResponse,
     idle,
     metrics,
     status: isRecord(server.status) ? normaliseStatus(server.status, healthCheck, metrics, ctx) : null,
@@ -310,12 +353,19 @@ const SAME_SITE: Record<string, SameSite> = { strict: 'Strict', lax: 'Lax', none
 function normaliseRoutes (routes: Record<string, unknown>, ctx: Context): RoutesConfig {
   const rewrites: RewriteRule[] = list(routes.rewrites).map((item, index) => {
     const rule = record(item)
-    return { pattern: regex(rule.pattern, ['routes', 'rewrites', index, 'pattern'], ctx), rewrite: text(rule.rewrite, '') }
+    const redirectStatus = rule.redirect === true ? integer(rule.status, DEFAULT_REDIRECT_STATUS) : null
+    return { pattern: regex(rule.pattern, ['routes', 'rewrites', index, 'pattern'], ctx), rewrite: text(rule.rewrite, ''), redirectStatus }
+  })
+  const redirects: RewriteRule[] = list(routes.redirects).map((item, index) => {
+    const rule = record(item)
+    return { pattern: regex(rule.from, ['routes', 'redirects', index, 'from'], ctx), rewrite: text(rule.to, '/'), redirectStatus: integer(rule.status, DEFAULT_REDIRECT_STATUS) }
   })
   const fly = record(routes.fly)
   const replay = list(fly.replay).map((item, index) => normaliseReplayRule(record(item), ['routes', 'fly', 'replay', index], ctx))
   return {
+    redirects,
     rewrites,
+    reverseProxies: normaliseReverseProxies(routes.reverse_proxies, ctx.problems, (pattern, path) => regex(pattern, path, ctx)),
     fly: {
       replay,
       stickySessions: normaliseSticky(record(fly.sticky_sessions), ctx),
@@ -474,7 +524,7 @@ function peerOrigin (value: string): string | null {
   return url.origin
 }
 
-function normaliseApplications (applications: Record<string, unknown>, ctx: Context): ApplicationsConfig {
+function normaliseApplications (applications: Record<string, unknown>, tenantHooks: Record<string, unknown>, ctx: Context): ApplicationsConfig {
   const at = ['applications']
   urlPath(applications.health_check, [...at, 'health_check'], ctx)
   const config: ApplicationsConfig = {
@@ -523,7 +573,8 @@ function normaliseApplications (applications: Record<string, unknown>, ctx: Cont
       start: text(tenant.start, 'lazy') as StartMode,
       env: stringRecord(tenant.env),
       command: typeof tenant.command === 'string' ? tenant.command : null,
-      args: Array.isArray(tenant.args) ? strings(tenant.args) : null
+      args: Array.isArray(tenant.args) ? strings(tenant.args) : null,
+      hooks: normaliseTenantHooks(tenantHooks, record(tenant.hooks), [...here, 'hooks'], ctx)
     })
   })
 

@@ -5,9 +5,11 @@
 // ${NAME} resolution, ...) live in load.ts.
 
 import { Type, type Static, type TSchema } from 'typebox'
-import { DURATION_PATTERN } from './duration.js'
+import { CACHE_DURATION_PATTERN, DURATION_PATTERN } from './duration.js'
 import {
   DEFAULT_ALLOW_DOTFILES,
+  DEFAULT_NORMALIZE_TRAILING_SLASHES,
+  DEFAULT_REDIRECT_STATUS,
   DEFAULT_PUBLIC_DIR,
   DEFAULT_SHUTDOWN_TIMEOUT,
   DEFAULT_IDLE_ACTION,
@@ -112,10 +114,46 @@ export const StatusSchema = Type.Object({
   allow: Type.Optional(stringList('Clients that may see the status page: IP addresses or blocks (`10.0.0.0/8`, `fdaa::/16`). A request that came through a proxy (it carries `Fly-Client-IP`, `X-Forwarded-For`, `Forwarded` or `Via`) never may. Everyone else gets 404.', DEFAULT_STATUS_ALLOW))
 }, { ...strict, description: 'A live HTML page of this Machine on the main port: its identity, its tenants and standalone servers, the sticky-session counters and the recent fallbacks; absent = off. Read at start: a reload that changes it keeps the running one, with a warning.' })
 
+function cacheDuration (description: string): TSchema {
+  return Type.Union([Type.String({ pattern: CACHE_DURATION_PATTERN }), Type.Literal(0)], {
+    description,
+    errorMessage: 'must be a Go duration, or days, weeks or years (365 days), such as 0, 5m, 24h, 7d, 1w or 1y'
+  })
+}
+
+export const CacheControlOverrideSchema = Type.Object({
+  path: Type.String({ pattern: '^/', description: 'Path prefix of the files it applies to ("/assets/"), matched on the forwarded path; the first override that matches wins.' }),
+  max_age: cacheDuration('How long a browser may keep the file without asking again (`max-age`); at most 1y.'),
+  immutable: Type.Optional(Type.Boolean({ description: 'Add `immutable`: the file never changes under this name (fingerprinted assets).', default: false }))
+}, { ...strict, description: 'Cache-Control for the files under one path prefix.' })
+
+export const CacheControlSchema = Type.Object({
+  default: Type.Optional(cacheDuration('max-age of a file no override matches. Absent: `public, max-age=0` (always revalidate).')),
+  default_immutable: Type.Optional(Type.Boolean({ description: 'Add `immutable` to the default (only with `default`).', default: false })),
+  overrides: Type.Optional(Type.Array(CacheControlOverrideSchema, { description: 'Per path prefix, tried in order.', default: [] }))
+}, { ...strict, description: 'The Cache-Control header of static files; ETag and Last-Modified (and their 304s) apply whatever it says.' })
+
+const TRY_FILE_SUFFIX = '^(?!\\.\\.?$)[^/\\\\\\u0000]+$'
+
 export const StaticSchema = Type.Object({
   public_dir: Type.Optional(Type.String({ minLength: 1, description: "Folder of static files, relative to the config file's folder.", default: DEFAULT_PUBLIC_DIR })),
-  allow_dotfiles: Type.Optional(Type.Boolean({ description: 'Serve files and folders whose name starts with a dot (`.env`, `.git/`) from public_dir. Off: they are not static files (the request goes on to the apps), except under `.well-known/`.', default: DEFAULT_ALLOW_DOTFILES }))
+  allow_dotfiles: Type.Optional(Type.Boolean({ description: 'Serve files and folders whose name starts with a dot (`.env`, `.git/`) from public_dir. Off: they are not static files (the request goes on to the apps), except under `.well-known/`.', default: DEFAULT_ALLOW_DOTFILES })),
+  allowed_extensions: Type.Optional(Type.Array(Type.String({ pattern: '^\\.?[A-Za-z0-9_-]+$' }), { description: 'Only files with one of these extensions (`css`, `js`; any case, a leading dot optional) are static files; any other request goes on to the apps. Absent: every extension.' })),
+  try_files: Type.Optional(Type.Array(Type.String({ pattern: TRY_FILE_SUFFIX }), { description: 'Tried in order when the path is no file: a suffix starting with a dot is added to the path (`/about` → `/about.html`), any other is a file in the folder the path names (`/docs` → `/docs/index.html`). A candidate is served under the same rules as the path itself (inside public_dir, no dotfiles, allowed_extensions).', default: [] })),
+  normalize_trailing_slashes: Type.Optional(Type.Boolean({ description: 'A folder of public_dir asked for without its trailing slash (`/docs`) and holding an index.html is redirected (301) to `/docs/`, so that the relative links of the page resolve inside it.', default: DEFAULT_NORMALIZE_TRAILING_SLASHES })),
+  cache_control: Type.Optional(CacheControlSchema)
 }, { ...strict, description: 'Static files served before any routing.', default: {} })
+
+export const HealthCheckResponseSchema = Type.Object({
+  status: Type.Optional(Type.Integer({ minimum: 100, maximum: 599, description: 'HTTP status of the answer.', default: 200 })),
+  body: Type.Optional(Type.String({ description: 'Body of the answer.', default: '' })),
+  headers: Type.Optional(stringMap('Headers of the answer (name: value).'))
+}, { ...strict, description: 'The answer Navigator gives on the health check path itself.' })
+
+export const HealthCheckSchema = Type.Object({
+  path: Type.String({ minLength: 1, description: 'Health check path, such as /up (query string ignored).' }),
+  response: Type.Optional(HealthCheckResponseSchema)
+}, { ...strict, description: 'The health check; without response it is proxied to the app.' })
 
 export const ServerSchema = Type.Object({
   listen: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.String()], {
@@ -129,10 +167,10 @@ export const ServerSchema = Type.Object({
     default: null,
     errorMessage: 'must be a file path'
   })),
-  health_check: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
-    description: 'Path that Navigator itself answers with 200 (for Fly health checks); absent = none.',
+  health_check: Type.Optional(Type.Union([Type.String({ minLength: 1 }), HealthCheckSchema, Type.Null()], {
+    description: 'Health check path. A path (`/up`): Navigator itself answers 200 `OK`. A mapping `{ path, response: { status, body, headers } }`: Navigator answers with that response (status 200 and an empty body unless given); without `response` the check is proxied to the tenant whose path prefix the check\'s path is in (routed as any request is, but before rewrites, auth and maintenance mode). Absent = none.',
     default: null,
-    errorMessage: 'must be a path such as /up'
+    errorMessage: 'must be a path such as /up, or a mapping with path and, optionally, response'
   })),
   idle: Type.Optional(IdleSchema),
   metrics: Type.Optional(MetricsSchema),
@@ -140,10 +178,24 @@ export const ServerSchema = Type.Object({
   shutdown_timeout: Type.Optional(duration('How long in-flight requests may drain on SIGTERM', DEFAULT_SHUTDOWN_TIMEOUT))
 }, { ...strict, description: 'The listening server.', default: {} })
 
+const redirectStatus = (description: string): TSchema => Type.Union([301, 302, 303, 307, 308].map((code) => Type.Literal(code)), {
+  description,
+  default: DEFAULT_REDIRECT_STATUS,
+  errorMessage: 'must be a redirect status: 301, 302, 303, 307 or 308'
+})
+
 export const RewriteSchema = Type.Object({
   pattern: Type.String({ minLength: 1, description: 'JavaScript regular expression matched on the request path.' }),
-  rewrite: Type.String({ description: 'Replacement path; $1, $2 ... refer to the groups of pattern.' })
-}, { ...strict, description: 'A path rewrite; the first matching rule wins.' })
+  rewrite: Type.String({ description: 'Replacement path; $1, $2 ... refer to the groups of pattern.' }),
+  redirect: Type.Optional(Type.Boolean({ description: 'Answer with a redirect to the replacement (the query string kept) instead of rewriting the path.', default: false })),
+  status: Type.Optional(redirectStatus('Status of the redirect, with `redirect: true`.'))
+}, { ...strict, description: 'A path rewrite or redirect; the first matching rule (of routes.redirects, then routes.rewrites) wins.' })
+
+export const RedirectSchema = Type.Object({
+  from: Type.String({ minLength: 1, description: 'JavaScript regular expression matched on the request path.' }),
+  to: Type.String({ minLength: 1, description: 'Where to: a path or a URL; $1, $2 ... refer to the groups of from. The query string is kept.' }),
+  status: Type.Optional(redirectStatus('Status of the redirect.'))
+}, { ...strict, description: 'A redirect; tried before routes.rewrites.' })
 
 export const ReplayRuleSchema = Type.Object({
   path: Type.String({ minLength: 1, description: 'JavaScript regular expression matched on the original request path.' }),
@@ -202,10 +254,60 @@ export const FlySchema = Type.Object({
   peer_write_timeout: Type.Optional(duration('Time a connection to another Machine may go without accepting a byte of the request body before the proxy gives up: the fallback when no body byte was sent, else 504', DEFAULT_PEER_WRITE_TIMEOUT))
 }, { ...strict, description: 'Fly.io routing.', default: {} })
 
+export const ReverseProxySchema = Type.Object({
+  name: Type.Optional(Type.String({ minLength: 1, description: 'A name for logs.' })),
+  path: Type.Optional(Type.String({ minLength: 1, description: 'JavaScript regular expression matched on the request path; its groups are $1, $2 ... in target. Exactly one of path and prefix.' })),
+  prefix: Type.Optional(Type.String({ minLength: 1, description: 'A path prefix (`/api/`): the request path starts with it. Exactly one of path and prefix.' })),
+  target: Type.String({ minLength: 1, description: 'http(s) URL the request goes to: its origin, and a path the request path is appended to. When it uses $1, $2 ... (the groups of path), it is the whole URL asked for (the query string kept).' }),
+  strip_path: Type.Optional(Type.Boolean({ description: 'Leave the matched prefix (or the match of path) out of the path sent to target. Ignored when target uses $1, $2 ...', default: false })),
+  headers: Type.Optional(stringMap('Request headers set for the target (name: value); `$host`, `$remote_addr` and `$scheme` in a value are the request\'s Host, the client\'s address and http or https.')),
+  response_headers: Type.Optional(stringMap('Headers added to the answer (name: value), replacing the target\'s of the same name.')),
+  websocket: Type.Optional(Type.Boolean({ description: 'Relay WebSocket upgrades to the target too; otherwise an upgrade on this route gets 400.', default: false }))
+}, { ...strict, description: 'A reverse proxy to any HTTP server; the first route whose path or prefix matches the request path takes it.' })
+
 export const RoutesSchema = Type.Object({
-  rewrites: Type.Optional(Type.Array(RewriteSchema, { description: 'Path rewrites, tried in order.', default: [] })),
+  redirects: Type.Optional(Type.Array(RedirectSchema, { description: 'Redirects, tried in order before the rewrites.', default: [] })),
+  rewrites: Type.Optional(Type.Array(RewriteSchema, { description: 'Path rewrites (or redirects), tried in order.', default: [] })),
+  reverse_proxies: Type.Optional(Type.Array(ReverseProxySchema, { description: 'Reverse proxies to other HTTP servers, tried in order after the sticky sessions and before the standalone servers and tenants.', default: [] })),
   fly: Type.Optional(FlySchema)
 }, { ...strict, description: 'Routing rules.', default: {} })
+
+const hookFields = {
+  command: Type.String({ minLength: 1, description: 'Program to run (no shell); a name without "/" is looked up on PATH. May use ${name}.' }),
+  args: Type.Optional(stringList('Arguments of the program; may use ${name}.', [])),
+  timeout: Type.Optional(duration('Kill the hook (its whole process group) when it runs longer; 0 = no limit', '0'))
+}
+
+export const TenantHookSchema = Type.Object(hookFields, { ...strict, description: 'A command run at a moment of a tenant\'s life, with its environment; ${name} resolves from its var, its env, then Navigator\'s environment.' })
+
+export const ServerHookSchema = Type.Object({
+  ...hookFields,
+  reload_config: Type.Optional(optionalString('After the hook succeeds, reload the configuration from this file (relative to the config file\'s folder) when it is another file than the current one, or was changed while the hook ran.', 'must be a file path'))
+}, { ...strict, description: 'A command run at a moment of Navigator\'s life, with Navigator\'s environment.' })
+
+/** One hook or a list of them, run in order; a failed one does not skip the next. */
+const hookList = (schema: TSchema, description: string): TSchema =>
+  Type.Union([schema, Type.Array(schema)], { description, default: [], errorMessage: 'must be a hook (command, args, timeout) or a list of them' })
+
+export const TenantHooksSchema = Type.Object({
+  start: Type.Optional(hookList(TenantHookSchema, 'Run once the tenant is ready, before its first request is proxied.')),
+  stop: Type.Optional(hookList(TenantHookSchema, 'Run before the tenant is stopped.'))
+}, { ...strict, description: 'Hooks of this tenant, run after those of hooks.tenant.', default: {} })
+
+export const ServerHooksSchema = Type.Object({
+  start: Type.Optional(hookList(ServerHookSchema, 'Run before Navigator listens; a failure stops the start (exit 1, with the hook\'s output).')),
+  ready: Type.Optional(hookList(ServerHookSchema, 'Run once Navigator listens, without holding up requests.')),
+  idle: Type.Optional(hookList(ServerHookSchema, 'Run before the Machine is suspended or stopped (server.idle); the Machines API is called once they are done.')),
+  resume: Type.Optional(hookList(ServerHookSchema, 'Run when the first request after a suspend shows the Machine was resumed.'))
+}, { ...strict, description: 'Hooks of Navigator itself.', default: {} })
+
+export const HooksSchema = Type.Object({
+  server: Type.Optional(ServerHooksSchema),
+  tenant: Type.Optional(Type.Object({
+    start: Type.Optional(hookList(TenantHookSchema, 'Run for every tenant once it is ready, before its first request is proxied.')),
+    stop: Type.Optional(hookList(TenantHookSchema, 'Run for every tenant before it is stopped.'))
+  }, { ...strict, description: 'Hooks of every tenant, run before each tenant\'s own.', default: {} }))
+}, { ...strict, description: 'Commands run at moments of the life of Navigator and of its tenants; their output is logged with the hook\'s name.', default: {} })
 
 export const TenantSchema = Type.Object({
   name: Type.String({ minLength: 1, description: 'Unique tenant name, used in logs.' }),
@@ -215,7 +317,8 @@ export const TenantSchema = Type.Object({
   start: Type.Optional(oneOf(['lazy', 'eager'], 'lazy: start on the first request; eager: start at boot.', DEFAULT_TENANT_START)),
   env: Type.Optional(stringMap('Environment of this tenant, on top of applications.env; may use ${name}.')),
   command: Type.Optional(Type.String({ minLength: 1, description: 'Overrides applications.command for this tenant; may use ${name}.' })),
-  args: Type.Optional(stringList('Overrides applications.args for this tenant; may use ${name}.'))
+  args: Type.Optional(stringList('Overrides applications.args for this tenant; may use ${name}.')),
+  hooks: Type.Optional(TenantHooksSchema)
 }, { ...strict, description: 'A tenant: one app process behind a URL prefix.' })
 
 export const StandaloneServerSchema = Type.Object({
@@ -271,13 +374,20 @@ export const AuthSchema = Type.Object({
   auth_patterns: Type.Optional(Type.Array(AuthPatternSchema, { description: 'Regular-expression rules, tried in order before public_paths.', default: [] }))
 }, { ...strict, description: 'HTTP Basic authentication against an htpasswd file; absent or not enabled = off.', default: {} })
 
+export const MaintenanceSchema = Type.Object({
+  enabled: Type.Optional(Type.Boolean({ description: 'Maintenance mode: every request that would reach a tenant, a reverse proxy or a standalone server gets the maintenance page (503). Static files, redirects, the health check, the metrics, the status page and Fly-Replay rules keep working.', default: false })),
+  page: Type.Optional(optionalString('The maintenance page, a file in public_dir (`/503.html`): the same setting as server.maintenance_page (give one of them).', 'must be a file path'))
+}, { ...strict, description: 'Maintenance mode, and the maintenance page.', default: {} })
+
 export const ConfigSchema = Type.Object({
   server: Type.Optional(ServerSchema),
   routes: Type.Optional(RoutesSchema),
   applications: Type.Optional(ApplicationsSchema),
   logging: Type.Optional(LoggingSchema),
   managed_processes: Type.Optional(Type.Array(ManagedProcessSchema, { description: 'Processes started before Navigator listens and kept running (in the order given; stopped in reverse order after the tenants).', default: [] })),
-  auth: Type.Optional(AuthSchema)
+  auth: Type.Optional(AuthSchema),
+  maintenance: Type.Optional(MaintenanceSchema),
+  hooks: Type.Optional(HooksSchema)
 }, {
   ...strict,
   patternProperties: { '^x-': { description: 'Extension keys (x-anything) are ignored: a place to define YAML anchors for reuse.' } },

@@ -49,10 +49,14 @@ export interface ServerConfig {
   publicDir: string
   /** Whether names starting with a dot are served from publicDir (`.well-known/` always is). */
   allowDotfiles: boolean
+  /** `server.static`'s rules beyond the folder: extensions, try_files, trailing slashes, Cache-Control. */
+  staticRules: StaticRules
   /** Absolute path of the configured maintenance page, or null (server falls back to <publicDir>/503.html, then a built-in page). */
   maintenancePage: string | null
-  /** Path answered 200 by Navigator itself, or null. */
+  /** The health check path, or null. */
   healthCheck: string | null
+  /** What Navigator answers on healthCheck; null when it is proxied to the app (or there is no health check). */
+  healthCheckResponse: HealthCheckResponse | null
   idle: IdleConfig | null
   /** Prometheus metrics, or null when off. */
   metrics: MetricsConfig | null
@@ -61,9 +65,65 @@ export interface ServerConfig {
   shutdownTimeoutMs: number
 }
 
+/** `server.health_check`'s own answer. */
+export interface HealthCheckResponse {
+  status: number
+  body: string
+  /** name (in lower case) -> value, checked to be sendable. */
+  headers: Record<string, string>
+}
+
+/** `routes.reverse_proxies`: one route to any HTTP server. */
+export interface ReverseProxyRule {
+  /** The configured name, else `reverse_proxies.<index>`: for logs. */
+  name: string
+  /** Matched on the request path; null when prefix is given. */
+  pattern: RegExp | null
+  /** The path prefix; null when pattern is given. */
+  prefix: string | null
+  /** An http(s) URL; with pattern it may hold $1, $2 ... */
+  target: string
+  stripPath: boolean
+  /** Request headers for the target, names in lower case; values may hold $host, $remote_addr, $scheme. */
+  headers: Record<string, string>
+  /** Names in lower case. */
+  responseHeaders: Record<string, string>
+  websocket: boolean
+}
+
+export interface MaintenanceConfig {
+  /** Dynamic requests get the maintenance page (server.maintenancePage). */
+  enabled: boolean
+}
+
+export interface CacheControlRule {
+  maxAgeMs: number
+  immutable: boolean
+}
+
+export interface CacheControlOverride extends CacheControlRule {
+  /** Path prefix, matched on the forwarded path. */
+  path: string
+}
+
+export interface StaticRules {
+  /** Lower-case extensions without their dot; null: every extension. */
+  allowedExtensions: string[] | null
+  /** Suffixes tried in order for a path that is no file (".html", "index.html"). */
+  tryFiles: string[]
+  normalizeTrailingSlashes: boolean
+  cacheControl: {
+    /** For a file no override matches; null: @fastify/static's `public, max-age=0`. */
+    default: CacheControlRule | null
+    overrides: CacheControlOverride[]
+  }
+}
+
 export interface RewriteRule {
   pattern: RegExp
   rewrite: string
+  /** The status of a redirect to `rewrite`; null: the path is rewritten instead. */
+  redirectStatus: number | null
 }
 
 export type ReplayTarget =
@@ -112,7 +172,10 @@ export interface StickySessionsConfig {
 }
 
 export interface RoutesConfig {
+  /** `routes.redirects`, as rules whose redirectStatus is set; tried before `rewrites`. */
+  redirects: RewriteRule[]
   rewrites: RewriteRule[]
+  reverseProxies: ReverseProxyRule[]
   fly: {
     replay: ReplayRule[]
     stickySessions: StickySessionsConfig
@@ -140,6 +203,8 @@ export interface TenantConfig {
   /** Tenant-level override of applications.command / args, when given. */
   command: string | null
   args: string[] | null
+  /** hooks.tenant first, then the tenant's own; absent = none (the loader always sets it). */
+  hooks?: TenantHooks
 }
 
 export interface StandaloneServerConfig {
@@ -165,6 +230,28 @@ export interface ManagedProcessConfig {
   env: Record<string, string>
   autoRestart: boolean
   startDelayMs: number
+}
+
+/** A hook: `command` and `args` keep their `${name}` references, resolved when it runs. */
+export interface HookConfig {
+  command: string
+  args: string[]
+  /** 0 = no limit. */
+  timeoutMs: number
+  /** Absolute path of the file to reload after success (server hooks only), or null. */
+  reloadConfig: string | null
+}
+
+export interface TenantHooks {
+  start: HookConfig[]
+  stop: HookConfig[]
+}
+
+export interface ServerHooks {
+  start: HookConfig[]
+  ready: HookConfig[]
+  idle: HookConfig[]
+  resume: HookConfig[]
 }
 
 export interface ApplicationsConfig {
@@ -211,6 +298,9 @@ export interface NavigatorConfig {
   managedProcesses: ManagedProcessConfig[]
   /** HTTP Basic authentication, or null when off. */
   auth: AuthConfig | null
+  maintenance: MaintenanceConfig
+  /** hooks.server (the tenant hooks are in each TenantConfig). */
+  serverHooks: ServerHooks
 }
 
 export interface LoggingConfig {

@@ -16,15 +16,24 @@ test('an empty file gives the default of every key', async (t) => {
       listen: { host: '::', port: 3000 },
       publicDir: '/srv/app/public',
       allowDotfiles: false,
+      staticRules: {
+        allowedExtensions: null,
+        tryFiles: [],
+        normalizeTrailingSlashes: false,
+        cacheControl: { default: null, overrides: [] }
+      },
       maintenancePage: null,
       healthCheck: null,
+      healthCheckResponse: null,
       idle: null,
       metrics: null,
       status: null,
       shutdownTimeoutMs: 30_000
     },
     routes: {
+      redirects: [],
       rewrites: [],
+      reverseProxies: [],
       fly: {
         replay: [],
         stickySessions: {
@@ -66,7 +75,9 @@ test('an empty file gives the default of every key', async (t) => {
     },
     logging: { format: 'json' },
     managedProcesses: [],
-    auth: null
+    auth: null,
+    maintenance: { enabled: false },
+    serverHooks: { start: [], ready: [], idle: [], resume: [] }
   })
 })
 
@@ -97,10 +108,10 @@ test('tenant, standalone and idle defaults; paths resolve against the config fol
   t.same(config.server.idle, { action: 'suspend', timeoutMs: 1_200_000, apiSocket: '/.fly/api' })
   t.equal(config.applications.idleTimeoutMs, 0, 'idle_timeout 0 means never')
   t.same(config.applications.tenants[0], {
-    name: 'a', path: '/a', workingDir: '/srv/app', var: {}, start: 'lazy', env: {}, command: null, args: null
+    name: 'a', path: '/a', workingDir: '/srv/app', var: {}, start: 'lazy', env: {}, command: null, args: null, hooks: { start: [], stop: [] }
   }, 'trailing slash dropped, lazy, no overrides')
   t.same(config.applications.tenants[1], {
-    name: 'b', path: '/', workingDir: '/srv/app/sub', var: {}, start: 'eager', env: {}, command: 'bin/dev', args: []
+    name: 'b', path: '/', workingDir: '/srv/app/sub', var: {}, start: 'eager', env: {}, command: 'bin/dev', args: [], hooks: { start: [], stop: [] }
   })
   t.same(config.applications.standaloneServers[0], {
     name: 'cable', matchPath: '/cable', command: 'bundle', args: [], workingDir: '/srv/app', port: 4001, env: {}

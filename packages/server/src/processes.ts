@@ -4,13 +4,13 @@ import { MachineIdle, Supervisor } from '@navigator/supervisor'
 import type { Identity, ProcessManager } from './steps/index.js'
 
 /** The Machine's idle suspend or stop (server.idle), when configured and on Fly (a Machine ID and an app name). */
-export function machineIdleFor (config: NavigatorConfig, identity: Identity, log: FastifyBaseLogger): MachineIdle | null {
+export function machineIdleFor (config: NavigatorConfig, identity: Identity, log: FastifyBaseLogger, beforeIdle?: () => Promise<void>): MachineIdle | null {
   if (config.server.idle === null) return null
   if (identity.machineId === null || identity.appName === null) {
     log.warn('FLY_MACHINE_ID or FLY_APP_NAME is not set: server.idle is off')
     return null
   }
-  return new MachineIdle({ ...config.server.idle, machineId: identity.machineId, appName: identity.appName, logger: log })
+  return new MachineIdle({ ...config.server.idle, machineId: identity.machineId, appName: identity.appName, logger: log, beforeIdle })
 }
 
 /** What the steps use of the supervisor; open WebSockets count for the process (idle stop) and the Machine (idle suspend). */

@@ -1,11 +1,11 @@
 import type { Server } from 'node:http'
 import Fastify from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { parseDuration } from '@navigator/config'
-import type { NavigatorConfig } from '@navigator/config'
+import { loadConfig, parseDuration } from '@navigator/config'
+import type { NavigatorConfig, ServerHooks } from '@navigator/config'
 import { createUpstreamProxy, WebSocketRelay } from '@navigator/proxy'
 import type { UpstreamProxy } from '@navigator/proxy'
-import { processSupervisor, Supervisor } from '@navigator/supervisor'
+import { processSupervisor, runHooks, runHooksOrFail, Supervisor, type HookRun } from '@navigator/supervisor'
 import { InvalidUpstreamTimeoutError } from './errors.js'
 import { Generations, type Generation } from './generations.js'
 import { concretePort, connectableAddress, createHttpServer, listenOn } from './http-server.js'
@@ -96,6 +96,18 @@ async function prepare (app: FastifyInstance, config: NavigatorConfig, shared: S
   return { app, pipeline, config, inFlight: 0, retired: false }
 }
 
+/** How server hooks run: with Navigator's environment, in the config file's folder, `reload_config` through `reload`. */
+function serverHookRun (moment: keyof ServerHooks, config: NavigatorConfig, env: NodeJS.ProcessEnv, log: FastifyBaseLogger, reload: (file: string) => Promise<void>): HookRun {
+  return {
+    name: `server.${moment}`,
+    env,
+    cwd: config.dir,
+    logger: log,
+    lookup: (name) => env[name],
+    reload: { currentFile: () => config.file, reload }
+  }
+}
+
 async function closeServer (server: Server | null): Promise<void> {
   if (server === null) return
   server.closeAllConnections()
@@ -115,7 +127,13 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const supervisor = new Supervisor({ applications: config.applications, managedProcesses: config.managedProcesses, logger: log, env })
   const proxy: UpstreamProxy = createUpstreamProxy({ headersTimeoutMs, collectEveryBodyBytes: UPLOAD_BYTES_PER_MINOR_GC, trustForwarded })
   const webSockets = new WebSocketRelay({ log, trustForwarded })
-  const machineIdle = machineIdleFor(config, identity, log)
+  // Hooks read the current configuration when they run: a reload may have changed them.
+  const serverHooks = async (moment: keyof ServerHooks): Promise<void> => {
+    const current = generations.current.config
+    await runHooks(current.serverHooks[moment], serverHookRun(moment, current, env, log, reloadFrom))
+  }
+  const machineIdle = machineIdleFor(config, identity, log, async () => { await serverHooks('idle') })
+  machineIdle?.on('resumed', () => { void serverHooks('resume') })
   // Read at start only: counters must outlive reloads, and a listener of their own outlives them too.
   const metrics = config.server.metrics === null ? null : new NavigatorMetrics(config.server.metrics)
   // The same for the status page: its counts and recent fallbacks outlive reloads.
@@ -128,6 +146,8 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   let metricsServer: Server | null = null
 
   async function listen (): Promise<string> {
+    // A failed server.start hook stops the start (HookFailedError, with its output) before anything was started.
+    await runHooksOrFail(config.serverHooks.start, serverHookRun('start', config, env, log, reloadFrom))
     await supervisor.start()
     try {
       if (metrics !== null) metricsServer = await listenForMetrics(metrics, log)
@@ -142,6 +162,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     const address = connectableAddress(server)
     status?.listening(address)
     log.info({ address }, 'listening')
+    void serverHooks('ready')
     return address
   }
 
@@ -153,7 +174,10 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     return await prepare(app, next, shared)
   }
 
-  return {
+  const reloadFrom = async (file: string): Promise<void> => {
+    await navigator.reload(await loadConfig(file, { launchPaths: true }))
+  }
+  const navigator: NavigatorServer = {
     get fastify () { return generations.current.app },
     get config () { return generations.current.config },
     get pipeline () { return generations.current.pipeline },
@@ -172,4 +196,5 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
       await closeServer(metricsServer)
     }
   }
+  return navigator
 }

@@ -36,7 +36,7 @@ const CASES: Record<string, Case[]> = {
     { method: 'POST', path: '/navigator/status.json', body: 'x' }
   ],
   'health-check': [{ path: '/up' }, { path: '/up?probe=1' }],
-  rewrites: [{ path: '/old/page?x=1' }],
+  rewrites: [{ path: '/old/page?x=1' }, { path: '/moved/page?x=1' }, { method: 'POST', path: '/gone/a%0d%0aSet-Cookie:x=1' }],
   'static-files': [{ path: '/file.txt' }, { method: 'HEAD', path: '/file.txt' }],
   auth: [
     { path: '/private/page' },
@@ -50,6 +50,7 @@ const CASES: Record<string, Case[]> = {
     { path: '/app/page', headers: { cookie: `${COOKIE}=m2`, 'fly-replay-failed': 'reason=timeout' } },
     { path: '/app/page', headers: { cookie: `${COOKIE}=not%20a%20machine` } }
   ],
+  'reverse-proxies': [{ path: '/ext/page?x=1' }, { method: 'OPTIONS', path: '/ext/page' }],
   'standalone-servers': [{ path: '/cable' }],
   tenants: [
     { path: '/app/page?x=1', headers: { cookie: `${COOKIE}=m1` } },
@@ -73,11 +74,27 @@ function configText (ports: Ports): string {
     '  enabled: true',
     '  realm: Steps',
     '  htpasswd: htpasswd',
-    '  public_paths: ["/app/*", "/old/*", "/api/*", "/cable", "/nowhere"]',
+    '  public_paths: ["/app/*", "/old/*", "/api/*", "/cable", "/ext/*", "/nowhere"]',
     'routes:',
+    '  redirects:',
+    '    - from: "^/moved/(.*)"',
+    '      to: "/app/$1"',
+    '      status: 301',
     '  rewrites:',
     '    - pattern: "^/old/(.*)"',
     '      rewrite: "/app/$1"',
+    '    - pattern: "^/gone/(.*)"',
+    '      rewrite: "/app/$1"',
+    '      redirect: true',
+    '      status: 308',
+    '  reverse_proxies:',
+    '    - prefix: /ext/',
+    `      target: "http://127.0.0.1:${ports.startPort}/app"`,
+    '      strip_path: true',
+    '      headers:',
+    '        X-Real-IP: $remote_addr',
+    '      response_headers:',
+    '        X-Proxied: "yes"',
     '  fly:',
     '    replay:',
     '      - path: "^/api/"',
@@ -295,6 +312,9 @@ for (const level of ['info', 'debug']) {
     t.same([stickyReplay, tooLarge, unavailable, rejected].map((answer) => answer.headers['x-navigator-sticky']),
       ['replayed; machine=m2', 'replayed; machine=m2', 'fallback; machine=m2', 'rejected=malformed; machine=m1'], 'the debug header names each decision')
     t.match(rejected, { status: 200, headers: { 'set-cookie': [new RegExp(`^${COOKIE}=m1;`), 'a=1; Path=/', 'b=2; Path=/'] } })
+    const [external, preflight] = raw.answers['reverse-proxies'] as Array<{ status: number, headers: IncomingHttpHeaders, body: { url: string, headers: Record<string, string> } }>
+    t.match(external, { status: 200, headers: { 'x-proxied': 'yes' }, body: { url: '/app/page?x=1', headers: { 'x-real-ip': '127.0.0.1' } } }, 'a reverse proxy: the target asked for its path, with the headers')
+    t.match(preflight, { status: 200, headers: { 'x-proxied': 'yes' }, body: '' }, 'a preflight answered with the response headers')
     const [cable] = raw.answers['standalone-servers'] as Array<{ status: number, body: string }>
     t.match(cable, { status: 200, body: 'cable http\n' })
     const [page, echo] = raw.answers.tenants as Array<{ status: number, body: unknown }>

@@ -44,3 +44,10 @@ export const InvalidOptionError = createError<'NAV_SUPERVISOR_INVALID_OPTION', 5
   'Invalid option: %s',
   500
 )
+
+/** A hook that must succeed (server.start) failed: it exited non-zero, was killed at its timeout, or could not start. */
+export const HookFailedError = createError<'NAV_SUPERVISOR_HOOK_FAILED', 500, [string, string]>(
+  'NAV_SUPERVISOR_HOOK_FAILED',
+  'Hook %s failed: %s',
+  500
+)

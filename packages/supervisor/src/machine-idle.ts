@@ -12,6 +12,8 @@ export interface MachineIdleOptions {
   appName: string
   machineId: string
   logger: SupervisorLogger
+  /** Awaited before the Machines API is called (the idle hooks); a request that arrives meanwhile cancels the call. */
+  beforeIdle?: () => Promise<void>
 }
 
 /** The Machines API's default Unix socket on a Fly Machine. */
@@ -38,6 +40,7 @@ export class MachineIdle extends EventEmitter {
   private readonly apiSocket: string
   private readonly path: string
   private readonly logger: SupervisorLogger
+  private readonly beforeIdle: (() => Promise<void>) | null
   private inFlight = 0
   private webSockets = 0
   private timer: NodeJS.Timeout | null = null
@@ -58,6 +61,7 @@ export class MachineIdle extends EventEmitter {
     this.apiSocket = options.apiSocket
     this.path = `/v1/apps/${encodeURIComponent(options.appName)}/machines/${encodeURIComponent(options.machineId)}/${options.action}`
     this.logger = options.logger
+    this.beforeIdle = options.beforeIdle ?? null
   }
 
   start (): void {
@@ -125,6 +129,7 @@ export class MachineIdle extends EventEmitter {
     this.logger.info({ action: this.action, timeoutMs: this.timeoutMs }, `machine idle; asking Fly to ${this.action} it`)
     this.emit('idle', { action: this.action })
     try {
+      if (!await this.stillIdleAfterHooks()) return
       const response = await this.callApi()
       if (response.status >= 200 && response.status < 300) {
         this.asking = false
@@ -140,6 +145,22 @@ export class MachineIdle extends EventEmitter {
     this.asking = false
     this.idle = false
     this.arm()
+  }
+
+  /** False when activity came while the idle hooks ran: the Machine stays up and idleness counts again. */
+  private async stillIdleAfterHooks (): Promise<boolean> {
+    if (this.beforeIdle === null) return true
+    try {
+      await this.beforeIdle()
+    } catch (err) {
+      this.logger.error({ err }, 'idle hooks failed')
+    }
+    if (this.running && this.inFlight === 0 && this.webSockets === 0) return true
+    this.logger.info({ action: this.action }, `activity during the idle hooks; not asking Fly to ${this.action} the Machine`)
+    this.asking = false
+    this.idle = false
+    this.arm()
+    return false
   }
 
   private callApi (): Promise<ApiResponse> {

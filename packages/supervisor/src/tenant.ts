@@ -6,6 +6,8 @@ import { ProcessGroup, spawnFailure, type GroupExit } from './process-group.js'
 import { pollUntilReady, probeHttp } from './readiness.js'
 import { tenantLaunch } from './tenant-launch.js'
 import { waitForDrain } from './drain.js'
+import { runHooks } from './hooks.js'
+import type { HookConfig } from '@navigator/config'
 
 export type TenantState = 'stopped' | 'starting' | 'ready' | 'stopping'
 
@@ -35,6 +37,8 @@ export class Tenant {
   private idleTimer: NodeJS.Timeout | null = null
   /** Set while retire() waits for the last request and WebSocket; called when both counts reach 0. */
   private drained: (() => void) | null = null
+  /** The tenant.stop hooks of the running process group, once begun: a second stop() waits for the same run. */
+  private stopHooks: { group: ProcessGroup, done: Promise<unknown> } | null = null
 
   constructor (private readonly context: SupervisorContext, public config: TenantConfig) {}
 
@@ -121,6 +125,7 @@ export class Tenant {
     this.generation++
     this.clearIdleTimer()
     const starting = this.starting
+    if (this.group !== null && this.state === 'ready') await this.runStopHooks(this.group)
     if (this.group !== null) await this.stopGroup(this.group)
     if (starting !== null) await starting.catch(() => {})
     if (this.stopping !== null) await this.stopping
@@ -182,11 +187,43 @@ export class Tenant {
       await this.stopGroup(group)
       throw new StartupTimeoutError(this.name, timeoutMs)
     }
+    // Before the state says ready: the first request waits for tenant.start, as every caller of ensure() does.
+    await this.runTenantHooks('start', this.config.hooks?.start ?? [], port)
+    if (generation !== this.generation) throw new StoppedError(this.name)
     this.state = 'ready'
     events.emit('ready', { name: this.name, port })
     logger.info({ process: this.name, port }, 'tenant ready')
     this.armIdleTimer()
     return { port }
+  }
+
+  private async runStopHooks (group: ProcessGroup): Promise<void> {
+    if (this.stopHooks?.group !== group) {
+      this.stopHooks = { group, done: this.runTenantHooks('stop', this.config.hooks?.stop ?? [], this.port ?? 0) }
+    }
+    await this.stopHooks.done
+  }
+
+  /** Runs hooks with the tenant's environment and working directory; a failure is logged, never thrown. */
+  private async runTenantHooks (moment: 'start' | 'stop', hooks: readonly HookConfig[], port: number): Promise<void> {
+    if (hooks.length === 0) return
+    const { applications, env, logger } = this.context
+    let launch
+    try {
+      launch = tenantLaunch(applications, this.config, port, env)
+    } catch (err) {
+      logger.error({ process: this.name, hook: `tenant.${moment}`, reason: (err as Error).message }, 'hook could not start')
+      return
+    }
+    const tenantEnv = launch.env
+    const vars = this.config.var
+    await runHooks(hooks, {
+      name: `tenant.${moment}`,
+      env: tenantEnv,
+      cwd: launch.cwd,
+      logger: logger.child({ process: this.name }),
+      lookup: (name) => Object.hasOwn(vars, name) ? vars[name] : tenantEnv[name]
+    })
   }
 
   private async waitForReadiness (group: ProcessGroup, port: number, deadline: number): Promise<StartOutcome> {

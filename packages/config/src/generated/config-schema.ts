@@ -35,6 +35,94 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
               "type": "boolean",
               "description": "Serve files and folders whose name starts with a dot (`.env`, `.git/`) from public_dir. Off: they are not static files (the request goes on to the apps), except under `.well-known/`.",
               "default": false
+            },
+            "allowed_extensions": {
+              "type": "array",
+              "items": {
+                "type": "string",
+                "pattern": "^\\.?[A-Za-z0-9_-]+$"
+              },
+              "description": "Only files with one of these extensions (`css`, `js`; any case, a leading dot optional) are static files; any other request goes on to the apps. Absent: every extension."
+            },
+            "try_files": {
+              "type": "array",
+              "items": {
+                "type": "string",
+                "pattern": "^(?!\\.\\.?$)[^/\\\\\\u0000]+$"
+              },
+              "description": "Tried in order when the path is no file: a suffix starting with a dot is added to the path (`/about` → `/about.html`), any other is a file in the folder the path names (`/docs` → `/docs/index.html`). A candidate is served under the same rules as the path itself (inside public_dir, no dotfiles, allowed_extensions).",
+              "default": []
+            },
+            "normalize_trailing_slashes": {
+              "type": "boolean",
+              "description": "A folder of public_dir asked for without its trailing slash (`/docs`) and holding an index.html is redirected (301) to `/docs/`, so that the relative links of the page resolve inside it.",
+              "default": false
+            },
+            "cache_control": {
+              "type": "object",
+              "properties": {
+                "default": {
+                  "anyOf": [
+                    {
+                      "type": "string",
+                      "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h|d|w|y))+)$"
+                    },
+                    {
+                      "type": "number",
+                      "const": 0
+                    }
+                  ],
+                  "description": "max-age of a file no override matches. Absent: `public, max-age=0` (always revalidate).",
+                  "errorMessage": "must be a Go duration, or days, weeks or years (365 days), such as 0, 5m, 24h, 7d, 1w or 1y"
+                },
+                "default_immutable": {
+                  "type": "boolean",
+                  "description": "Add `immutable` to the default (only with `default`).",
+                  "default": false
+                },
+                "overrides": {
+                  "type": "array",
+                  "items": {
+                    "type": "object",
+                    "required": [
+                      "path",
+                      "max_age"
+                    ],
+                    "properties": {
+                      "path": {
+                        "type": "string",
+                        "pattern": "^/",
+                        "description": "Path prefix of the files it applies to (\"/assets/\"), matched on the forwarded path; the first override that matches wins."
+                      },
+                      "max_age": {
+                        "anyOf": [
+                          {
+                            "type": "string",
+                            "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h|d|w|y))+)$"
+                          },
+                          {
+                            "type": "number",
+                            "const": 0
+                          }
+                        ],
+                        "description": "How long a browser may keep the file without asking again (`max-age`); at most 1y.",
+                        "errorMessage": "must be a Go duration, or days, weeks or years (365 days), such as 0, 5m, 24h, 7d, 1w or 1y"
+                      },
+                      "immutable": {
+                        "type": "boolean",
+                        "description": "Add `immutable`: the file never changes under this name (fingerprinted assets).",
+                        "default": false
+                      }
+                    },
+                    "additionalProperties": false,
+                    "description": "Cache-Control for the files under one path prefix."
+                  },
+                  "description": "Per path prefix, tried in order.",
+                  "default": []
+                }
+              },
+              "additionalProperties": false,
+              "description": "The Cache-Control header of static files; ETag and Last-Modified (and their 304s) apply whatever it says."
             }
           },
           "additionalProperties": false,
@@ -62,12 +150,56 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
               "minLength": 1
             },
             {
+              "type": "object",
+              "required": [
+                "path"
+              ],
+              "properties": {
+                "path": {
+                  "type": "string",
+                  "minLength": 1,
+                  "description": "Health check path, such as /up (query string ignored)."
+                },
+                "response": {
+                  "type": "object",
+                  "properties": {
+                    "status": {
+                      "type": "integer",
+                      "minimum": 100,
+                      "maximum": 599,
+                      "description": "HTTP status of the answer.",
+                      "default": 200
+                    },
+                    "body": {
+                      "type": "string",
+                      "description": "Body of the answer.",
+                      "default": ""
+                    },
+                    "headers": {
+                      "type": "object",
+                      "patternProperties": {
+                        "^.*$": {
+                          "type": "string"
+                        }
+                      },
+                      "description": "Headers of the answer (name: value).",
+                      "default": {}
+                    }
+                  },
+                  "additionalProperties": false,
+                  "description": "The answer Navigator gives on the health check path itself."
+                }
+              },
+              "additionalProperties": false,
+              "description": "The health check; without response it is proxied to the app."
+            },
+            {
               "type": "null"
             }
           ],
-          "description": "Path that Navigator itself answers with 200 (for Fly health checks); absent = none.",
+          "description": "Health check path. A path (`/up`): Navigator itself answers 200 `OK`. A mapping `{ path, response: { status, body, headers } }`: Navigator answers with that response (status 200 and an empty body unless given); without `response` the check is proxied to the tenant whose path prefix the check's path is in (routed as any request is, but before rewrites, auth and maintenance mode). Absent = none.",
           "default": null,
-          "errorMessage": "must be a path such as /up"
+          "errorMessage": "must be a path such as /up, or a mapping with path and, optionally, response"
         },
         "idle": {
           "type": "object",
@@ -201,6 +333,59 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
     "routes": {
       "type": "object",
       "properties": {
+        "redirects": {
+          "type": "array",
+          "items": {
+            "type": "object",
+            "required": [
+              "from",
+              "to"
+            ],
+            "properties": {
+              "from": {
+                "type": "string",
+                "minLength": 1,
+                "description": "JavaScript regular expression matched on the request path."
+              },
+              "to": {
+                "type": "string",
+                "minLength": 1,
+                "description": "Where to: a path or a URL; $1, $2 ... refer to the groups of from. The query string is kept."
+              },
+              "status": {
+                "anyOf": [
+                  {
+                    "type": "number",
+                    "const": 301
+                  },
+                  {
+                    "type": "number",
+                    "const": 302
+                  },
+                  {
+                    "type": "number",
+                    "const": 303
+                  },
+                  {
+                    "type": "number",
+                    "const": 307
+                  },
+                  {
+                    "type": "number",
+                    "const": 308
+                  }
+                ],
+                "description": "Status of the redirect.",
+                "default": 302,
+                "errorMessage": "must be a redirect status: 301, 302, 303, 307 or 308"
+              }
+            },
+            "additionalProperties": false,
+            "description": "A redirect; tried before routes.rewrites."
+          },
+          "description": "Redirects, tried in order before the rewrites.",
+          "default": []
+        },
         "rewrites": {
           "type": "array",
           "items": {
@@ -218,12 +403,109 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
               "rewrite": {
                 "type": "string",
                 "description": "Replacement path; $1, $2 ... refer to the groups of pattern."
+              },
+              "redirect": {
+                "type": "boolean",
+                "description": "Answer with a redirect to the replacement (the query string kept) instead of rewriting the path.",
+                "default": false
+              },
+              "status": {
+                "anyOf": [
+                  {
+                    "type": "number",
+                    "const": 301
+                  },
+                  {
+                    "type": "number",
+                    "const": 302
+                  },
+                  {
+                    "type": "number",
+                    "const": 303
+                  },
+                  {
+                    "type": "number",
+                    "const": 307
+                  },
+                  {
+                    "type": "number",
+                    "const": 308
+                  }
+                ],
+                "description": "Status of the redirect, with `redirect: true`.",
+                "default": 302,
+                "errorMessage": "must be a redirect status: 301, 302, 303, 307 or 308"
               }
             },
             "additionalProperties": false,
-            "description": "A path rewrite; the first matching rule wins."
+            "description": "A path rewrite or redirect; the first matching rule (of routes.redirects, then routes.rewrites) wins."
           },
-          "description": "Path rewrites, tried in order.",
+          "description": "Path rewrites (or redirects), tried in order.",
+          "default": []
+        },
+        "reverse_proxies": {
+          "type": "array",
+          "items": {
+            "type": "object",
+            "required": [
+              "target"
+            ],
+            "properties": {
+              "name": {
+                "type": "string",
+                "minLength": 1,
+                "description": "A name for logs."
+              },
+              "path": {
+                "type": "string",
+                "minLength": 1,
+                "description": "JavaScript regular expression matched on the request path; its groups are $1, $2 ... in target. Exactly one of path and prefix."
+              },
+              "prefix": {
+                "type": "string",
+                "minLength": 1,
+                "description": "A path prefix (`/api/`): the request path starts with it. Exactly one of path and prefix."
+              },
+              "target": {
+                "type": "string",
+                "minLength": 1,
+                "description": "http(s) URL the request goes to: its origin, and a path the request path is appended to. When it uses $1, $2 ... (the groups of path), it is the whole URL asked for (the query string kept)."
+              },
+              "strip_path": {
+                "type": "boolean",
+                "description": "Leave the matched prefix (or the match of path) out of the path sent to target. Ignored when target uses $1, $2 ...",
+                "default": false
+              },
+              "headers": {
+                "type": "object",
+                "patternProperties": {
+                  "^.*$": {
+                    "type": "string"
+                  }
+                },
+                "description": "Request headers set for the target (name: value); `$host`, `$remote_addr` and `$scheme` in a value are the request's Host, the client's address and http or https.",
+                "default": {}
+              },
+              "response_headers": {
+                "type": "object",
+                "patternProperties": {
+                  "^.*$": {
+                    "type": "string"
+                  }
+                },
+                "description": "Headers added to the answer (name: value), replacing the target's of the same name.",
+                "default": {}
+              },
+              "websocket": {
+                "type": "boolean",
+                "description": "Relay WebSocket upgrades to the target too; otherwise an upgrade on this route gets 400.",
+                "default": false
+              }
+            },
+            "additionalProperties": false,
+            "description": "A reverse proxy to any HTTP server; the first route whose path or prefix matches the request path takes it."
+          },
+          "description": "Reverse proxies to other HTTP servers, tried in order after the sticky sessions and before the standalone servers and tenants.",
           "default": []
         },
         "fly": {
@@ -671,6 +953,186 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
                   "type": "string"
                 },
                 "description": "Overrides applications.args for this tenant; may use ${name}."
+              },
+              "hooks": {
+                "type": "object",
+                "properties": {
+                  "start": {
+                    "anyOf": [
+                      {
+                        "type": "object",
+                        "required": [
+                          "command"
+                        ],
+                        "properties": {
+                          "command": {
+                            "type": "string",
+                            "minLength": 1,
+                            "description": "Program to run (no shell); a name without \"/\" is looked up on PATH. May use ${name}."
+                          },
+                          "args": {
+                            "type": "array",
+                            "items": {
+                              "type": "string"
+                            },
+                            "description": "Arguments of the program; may use ${name}.",
+                            "default": []
+                          },
+                          "timeout": {
+                            "anyOf": [
+                              {
+                                "type": "string",
+                                "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                              },
+                              {
+                                "type": "number",
+                                "const": 0
+                              }
+                            ],
+                            "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
+                            "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                            "default": "0"
+                          }
+                        },
+                        "additionalProperties": false,
+                        "description": "A command run at a moment of a tenant's life, with its environment; ${name} resolves from its var, its env, then Navigator's environment."
+                      },
+                      {
+                        "type": "array",
+                        "items": {
+                          "type": "object",
+                          "required": [
+                            "command"
+                          ],
+                          "properties": {
+                            "command": {
+                              "type": "string",
+                              "minLength": 1,
+                              "description": "Program to run (no shell); a name without \"/\" is looked up on PATH. May use ${name}."
+                            },
+                            "args": {
+                              "type": "array",
+                              "items": {
+                                "type": "string"
+                              },
+                              "description": "Arguments of the program; may use ${name}.",
+                              "default": []
+                            },
+                            "timeout": {
+                              "anyOf": [
+                                {
+                                  "type": "string",
+                                  "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                                },
+                                {
+                                  "type": "number",
+                                  "const": 0
+                                }
+                              ],
+                              "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
+                              "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                              "default": "0"
+                            }
+                          },
+                          "additionalProperties": false,
+                          "description": "A command run at a moment of a tenant's life, with its environment; ${name} resolves from its var, its env, then Navigator's environment."
+                        }
+                      }
+                    ],
+                    "description": "Run once the tenant is ready, before its first request is proxied.",
+                    "default": [],
+                    "errorMessage": "must be a hook (command, args, timeout) or a list of them"
+                  },
+                  "stop": {
+                    "anyOf": [
+                      {
+                        "type": "object",
+                        "required": [
+                          "command"
+                        ],
+                        "properties": {
+                          "command": {
+                            "type": "string",
+                            "minLength": 1,
+                            "description": "Program to run (no shell); a name without \"/\" is looked up on PATH. May use ${name}."
+                          },
+                          "args": {
+                            "type": "array",
+                            "items": {
+                              "type": "string"
+                            },
+                            "description": "Arguments of the program; may use ${name}.",
+                            "default": []
+                          },
+                          "timeout": {
+                            "anyOf": [
+                              {
+                                "type": "string",
+                                "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                              },
+                              {
+                                "type": "number",
+                                "const": 0
+                              }
+                            ],
+                            "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
+                            "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                            "default": "0"
+                          }
+                        },
+                        "additionalProperties": false,
+                        "description": "A command run at a moment of a tenant's life, with its environment; ${name} resolves from its var, its env, then Navigator's environment."
+                      },
+                      {
+                        "type": "array",
+                        "items": {
+                          "type": "object",
+                          "required": [
+                            "command"
+                          ],
+                          "properties": {
+                            "command": {
+                              "type": "string",
+                              "minLength": 1,
+                              "description": "Program to run (no shell); a name without \"/\" is looked up on PATH. May use ${name}."
+                            },
+                            "args": {
+                              "type": "array",
+                              "items": {
+                                "type": "string"
+                              },
+                              "description": "Arguments of the program; may use ${name}.",
+                              "default": []
+                            },
+                            "timeout": {
+                              "anyOf": [
+                                {
+                                  "type": "string",
+                                  "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                                },
+                                {
+                                  "type": "number",
+                                  "const": 0
+                                }
+                              ],
+                              "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
+                              "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                              "default": "0"
+                            }
+                          },
+                          "additionalProperties": false,
+                          "description": "A command run at a moment of a tenant's life, with its environment; ${name} resolves from its var, its env, then Navigator's environment."
+                        }
+                      }
+                    ],
+                    "description": "Run before the tenant is stopped.",
+                    "default": [],
+                    "errorMessage": "must be a hook (command, args, timeout) or a list of them"
+                  }
+                },
+                "additionalProperties": false,
+                "description": "Hooks of this tenant, run after those of hooks.tenant.",
+                "default": {}
               }
             },
             "additionalProperties": false,
@@ -903,6 +1365,685 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
       },
       "additionalProperties": false,
       "description": "HTTP Basic authentication against an htpasswd file; absent or not enabled = off.",
+      "default": {}
+    },
+    "maintenance": {
+      "type": "object",
+      "properties": {
+        "enabled": {
+          "type": "boolean",
+          "description": "Maintenance mode: every request that would reach a tenant, a reverse proxy or a standalone server gets the maintenance page (503). Static files, redirects, the health check, the metrics, the status page and Fly-Replay rules keep working.",
+          "default": false
+        },
+        "page": {
+          "anyOf": [
+            {
+              "type": "string",
+              "minLength": 1
+            },
+            {
+              "type": "null"
+            }
+          ],
+          "description": "The maintenance page, a file in public_dir (`/503.html`): the same setting as server.maintenance_page (give one of them).",
+          "default": null,
+          "errorMessage": "must be a file path"
+        }
+      },
+      "additionalProperties": false,
+      "description": "Maintenance mode, and the maintenance page.",
+      "default": {}
+    },
+    "hooks": {
+      "type": "object",
+      "properties": {
+        "server": {
+          "type": "object",
+          "properties": {
+            "start": {
+              "anyOf": [
+                {
+                  "type": "object",
+                  "required": [
+                    "command"
+                  ],
+                  "properties": {
+                    "command": {
+                      "type": "string",
+                      "minLength": 1,
+                      "description": "Program to run (no shell); a name without \"/\" is looked up on PATH. May use ${name}."
+                    },
+                    "args": {
+                      "type": "array",
+                      "items": {
+                        "type": "string"
+                      },
+                      "description": "Arguments of the program; may use ${name}.",
+                      "default": []
+                    },
+                    "timeout": {
+                      "anyOf": [
+                        {
+                          "type": "string",
+                          "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                        },
+                        {
+                          "type": "number",
+                          "const": 0
+                        }
+                      ],
+                      "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
+                      "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                      "default": "0"
+                    },
+                    "reload_config": {
+                      "anyOf": [
+                        {
+                          "type": "string",
+                          "minLength": 1
+                        },
+                        {
+                          "type": "null"
+                        }
+                      ],
+                      "description": "After the hook succeeds, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the hook ran.",
+                      "default": null,
+                      "errorMessage": "must be a file path"
+                    }
+                  },
+                  "additionalProperties": false,
+                  "description": "A command run at a moment of Navigator's life, with Navigator's environment."
+                },
+                {
+                  "type": "array",
+                  "items": {
+                    "type": "object",
+                    "required": [
+                      "command"
+                    ],
+                    "properties": {
+                      "command": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "Program to run (no shell); a name without \"/\" is looked up on PATH. May use ${name}."
+                      },
+                      "args": {
+                        "type": "array",
+                        "items": {
+                          "type": "string"
+                        },
+                        "description": "Arguments of the program; may use ${name}.",
+                        "default": []
+                      },
+                      "timeout": {
+                        "anyOf": [
+                          {
+                            "type": "string",
+                            "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                          },
+                          {
+                            "type": "number",
+                            "const": 0
+                          }
+                        ],
+                        "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
+                        "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                        "default": "0"
+                      },
+                      "reload_config": {
+                        "anyOf": [
+                          {
+                            "type": "string",
+                            "minLength": 1
+                          },
+                          {
+                            "type": "null"
+                          }
+                        ],
+                        "description": "After the hook succeeds, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the hook ran.",
+                        "default": null,
+                        "errorMessage": "must be a file path"
+                      }
+                    },
+                    "additionalProperties": false,
+                    "description": "A command run at a moment of Navigator's life, with Navigator's environment."
+                  }
+                }
+              ],
+              "description": "Run before Navigator listens; a failure stops the start (exit 1, with the hook's output).",
+              "default": [],
+              "errorMessage": "must be a hook (command, args, timeout) or a list of them"
+            },
+            "ready": {
+              "anyOf": [
+                {
+                  "type": "object",
+                  "required": [
+                    "command"
+                  ],
+                  "properties": {
+                    "command": {
+                      "type": "string",
+                      "minLength": 1,
+                      "description": "Program to run (no shell); a name without \"/\" is looked up on PATH. May use ${name}."
+                    },
+                    "args": {
+                      "type": "array",
+                      "items": {
+                        "type": "string"
+                      },
+                      "description": "Arguments of the program; may use ${name}.",
+                      "default": []
+                    },
+                    "timeout": {
+                      "anyOf": [
+                        {
+                          "type": "string",
+                          "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                        },
+                        {
+                          "type": "number",
+                          "const": 0
+                        }
+                      ],
+                      "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
+                      "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                      "default": "0"
+                    },
+                    "reload_config": {
+                      "anyOf": [
+                        {
+                          "type": "string",
+                          "minLength": 1
+                        },
+                        {
+                          "type": "null"
+                        }
+                      ],
+                      "description": "After the hook succeeds, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the hook ran.",
+                      "default": null,
+                      "errorMessage": "must be a file path"
+                    }
+                  },
+                  "additionalProperties": false,
+                  "description": "A command run at a moment of Navigator's life, with Navigator's environment."
+                },
+                {
+                  "type": "array",
+                  "items": {
+                    "type": "object",
+                    "required": [
+                      "command"
+                    ],
+                    "properties": {
+                      "command": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "Program to run (no shell); a name without \"/\" is looked up on PATH. May use ${name}."
+                      },
+                      "args": {
+                        "type": "array",
+                        "items": {
+                          "type": "string"
+                        },
+                        "description": "Arguments of the program; may use ${name}.",
+                        "default": []
+                      },
+                      "timeout": {
+                        "anyOf": [
+                          {
+                            "type": "string",
+                            "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                          },
+                          {
+                            "type": "number",
+                            "const": 0
+                          }
+                        ],
+                        "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
+                        "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                        "default": "0"
+                      },
+                      "reload_config": {
+                        "anyOf": [
+                          {
+                            "type": "string",
+                            "minLength": 1
+                          },
+                          {
+                            "type": "null"
+                          }
+                        ],
+                        "description": "After the hook succeeds, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the hook ran.",
+                        "default": null,
+                        "errorMessage": "must be a file path"
+                      }
+                    },
+                    "additionalProperties": false,
+                    "description": "A command run at a moment of Navigator's life, with Navigator's environment."
+                  }
+                }
+              ],
+              "description": "Run once Navigator listens, without holding up requests.",
+              "default": [],
+              "errorMessage": "must be a hook (command, args, timeout) or a list of them"
+            },
+            "idle": {
+              "anyOf": [
+                {
+                  "type": "object",
+                  "required": [
+                    "command"
+                  ],
+                  "properties": {
+                    "command": {
+                      "type": "string",
+                      "minLength": 1,
+                      "description": "Program to run (no shell); a name without \"/\" is looked up on PATH. May use ${name}."
+                    },
+                    "args": {
+                      "type": "array",
+                      "items": {
+                        "type": "string"
+                      },
+                      "description": "Arguments of the program; may use ${name}.",
+                      "default": []
+                    },
+                    "timeout": {
+                      "anyOf": [
+                        {
+                          "type": "string",
+                          "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                        },
+                        {
+                          "type": "number",
+                          "const": 0
+                        }
+                      ],
+                      "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
+                      "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                      "default": "0"
+                    },
+                    "reload_config": {
+                      "anyOf": [
+                        {
+                          "type": "string",
+                          "minLength": 1
+                        },
+                        {
+                          "type": "null"
+                        }
+                      ],
+                      "description": "After the hook succeeds, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the hook ran.",
+                      "default": null,
+                      "errorMessage": "must be a file path"
+                    }
+                  },
+                  "additionalProperties": false,
+                  "description": "A command run at a moment of Navigator's life, with Navigator's environment."
+                },
+                {
+                  "type": "array",
+                  "items": {
+                    "type": "object",
+                    "required": [
+                      "command"
+                    ],
+                    "properties": {
+                      "command": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "Program to run (no shell); a name without \"/\" is looked up on PATH. May use ${name}."
+                      },
+                      "args": {
+                        "type": "array",
+                        "items": {
+                          "type": "string"
+                        },
+                        "description": "Arguments of the program; may use ${name}.",
+                        "default": []
+                      },
+                      "timeout": {
+                        "anyOf": [
+                          {
+                            "type": "string",
+                            "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                          },
+                          {
+                            "type": "number",
+                            "const": 0
+                          }
+                        ],
+                        "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
+                        "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                        "default": "0"
+                      },
+                      "reload_config": {
+                        "anyOf": [
+                          {
+                            "type": "string",
+                            "minLength": 1
+                          },
+                          {
+                            "type": "null"
+                          }
+                        ],
+                        "description": "After the hook succeeds, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the hook ran.",
+                        "default": null,
+                        "errorMessage": "must be a file path"
+                      }
+                    },
+                    "additionalProperties": false,
+                    "description": "A command run at a moment of Navigator's life, with Navigator's environment."
+                  }
+                }
+              ],
+              "description": "Run before the Machine is suspended or stopped (server.idle); the Machines API is called once they are done.",
+              "default": [],
+              "errorMessage": "must be a hook (command, args, timeout) or a list of them"
+            },
+            "resume": {
+              "anyOf": [
+                {
+                  "type": "object",
+                  "required": [
+                    "command"
+                  ],
+                  "properties": {
+                    "command": {
+                      "type": "string",
+                      "minLength": 1,
+                      "description": "Program to run (no shell); a name without \"/\" is looked up on PATH. May use ${name}."
+                    },
+                    "args": {
+                      "type": "array",
+                      "items": {
+                        "type": "string"
+                      },
+                      "description": "Arguments of the program; may use ${name}.",
+                      "default": []
+                    },
+                    "timeout": {
+                      "anyOf": [
+                        {
+                          "type": "string",
+                          "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                        },
+                        {
+                          "type": "number",
+                          "const": 0
+                        }
+                      ],
+                      "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
+                      "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                      "default": "0"
+                    },
+                    "reload_config": {
+                      "anyOf": [
+                        {
+                          "type": "string",
+                          "minLength": 1
+                        },
+                        {
+                          "type": "null"
+                        }
+                      ],
+                      "description": "After the hook succeeds, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the hook ran.",
+                      "default": null,
+                      "errorMessage": "must be a file path"
+                    }
+                  },
+                  "additionalProperties": false,
+                  "description": "A command run at a moment of Navigator's life, with Navigator's environment."
+                },
+                {
+                  "type": "array",
+                  "items": {
+                    "type": "object",
+                    "required": [
+                      "command"
+                    ],
+                    "properties": {
+                      "command": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "Program to run (no shell); a name without \"/\" is looked up on PATH. May use ${name}."
+                      },
+                      "args": {
+                        "type": "array",
+                        "items": {
+                          "type": "string"
+                        },
+                        "description": "Arguments of the program; may use ${name}.",
+                        "default": []
+                      },
+                      "timeout": {
+                        "anyOf": [
+                          {
+                            "type": "string",
+                            "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                          },
+                          {
+                            "type": "number",
+                            "const": 0
+                          }
+                        ],
+                        "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
+                        "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                        "default": "0"
+                      },
+                      "reload_config": {
+                        "anyOf": [
+                          {
+                            "type": "string",
+                            "minLength": 1
+                          },
+                          {
+                            "type": "null"
+                          }
+                        ],
+                        "description": "After the hook succeeds, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the hook ran.",
+                        "default": null,
+                        "errorMessage": "must be a file path"
+                      }
+                    },
+                    "additionalProperties": false,
+                    "description": "A command run at a moment of Navigator's life, with Navigator's environment."
+                  }
+                }
+              ],
+              "description": "Run when the first request after a suspend shows the Machine was resumed.",
+              "default": [],
+              "errorMessage": "must be a hook (command, args, timeout) or a list of them"
+            }
+          },
+          "additionalProperties": false,
+          "description": "Hooks of Navigator itself.",
+          "default": {}
+        },
+        "tenant": {
+          "type": "object",
+          "properties": {
+            "start": {
+              "anyOf": [
+                {
+                  "type": "object",
+                  "required": [
+                    "command"
+                  ],
+                  "properties": {
+                    "command": {
+                      "type": "string",
+                      "minLength": 1,
+                      "description": "Program to run (no shell); a name without \"/\" is looked up on PATH. May use ${name}."
+                    },
+                    "args": {
+                      "type": "array",
+                      "items": {
+                        "type": "string"
+                      },
+                      "description": "Arguments of the program; may use ${name}.",
+                      "default": []
+                    },
+                    "timeout": {
+                      "anyOf": [
+                        {
+                          "type": "string",
+                          "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                        },
+                        {
+                          "type": "number",
+                          "const": 0
+                        }
+                      ],
+                      "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
+                      "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                      "default": "0"
+                    }
+                  },
+                  "additionalProperties": false,
+                  "description": "A command run at a moment of a tenant's life, with its environment; ${name} resolves from its var, its env, then Navigator's environment."
+                },
+                {
+                  "type": "array",
+                  "items": {
+                    "type": "object",
+                    "required": [
+                      "command"
+                    ],
+                    "properties": {
+                      "command": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "Program to run (no shell); a name without \"/\" is looked up on PATH. May use ${name}."
+                      },
+                      "args": {
+                        "type": "array",
+                        "items": {
+                          "type": "string"
+                        },
+                        "description": "Arguments of the program; may use ${name}.",
+                        "default": []
+                      },
+                      "timeout": {
+                        "anyOf": [
+                          {
+                            "type": "string",
+                            "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                          },
+                          {
+                            "type": "number",
+                            "const": 0
+                          }
+                        ],
+                        "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
+                        "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                        "default": "0"
+                      }
+                    },
+                    "additionalProperties": false,
+                    "description": "A command run at a moment of a tenant's life, with its environment; ${name} resolves from its var, its env, then Navigator's environment."
+                  }
+                }
+              ],
+              "description": "Run for every tenant once it is ready, before its first request is proxied.",
+              "default": [],
+              "errorMessage": "must be a hook (command, args, timeout) or a list of them"
+            },
+            "stop": {
+              "anyOf": [
+                {
+                  "type": "object",
+                  "required": [
+                    "command"
+                  ],
+                  "properties": {
+                    "command": {
+                      "type": "string",
+                      "minLength": 1,
+                      "description": "Program to run (no shell); a name without \"/\" is looked up on PATH. May use ${name}."
+                    },
+                    "args": {
+                      "type": "array",
+                      "items": {
+                        "type": "string"
+                      },
+                      "description": "Arguments of the program; may use ${name}.",
+                      "default": []
+                    },
+                    "timeout": {
+                      "anyOf": [
+                        {
+                          "type": "string",
+                          "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                        },
+                        {
+                          "type": "number",
+                          "const": 0
+                        }
+                      ],
+                      "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
+                      "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                      "default": "0"
+                    }
+                  },
+                  "additionalProperties": false,
+                  "description": "A command run at a moment of a tenant's life, with its environment; ${name} resolves from its var, its env, then Navigator's environment."
+                },
+                {
+                  "type": "array",
+                  "items": {
+                    "type": "object",
+                    "required": [
+                      "command"
+                    ],
+                    "properties": {
+                      "command": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "Program to run (no shell); a name without \"/\" is looked up on PATH. May use ${name}."
+                      },
+                      "args": {
+                        "type": "array",
+                        "items": {
+                          "type": "string"
+                        },
+                        "description": "Arguments of the program; may use ${name}.",
+                        "default": []
+                      },
+                      "timeout": {
+                        "anyOf": [
+                          {
+                            "type": "string",
+                            "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                          },
+                          {
+                            "type": "number",
+                            "const": 0
+                          }
+                        ],
+                        "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
+                        "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                        "default": "0"
+                      }
+                    },
+                    "additionalProperties": false,
+                    "description": "A command run at a moment of a tenant's life, with its environment; ${name} resolves from its var, its env, then Navigator's environment."
+                  }
+                }
+              ],
+              "description": "Run for every tenant before it is stopped.",
+              "default": [],
+              "errorMessage": "must be a hook (command, args, timeout) or a list of them"
+            }
+          },
+          "additionalProperties": false,
+          "description": "Hooks of every tenant, run before each tenant's own.",
+          "default": {}
+        }
+      },
+      "additionalProperties": false,
+      "description": "Commands run at moments of the life of Navigator and of its tenants; their output is logged with the hook's name.",
       "default": {}
     }
   },

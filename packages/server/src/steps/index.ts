@@ -6,10 +6,12 @@ import type { NavigatorMetrics } from '../metrics.js'
 import type { NavigatorStatus } from '../status.js'
 import { auth } from './auth.js'
 import { healthCheck } from './health-check.js'
+import { maintenanceMode } from './maintenance-mode.js'
 import { metrics } from './metrics.js'
 import { normalisePath } from './normalise-path.js'
 import { notFound } from './not-found.js'
 import { replayRules } from './replay-rules.js'
+import { reverseProxies } from './reverse-proxies.js'
 import { rewrites } from './rewrites.js'
 import { standaloneServers } from './standalone-servers.js'
 import { staticFiles } from './static-files.js'
@@ -69,15 +71,16 @@ export interface Steps {
  *   normalise-path      dot segments resolved for every step after it (400 for one hidden behind %2F)
  *   metrics             server.metrics: the metrics path answered here (or 404), never passed on
  *   status              server.status: the status page and its JSON answered here (or 404), never passed on
- *   health-check        server.health_check, answered here
- *   rewrites            routes.rewrites: the forwarded path
+ *   health-check        server.health_check, answered here (or proxied to its tenant, when it has no response)
+ *   rewrites            routes.redirects, then routes.rewrites, one list (the first match wins): a redirect
+ *                       answered here, else the forwarded path
  *   static-files        public_dir (forwarded path)
  *   auth                auth: 401 without a right password, before anything is proxied or replayed (static
- *                       files, the health check, the metrics and the status page are answered before it)
- *                       (redirects go here)
+ *                       files, the health check, the metrics, the status page and redirects are answered before it)
  *   replay-rules        routes.fly.replay (original path)
+ *   maintenance-mode    maintenance.enabled: the maintenance page (503) for everything that would reach an app
  *   sticky-sessions     routes.fly.sticky_sessions (original path)
- *                       (reverse proxies go here)
+ *   reverse-proxies     routes.reverse_proxies (forwarded path)
  *   standalone-servers  applications.standalone_servers (forwarded path)
  *   tenants             applications.tenants (forwarded path)
  *   not-found           404
@@ -95,7 +98,9 @@ export function createSteps (options: StepOptions): Steps {
     staticFiles(options),
     auth(options),
     replayRules(toPeers),
+    maintenanceMode(options),
     sticky?.step ?? null,
+    reverseProxies(options),
     standaloneServers(options),
     tenants(options),
     notFound()

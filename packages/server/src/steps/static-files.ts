@@ -2,8 +2,10 @@ import { lstatSync, realpathSync, statSync } from 'node:fs'
 import type { Stats } from 'node:fs'
 import { realpath } from 'node:fs/promises'
 import { sep } from 'node:path'
-import { ANSWERED, isUpgrade, NEEDS_FASTIFY, NEXT, type Step } from '@navigator/proxy'
+import type { CacheControlRule, StaticRules } from '@navigator/config'
+import { ANSWERED, isUpgrade, NEEDS_FASTIFY, NEXT, type RequestContext, type Step } from '@navigator/proxy'
 import type { StepOptions } from './index.js'
+import { answerRedirect, queryOf } from './redirects.js'
 
 /** Served for a request on a folder of public_dir, when present. */
 export const INDEX_FILE = 'index.html'
@@ -43,6 +45,23 @@ export interface StaticFile {
    * sent, never a sibling @fastify/static would pick for the request's Accept-Encoding.
    */
   siblingsContained: boolean
+  /** The path named a folder without its trailing slash, and the file is one in that folder (its index.html). */
+  folderWithoutSlash: boolean
+}
+
+/** What decides which files of publicDir are static files, beyond their being inside it. */
+export interface StaticLookupRules {
+  /** Names starting with a dot are static files (`.well-known/` always is). */
+  allowDotfiles: boolean
+  /** Lower-case extensions without their dot; null: every extension. */
+  allowedExtensions: readonly string[] | null
+  /** Suffixes tried in order when the path is no file: ".html" is added to it, "index.html" looked for inside it. */
+  tryFiles: readonly string[]
+}
+
+interface Located {
+  relative: string
+  folderWithoutSlash: boolean
 }
 
 /** The precompressed siblings @fastify/static looks for (`preCompressed: true`). */
@@ -51,7 +70,8 @@ export const PRECOMPRESSED_EXTENSIONS: readonly string[] = ['.br', '.gz']
 /** The one folder of dot-named entries served whatever `allow_dotfiles` says (RFC 8615: ACME challenges, security.txt). */
 export const WELL_KNOWN = '.well-known'
 
-export function createStaticFileFinder (publicDir: string, allowDotfiles = false): StaticFileFinder {
+export function createStaticFileFinder (publicDir: string, allowDotfiles = false, rules: Partial<StaticLookupRules> = {}): StaticFileFinder {
+  const lookup: StaticLookupRules = { allowedExtensions: null, tryFiles: [], ...rules, allowDotfiles }
   let root: string | null = null
   let rootCheckedAt = -Infinity
   let misses = new Set<string>()
@@ -71,12 +91,12 @@ export function createStaticFileFinder (publicDir: string, allowDotfiles = false
     } else if (misses.has(forwardedPath)) {
       return null
     }
-    const relative = locate(publicDir, forwardedPath, allowDotfiles)
-    if (relative === null) {
+    const located = locate(publicDir, forwardedPath, lookup)
+    if (located === null) {
       misses.add(forwardedPath)
       return null
     }
-    return insideRoot(publicDir, root, relative)
+    return insideRoot(publicDir, root, located)
   }
 }
 
@@ -97,7 +117,8 @@ function statOf (path: string): Stats | undefined {
   }
 }
 
-function locate (publicDir: string, forwardedPath: string, allowDotfiles: boolean): string | null {
+/** The path's segments, decoded once; null when one could name a file outside publicDir or is a hidden one. */
+function segmentsOf (forwardedPath: string, allowDotfiles: boolean): string[] | null {
   let decoded: string
   try {
     decoded = decodeURIComponent(forwardedPath)
@@ -114,20 +135,52 @@ function locate (publicDir: string, forwardedPath: string, allowDotfiles: boolea
     if (!allowDotfiles && segment.charCodeAt(0) === 46 /* . */ && segment !== WELL_KNOWN) return null
     segments.push(segment)
   }
+  return segments
+}
 
-  let relative = '/' + segments.join('/')
-  let stats = statOf(publicDir + relative)
-  if (stats === undefined) return null
-  if (stats.isDirectory()) {
-    relative = segments.length === 0 ? '/' + INDEX_FILE : relative + '/' + INDEX_FILE
-    stats = statOf(publicDir + relative)
-    if (stats === undefined) return null
+/**
+ * The file a path names: itself, else the index.html of the folder it names, else the first of try_files that is a
+ * file. Every candidate is built from the checked segments and a suffix that holds no slash, so it stays inside
+ * publicDir as the path itself does (symbolic links are for insideRoot), and it must be a regular file with an allowed
+ * extension.
+ */
+function locate (publicDir: string, forwardedPath: string, rules: StaticLookupRules): Located | null {
+  const segments = segmentsOf(forwardedPath, rules.allowDotfiles)
+  if (segments === null) return null
+  const base = segments.length === 0 ? '' : '/' + segments.join('/')
+  const endsInSlash = forwardedPath.charCodeAt(forwardedPath.length - 1) === 47 /* / */
+  const stats = statOf(publicDir + (base === '' ? '/' : base))
+  if (stats === undefined && rules.tryFiles.length === 0) return null
+  if (stats?.isFile() === true && servable(base, rules)) return { relative: base, folderWithoutSlash: false }
+  if (stats?.isDirectory() === true) {
+    const index = base + '/' + INDEX_FILE
+    if (isFile(publicDir + index) && servable(index, rules)) return { relative: index, folderWithoutSlash: !endsInSlash }
   }
-  return stats.isFile() ? relative : null
+  for (const suffix of rules.tryFiles) {
+    const inFolder = suffix.charCodeAt(0) !== 46 /* . */
+    // "/" + ".html" would be a dotfile, "/about/" + ".html" a name the client never asked for.
+    if (!inFolder && (base === '' || endsInSlash)) continue
+    const relative = inFolder ? base + '/' + suffix : base + suffix
+    if (isFile(publicDir + relative) && servable(relative, rules)) return { relative, folderWithoutSlash: inFolder && !endsInSlash }
+  }
+  return null
+}
+
+function isFile (path: string): boolean {
+  return statOf(path)?.isFile() === true
+}
+
+/** A file is served only with one of allowed_extensions, when they are given (the text after the last dot of its name). */
+function servable (relative: string, rules: StaticLookupRules): boolean {
+  const allowed = rules.allowedExtensions
+  if (allowed === null) return true
+  const dot = relative.lastIndexOf('.')
+  if (dot <= relative.lastIndexOf('/')) return false
+  return allowed.includes(relative.slice(dot + 1).toLowerCase())
 }
 
 /** A symbolic link inside public_dir must not lead outside of it: the file's, nor a precompressed sibling's. */
-async function insideRoot (publicDir: string, root: string, relative: string): Promise<StaticFile | null> {
+async function insideRoot (publicDir: string, root: string, { relative, folderWithoutSlash }: Located): Promise<StaticFile | null> {
   const contained = async (path: string): Promise<boolean> => {
     const target = await realpath(path).catch(() => null)
     return target !== null && target.startsWith(root + sep)
@@ -140,19 +193,60 @@ async function insideRoot (publicDir: string, root: string, relative: string): P
     if (lstatSync(sibling, { throwIfNoEntry: false }) === undefined) continue
     if (!await contained(sibling)) siblingsContained = false
   }
-  return { relative, siblingsContained }
+  return { relative, siblingsContained, folderWithoutSlash }
+}
+
+/** The options @fastify/static sends a file with: its Cache-Control, by server.static.cache_control. */
+type SendOptions = { maxAge: number, immutable: boolean } | undefined
+
+interface CacheControlPlan {
+  /** Path prefixes in the order given, each with its options. */
+  overrides: ReadonlyArray<{ path: string, options: SendOptions }>
+  /** For a path no override matches; undefined: @fastify/static's own (`public, max-age=0`). */
+  fallback: SendOptions
+}
+
+/** Built once per configuration, so that a request only compares prefixes and passes a shared object. */
+export function planCacheControl (cacheControl: StaticRules['cacheControl']): CacheControlPlan {
+  const options = (rule: CacheControlRule | null): SendOptions => rule === null ? undefined : Object.freeze({ maxAge: rule.maxAgeMs, immutable: rule.immutable })
+  return {
+    overrides: cacheControl.overrides.map((override) => ({ path: override.path, options: options(override) })),
+    fallback: options(cacheControl.default)
+  }
+}
+
+function sendOptionsFor (plan: CacheControlPlan, path: string): SendOptions {
+  for (const override of plan.overrides) {
+    if (path.startsWith(override.path)) return override.options
+  }
+  return plan.fallback
 }
 
 /**
  * Files under `server.static.public_dir`, for GET and HEAD on the forwarded path (an upgrade is never a file). The
- * file is sent by @fastify/static (ETag, Last-Modified, Range, precompressed siblings), so a raw path hands the
- * request to Fastify once a file is found.
+ * file is sent by @fastify/static (ETag, Last-Modified, Range, precompressed siblings, the Cache-Control of
+ * server.static.cache_control), so a raw path hands the request to Fastify once a file is found. A folder asked for
+ * without its slash is redirected to it with normalize_trailing_slashes.
  */
 export function staticFiles ({ config }: StepOptions): Step {
   const publicDir = config.server.publicDir
-  const findStaticFile = createStaticFileFinder(publicDir, config.server.allowDotfiles)
+  const rules = config.server.staticRules
+  const findStaticFile = createStaticFileFinder(publicDir, config.server.allowDotfiles, rules)
+  const cacheControl = planCacheControl(rules.cacheControl)
+  const normalizeTrailingSlashes = rules.normalizeTrailingSlashes
   // Said once per file (a planted link is worth a warning, not one per request).
   const warned = new Set<string>()
+  const send = (ctx: RequestContext, file: StaticFile): void => {
+    // @fastify/static picks a sibling by Accept-Encoding alone: without it, only the file itself is sent.
+    if (!file.siblingsContained) {
+      delete ctx.req.headers['accept-encoding']
+      if (!warned.has(file.relative) && warned.size < 1000) {
+        warned.add(file.relative)
+        ctx.log.warn({ file: file.relative }, 'a precompressed sibling leads outside public_dir: the file is sent uncompressed')
+      }
+    }
+    (ctx.reply as NonNullable<RequestContext['reply']>).sendFile(file.relative, publicDir, sendOptionsFor(cacheControl, ctx.forwardedPath))
+  }
   return {
     name: 'static-files',
     run (ctx) {
@@ -161,22 +255,16 @@ export function staticFiles ({ config }: StepOptions): Step {
       // Handed over by the raw path, the lookup it started is used rather than made again.
       const found = (ctx.handedOver as ReturnType<StaticFileFinder> | null) ?? findStaticFile(ctx.forwardedPath)
       if (found === null) return NEXT
-      const reply = ctx.reply
-      if (reply === null) {
+      if (ctx.reply === null) {
         ctx.handedOver = found
         return NEEDS_FASTIFY
       }
       return found.then((file) => {
         if (file === null) return NEXT
-        // @fastify/static picks a sibling by Accept-Encoding alone: without it, only the file itself is sent.
-        if (!file.siblingsContained) {
-          delete ctx.req.headers['accept-encoding']
-          if (!warned.has(file.relative) && warned.size < 1000) {
-            warned.add(file.relative)
-            ctx.log.warn({ file: file.relative }, 'a precompressed sibling leads outside public_dir: the file is sent uncompressed')
-          }
-        }
-        reply.sendFile(file.relative, publicDir)
+        // The client's own path with the slash (a rewritten one is served as it is): the page's relative links then
+        // resolve inside the folder.
+        if (normalizeTrailingSlashes && file.folderWithoutSlash && ctx.forwardedPath === ctx.path) answerRedirect(ctx, 301, ctx.path + '/' + queryOf(ctx))
+        else send(ctx, file)
         return ANSWERED
       })
     }

@@ -1,0 +1,134 @@
+import { statSync } from 'node:fs'
+import type { HookConfig } from '@navigator/config'
+import { HookFailedError } from './errors.js'
+import type { SupervisorLogger } from './logger.js'
+import { ProcessGroup, settlesWithin, spawnFailure } from './process-group.js'
+import { substitute } from './substitute.js'
+
+/** Time a hook past its timeout gets between SIGTERM and SIGKILL to its process group. */
+export const HOOK_KILL_GRACE_MS = 1000
+/** How far a file's modification time may lag the clock it is compared with. */
+const MTIME_GRAIN_MS = 10
+/** Output lines a failed hook's error carries (the last ones: where the reason usually is). */
+export const HOOK_OUTPUT_LINES = 20
+
+export interface HookRun {
+  /** What the log lines carry as `hook`, e.g. `server.start` or `tenant.stop`. */
+  name: string
+  env: NodeJS.ProcessEnv
+  cwd: string
+  logger: SupervisorLogger
+  /** Resolves `${name}` in the command and arguments; undefined = not defined. */
+  lookup: (name: string) => string | undefined
+  /** Server hooks: reloads the configuration from a file, for `reload_config`. */
+  reload?: ReloadConfig
+}
+
+export interface ReloadConfig {
+  /** The file the running configuration came from, or null. */
+  currentFile: () => string | null
+  reload: (file: string) => Promise<void>
+}
+
+export interface HookOutcome {
+  ok: boolean
+  /** Why it failed, in words an operator can act on; null when it succeeded. */
+  reason: string | null
+  /** Its last output lines (stdout and stderr, in order). */
+  output: string[]
+}
+
+/**
+ * Runs the hooks in order, each to its end (or its timeout), and resolves with the outcome of each: a failed hook is
+ * logged and does not skip the next. A hook never throws here; runHooksOrFail does, for server.start.
+ */
+export async function runHooks (hooks: readonly HookConfig[], run: HookRun): Promise<HookOutcome[]> {
+  const outcomes: HookOutcome[] = []
+  for (const hook of hooks) outcomes.push(await runHook(hook, run))
+  return outcomes
+}
+
+/** As runHooks, but stops at the first failure with a HookFailedError carrying the hook's output. */
+export async function runHooksOrFail (hooks: readonly HookConfig[], run: HookRun): Promise<void> {
+  for (const hook of hooks) {
+    const outcome = await runHook(hook, run)
+    if (!outcome.ok) {
+      const output = outcome.output.length === 0 ? '' : '\n' + outcome.output.join('\n')
+      throw new HookFailedError(run.name, `${outcome.reason ?? 'failed'}${output}`)
+    }
+  }
+}
+
+async function runHook (hook: HookConfig, run: HookRun): Promise<HookOutcome> {
+  const { logger, name } = run
+  const output: string[] = []
+  let command = hook.command
+  let group: ProcessGroup
+  const startedAt = Date.now()
+  try {
+    command = substitute(hook.command, run.lookup)
+    const args = hook.args.map((arg) => substitute(arg, run.lookup))
+    const log = logger.child({ hook: name })
+    group = await ProcessGroup.spawn({
+      command,
+      args,
+      cwd: run.cwd,
+      env: run.env,
+      onLine: (stream, line) => {
+        output.push(line)
+        if (output.length > HOOK_OUTPUT_LINES) output.shift()
+        log.info({ stream }, line)
+      }
+    })
+  } catch (err) {
+    const reason = err instanceof Error && (err as NodeJS.ErrnoException).code === undefined ? err.message : spawnFailure(err, command, run.cwd).reason
+    logger.error({ hook: name, command, reason }, 'hook could not start')
+    return { ok: false, reason, output }
+  }
+  logger.info({ hook: name, command, pid: group.pid }, 'hook started')
+  const reason = await finished(group, hook.timeoutMs)
+  if (reason !== null) {
+    logger.error({ hook: name, command, reason }, 'hook failed')
+    return { ok: false, reason, output }
+  }
+  logger.info({ hook: name, command, ms: Date.now() - startedAt }, 'hook done')
+  if (hook.reloadConfig !== null && run.reload !== undefined) await reloadAfter(hook.reloadConfig, startedAt, run)
+  return { ok: true, reason: null, output }
+}
+
+/** Null once the hook exited with 0; else why not. A hook past its timeout loses its whole process group. */
+async function finished (group: ProcessGroup, timeoutMs: number): Promise<string | null> {
+  if (timeoutMs > 0 && !await settlesWithin(group.exited, timeoutMs)) {
+    await group.terminate(HOOK_KILL_GRACE_MS)
+    return `killed after its timeout of ${timeoutMs} ms`
+  }
+  const exit = await group.exited
+  if (exit.code === 0) return null
+  return exit.signal !== null ? `killed by ${exit.signal}` : `exited with status ${String(exit.code)}`
+}
+
+/**
+ * `reload_config`: as the Go Navigator, only when the file is another than the running one, or was changed while
+ * the hook ran; a missing file is a warning, never a reload.
+ */
+async function reloadAfter (file: string, startedAt: number, run: HookRun): Promise<void> {
+  const reload = run.reload as ReloadConfig
+  let modifiedAt: number
+  try {
+    modifiedAt = statSync(file).mtimeMs
+  } catch {
+    run.logger.warn({ hook: run.name, file }, 'reload_config names a file that does not exist; not reloading')
+    return
+  }
+  // File times come from a coarser clock than Date.now() (a kernel tick): a change right at the start counts.
+  if (reload.currentFile() === file && modifiedAt < startedAt - MTIME_GRAIN_MS) {
+    run.logger.debug({ hook: run.name, file }, 'configuration unchanged; not reloading')
+    return
+  }
+  try {
+    await reload.reload(file)
+    run.logger.info({ hook: run.name, file }, 'configuration reloaded after the hook')
+  } catch (err) {
+    run.logger.error({ hook: run.name, file, err }, 'reloading the configuration after the hook failed; the old one stays')
+  }
+}
