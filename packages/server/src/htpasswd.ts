@@ -1,4 +1,4 @@
-import { createHash, hash, timingSafeEqual } from 'node:crypto'
+import { createHash, hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import type { FastifyBaseLogger } from 'fastify'
@@ -104,6 +104,14 @@ export class HtpasswdFile {
   private signature = ''
   private checkedAt = -Infinity
   private generation = 0
+  /**
+   * A bcrypt hash of nothing anyone knows, at the cost the file's users have: a name that is not in the file is
+   * checked against it, so an unknown user takes as long as a known one with a wrong password and the answer's
+   * timing does not tell which names exist. Null while it is made, or when the file has no bcrypt entry.
+   */
+  private decoy: string | null = null
+  /** Settles once the decoy of the file as last read is made (tests wait for it). */
+  decoyMade: Promise<void> = Promise.resolve()
 
   constructor (readonly path: string, private readonly log: FastifyBaseLogger, private readonly recheckMs = HTPASSWD_RECHECK_MS) {
     this.refresh()
@@ -124,7 +132,7 @@ export class HtpasswdFile {
     const credentials = Buffer.from(token, 'base64').toString('utf8')
     const colon = credentials.indexOf(':')
     const entry = colon === -1 ? undefined : this.users.get(credentials.slice(0, colon))
-    if (entry === undefined) return false
+    if (entry === undefined) return this.decoy === null ? false : bcrypt.compare(credentials.slice(colon + 1), this.decoy).then(() => false, () => false)
     const result = verifyPassword(entry, credentials.slice(colon + 1))
     const generation = this.generation
     if (typeof result === 'boolean') return this.remember(key, result, generation)
@@ -152,6 +160,20 @@ export class HtpasswdFile {
     this.generation++
     this.verified.clear()
     this.users = this.read()
+    this.makeDecoy()
+  }
+
+  private makeDecoy (): void {
+    this.decoy = null
+    let cost: number | null = null
+    for (const entry of this.users.values()) {
+      if (entry.kind === 'bcrypt') cost = Math.max(cost ?? 0, Number(entry.hash.slice(4, 6)))
+    }
+    if (cost === null) return
+    const generation = this.generation
+    this.decoyMade = bcrypt.hash(randomBytes(16).toString('base64'), cost).then((decoy) => {
+      if (generation === this.generation) this.decoy = decoy
+    }, () => {})
   }
 
   private read (): Map<string, HtpasswdEntry> {

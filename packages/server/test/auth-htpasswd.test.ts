@@ -1,7 +1,10 @@
 import { test } from 'tap'
 import { createHash } from 'node:crypto'
 import bcrypt from 'bcryptjs'
-import { parseHtpasswd, verifyPassword } from '../src/htpasswd.js'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { HtpasswdFile, parseHtpasswd, verifyPassword } from '../src/htpasswd.js'
 import { compilePublicPath } from '../src/steps/auth.js'
 
 // The hash kinds the end-to-end test (auth.test.ts) does not go through, with hashes made by other tools:
@@ -43,4 +46,25 @@ test('public path forms match what they say', async (t) => {
     for (const path of open) t.ok(regex.test(path), `${pattern} opens ${path}`)
     for (const path of closed) t.notOk(regex.test(path), `${pattern} does not open ${path}`)
   }
+})
+
+test('an unknown user costs a bcrypt check too, so timing does not tell which names exist', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'navigator-htpasswd-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const file = join(dir, 'htpasswd')
+  writeFileSync(file, `alice:${bcrypt.hashSync('secret', 6)}\n`)
+  const silent = { info () {}, warn () {}, error () {} } as unknown as ConstructorParameters<typeof HtpasswdFile>[1]
+  const htpasswd = new HtpasswdFile(file, silent)
+  await htpasswd.decoyMade
+  const basic = (credentials: string): string => `Basic ${Buffer.from(credentials).toString('base64')}`
+  const unknown = htpasswd.check(basic('mallory:secret'))
+  t.type(unknown, Promise, 'an unknown name goes through bcrypt, as a known one does')
+  t.equal(await unknown, false)
+  t.equal(await htpasswd.check(basic('alice:wrong')), false)
+  t.equal(await htpasswd.check(basic('alice:secret')), true)
+
+  writeFileSync(file, 'plain:secret\n')
+  const noBcrypt = new HtpasswdFile(file, silent)
+  await noBcrypt.decoyMade
+  t.equal(noBcrypt.check(basic('mallory:secret')), false, 'without bcrypt users there is no slow check to match')
 })
