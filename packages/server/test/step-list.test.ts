@@ -329,3 +329,67 @@ for (const level of ['info', 'debug']) {
     }
   })
 }
+
+// maintenance-mode is in the list only when maintenance.enabled, which would answer every case above that reaches an
+// app; it is walked on both paths with a configuration of its own.
+const MAINTENANCE_CASES: Case[] = [
+  { path: '/app/page' },
+  { method: 'POST', path: '/app/echo', headers: { 'content-type': 'text/plain' }, body: 'x' },
+  { path: '/file.txt' },
+  { path: '/up' },
+  { path: '/api/things' }
+]
+
+function maintenanceConfigText (ports: Ports): string {
+  return [
+    'server:',
+    `  listen: "127.0.0.1:${ports.listen}"`,
+    '  health_check: /up',
+    '  shutdown_timeout: 1s',
+    'maintenance:',
+    '  enabled: true',
+    'routes:',
+    '  fly:',
+    '    replay:',
+    '      - path: "^/api/"',
+    '        region: iad',
+    'applications:',
+    '  command: node',
+    `  args: [${JSON.stringify(TENANT_APP)}]`,
+    `  start_port: ${ports.startPort}`,
+    '  tenants:',
+    '    - name: app',
+    '      path: /app',
+    ''
+  ].join('\n')
+}
+
+test('maintenance mode answers the same on the raw path and through Fastify', async (t) => {
+  const both = await site()
+  const answers: Record<string, unknown[]> = {}
+  const steps: Record<string, string[]> = {}
+  for (const [name, rawPath] of [['raw', true], ['fastify', false]] as const) {
+    const navigator = await buildServer(parseConfig(maintenanceConfigText(both.ports), { dir: both.dir }), {
+      env: { FLY_MACHINE_ID: 'm1', FLY_APP_NAME: 'steps', FLY_REGION: 'ord' },
+      logger: pino({ level: 'silent' }),
+      rawPath
+    })
+    await navigator.listen()
+    steps[name] = navigator.pipeline.steps.map((step) => step.name)
+    answers[name] = []
+    for (const each of MAINTENANCE_CASES) {
+      const answer = await http(`http://127.0.0.1:${both.ports.listen}`, each.path, { method: each.method, headers: each.headers, body: each.body })
+      answers[name].push(comparable(answer))
+    }
+    await navigator.close()
+  }
+  t.ok(steps.raw.includes('maintenance-mode'), 'the step is in the list')
+  t.same(answers.raw, answers.fastify, 'status, every header and the body, case by case')
+  t.match(answers.raw, [
+    { status: 503, headers: { 'retry-after': '5' } },
+    { status: 503 },
+    { status: 200, body: 'a static file\n' },
+    { status: 200, body: 'OK\n' },
+    { status: 307, headers: { 'fly-replay': 'region=iad;state=nav-rule' } }
+  ], 'an app gets the page; static files, the health check and replays keep working')
+})
