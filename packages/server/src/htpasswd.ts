@@ -2,7 +2,7 @@ import { createHash, hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import type { FastifyBaseLogger } from 'fastify'
-import bcrypt from 'bcryptjs'
+import type Bcrypt from 'bcryptjs'
 
 /**
  * The htpasswd file is looked at (one stat) at most this often, by the request that comes after: a changed file is
@@ -14,8 +14,20 @@ export const HTPASSWD_RECHECK_MS = 1000
 /** At most this many verified credentials are remembered; beyond it the oldest is forgotten. */
 export const VERIFIED_CACHE_MAX_ENTRIES = 1000
 
-// apache-md5 is CommonJS whose typings declare an ES default export: required, it is the function they describe.
-const aprMd5 = createRequire(import.meta.url)('apache-md5') as (password: string, salt?: string) => string
+// The hash libraries are loaded when a password is first checked, so a Navigator without `auth` never pays for them
+// (this module is loaded by every one). apache-md5 is CommonJS whose typings declare an ES default export: required,
+// it is the function they describe.
+// (Written as createRequire(import.meta.url)('name') each time: the release's bundler follows that form.)
+let bcryptModule: typeof Bcrypt | null = null
+let aprMd5Module: ((password: string, salt?: string) => string) | null = null
+function bcrypt (): typeof Bcrypt {
+  bcryptModule ??= createRequire(import.meta.url)('bcryptjs') as typeof Bcrypt
+  return bcryptModule
+}
+function aprMd5 (password: string, salt: string): string {
+  aprMd5Module ??= createRequire(import.meta.url)('apache-md5') as (password: string, salt?: string) => string
+  return aprMd5Module(password, salt)
+}
 
 export type HashKind = 'bcrypt' | 'apr1' | 'md5-crypt' | 'sha' | 'ssha' | 'plain'
 
@@ -80,7 +92,7 @@ function sshaMatches (hash: string, password: string): boolean {
 export function verifyPassword (entry: HtpasswdEntry, password: string): boolean | Promise<boolean> {
   switch (entry.kind) {
     case 'bcrypt':
-      return bcrypt.compare(password, entry.hash).catch(() => false)
+      return bcrypt().compare(password, entry.hash).catch(() => false)
     case 'apr1':
     case 'md5-crypt':
       return sameSecret(aprMd5(password, entry.hash), entry.hash)
@@ -132,7 +144,7 @@ export class HtpasswdFile {
     const credentials = Buffer.from(token, 'base64').toString('utf8')
     const colon = credentials.indexOf(':')
     const entry = colon === -1 ? undefined : this.users.get(credentials.slice(0, colon))
-    if (entry === undefined) return this.decoy === null ? false : bcrypt.compare(credentials.slice(colon + 1), this.decoy).then(() => false, () => false)
+    if (entry === undefined) return this.decoy === null ? false : bcrypt().compare(credentials.slice(colon + 1), this.decoy).then(() => false, () => false)
     const result = verifyPassword(entry, credentials.slice(colon + 1))
     const generation = this.generation
     if (typeof result === 'boolean') return this.remember(key, result, generation)
@@ -171,7 +183,7 @@ export class HtpasswdFile {
     }
     if (cost === null) return
     const generation = this.generation
-    this.decoyMade = bcrypt.hash(randomBytes(16).toString('base64'), cost).then((decoy) => {
+    this.decoyMade = bcrypt().hash(randomBytes(16).toString('base64'), cost).then((decoy) => {
       if (generation === this.generation) this.decoy = decoy
     }, () => {})
   }

@@ -5,7 +5,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { AddressBlock } from '@navigator/config'
 import { ANSWERED, isUpgrade, type RequestContext, type StepResult } from '@navigator/proxy'
 import { connectableAddress, listenOn } from './http-server.js'
-import { METRICS_CONTENT_TYPE, type NavigatorMetrics } from './metrics.js'
+import type { NavigatorMetrics } from './metrics.js'
 import { answerNotFound } from './steps/not-found.js'
 
 // Who may read Navigator's own pages (the metrics, the status page): one guard for every one of them, so that
@@ -14,7 +14,6 @@ import { answerNotFound } from './steps/not-found.js'
 /** Headers a proxy adds: a request that carries one came through Fly's edge (or another proxy), never straight. */
 const PROXIED = ['fly-client-ip', 'x-forwarded-for', 'forwarded', 'via'] as const
 const IPV4_MAPPED = '::ffff:'
-export const METRICS_HEADERS = Object.freeze(['content-type', METRICS_CONTENT_TYPE, 'cache-control', 'no-store'])
 const NOT_FOUND = 'Not Found\n'
 
 /**
@@ -69,7 +68,7 @@ export async function listenForMetrics (metrics: NavigatorMetrics, log: FastifyB
       answerRaw(res, 404, ['content-type', 'text/plain; charset=utf-8'], NOT_FOUND)
       return
     }
-    metrics.scrape().then((text) => { answerRaw(res, 200, METRICS_HEADERS, text) }, (err: Error) => {
+    metrics.scrape().then((text) => { answerRaw(res, 200, metrics.answerHeaders, text) }, (err: Error) => {
       log.error({ err }, 'the metrics could not be collected')
       answerRaw(res, 500, ['content-type', 'text/plain; charset=utf-8'], 'Internal Server Error\n')
     })

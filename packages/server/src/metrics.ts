@@ -1,5 +1,7 @@
 import type { ServerResponse } from 'node:http'
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { createRequire } from 'node:module'
+import type * as PromClient from 'prom-client'
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { ApplicationsConfig, MetricsConfig } from '@navigator/config'
 import { parseReplayFailed } from '@navigator/fly-replay'
 import type { ForwardOptions, UpstreamFailure, WebSocketRelay } from '@navigator/proxy'
@@ -12,8 +14,6 @@ import { stickyCounter, type StickyCounter, type StickyCounts } from './sticky-c
 // metrics are scraped: prom-client's own inc() builds a label key string per call. Process events (spawns, exits)
 // are rare and go to prom-client at once; gauges are read when scraped.
 
-/** The Prometheus text format's content type, for the answer of a scrape. */
-export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE
 /** Upstream time to response headers, in seconds. */
 export const UPSTREAM_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 /** Tenant start, spawn to ready, in seconds. */
@@ -52,9 +52,20 @@ class Tally {
   }
 }
 
+let promClientModule: typeof PromClient | null = null
+
+/**
+ * prom-client, loaded when a configuration first turns the metrics on: this module is loaded by every Navigator
+ * (the pipeline marks which step answered), and a Navigator without `server.metrics` never pays for the client.
+ */
+function promClient (): typeof PromClient {
+  promClientModule ??= createRequire(import.meta.url)('prom-client') as typeof PromClient
+  return promClientModule
+}
+
 function tallied (registry: Registry, name: string, help: string, labelNames: string[]): Tally {
   let tally: Tally | null = null
-  const counter = new Counter({ name, help, labelNames, registers: [registry], collect () { tally?.flush() } })
+  const counter = new (promClient().Counter)({ name, help, labelNames, registers: [registry], collect () { tally?.flush() } })
   tally = new Tally(counter)
   return tally
 }
@@ -79,7 +90,9 @@ export interface MetricsSources {
 type UpstreamHooks = Required<Pick<ForwardOptions, 'onResponseHeaders' | 'onUpstreamError'>>
 
 export class NavigatorMetrics {
-  readonly registry = new Registry()
+  readonly registry: Registry = new (promClient().Registry)()
+  /** The headers of a scrape's answer: the registry's text format, never cached. */
+  readonly answerHeaders: readonly string[] = Object.freeze(['content-type', this.registry.contentType, 'cache-control', 'no-store'])
   readonly settings: MetricsConfig
   /** Counts a sticky decision; handed to the sticky-sessions step. */
   readonly onStickyDecision: StickyObserver
@@ -97,7 +110,7 @@ export class NavigatorMetrics {
   constructor (settings: MetricsConfig) {
     this.settings = settings
     const registry = this.registry
-    collectDefaultMetrics({ register: registry })
+    promClient().collectDefaultMetrics({ register: registry })
     this.requests = tallied(registry, 'navigator_requests_total', 'HTTP requests, by the step of the pipeline that answered (none: the response closed first) and the status class.', ['step', 'status_class'])
     this.sticky = this.stickyCounter()
     this.onStickyDecision = this.sticky.observe
@@ -105,6 +118,7 @@ export class NavigatorMetrics {
     for (const reason of [...REPLAY_FAILED_REASONS, 'other']) this.replayFailed.set(reason, replayFailed.cell({ reason }))
     this.upstreamErrors = tallied(registry, 'navigator_upstream_errors_total', 'Requests to a tenant or standalone server that failed upstream, by failure.', ['upstream', 'kind', 'failure'])
     const metrics = this
+    const { Histogram } = promClient()
     this.upstreamSeconds = new Histogram({
       name: 'navigator_upstream_response_seconds',
       help: 'Time from handing a request to the proxy to the response headers of a tenant or standalone server.',
@@ -197,6 +211,7 @@ export class NavigatorMetrics {
   private processGauges (): void {
     const metrics = this
     const registers = [this.registry]
+    const { Gauge } = promClient()
     /* eslint-disable no-new -- each registers itself with the registry, and its collect reads the sources */
     new Gauge({
       name: 'navigator_tenants',
@@ -250,6 +265,7 @@ export class NavigatorMetrics {
 
   private processCounters (supervisor: Supervisor): void {
     const registers = [this.registry]
+    const { Counter } = promClient()
     const unexpected = new Counter({ name: 'navigator_process_unexpected_exits_total', help: 'Tenants and standalone servers that exited without being asked to (a tenant starts again on its next request, a standalone server after its backoff).', labelNames: ['process', 'kind'], registers })
     const restarts = new Counter({ name: 'navigator_standalone_restarts_total', help: 'Standalone server restarts scheduled after an exit or a failed spawn.', labelNames: ['server'], registers })
     const idleStops = new Counter({ name: 'navigator_tenant_idle_stops_total', help: 'Tenants stopped for being idle (applications.idle_timeout).', labelNames: ['tenant'], registers })
@@ -276,6 +292,7 @@ export class NavigatorMetrics {
 
   private machineIdleCounters (machineIdle: MachineIdle | null): void {
     const registers = [this.registry]
+    const { Counter } = promClient()
     const idle = new Counter({ name: 'navigator_machine_idle_total', help: 'Suspends or stops of this Machine that the Machines API accepted (server.idle), by action.', labelNames: ['action'], registers })
     const resumes = new Counter({ name: 'navigator_machine_resumes_total', help: 'Resumes of this Machine after an accepted suspend.', registers })
     machineIdle?.on('accepted', (event: { action: string }) => { idle.inc({ action: event.action }) })

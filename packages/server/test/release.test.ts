@@ -36,6 +36,8 @@ async function site (t: Test): Promise<{ dir: string, port: number }> {
   writeFileSync(join(dir, 'config.yml'), [
     'server:',
     `  listen: "127.0.0.1:${port}"`,
+    // The metrics load their client lazily: the bundle must carry it all the same.
+    '  metrics: {}',
     'applications:',
     '  command: node',
     '  args: [app.mjs]',
@@ -68,6 +70,7 @@ async function serves (t: Test, dir: string, port: number, command: string, args
   const address = `http://127.0.0.1:${port}`
   t.equal((await http(address, '/hello.txt')).text, 'hello from public\n', 'a static file')
   t.equal((await http(address, '/app/page?x=1')).text, 'tenant /app/page?x=1', 'a tenant started on demand')
+  t.match((await http(address, '/metrics')).text, /^navigator_requests_total\{step="tenants",status_class="2xx"\} 1$/m, 'the metrics, prom-client included')
   child.kill('SIGTERM')
   t.equal(await exited, 0, 'stopped cleanly')
 }

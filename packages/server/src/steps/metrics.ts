@@ -1,5 +1,5 @@
 import { ANSWERED, answer, NEXT, type RequestContext, type Step, type StepOutcome } from '@navigator/proxy'
-import { METRICS_HEADERS, NOBODY, ownPath, readAccess } from '../metrics-access.js'
+import { NOBODY, ownPath, readAccess } from '../metrics-access.js'
 import type { StepOptions } from './index.js'
 
 /**
@@ -16,7 +16,7 @@ export function metrics ({ metrics }: StepOptions): Step | null {
 
   const collector = metrics
   async function scrape (ctx: RequestContext): Promise<StepOutcome> {
-    answer(ctx, 200, METRICS_HEADERS, await collector.scrape())
+    answer(ctx, 200, collector.answerHeaders, await collector.scrape())
     return ANSWERED
   }
 
