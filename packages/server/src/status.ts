@@ -1,6 +1,5 @@
-import type { NavigatorConfig, StatusConfig, StickySessionsConfig } from '@navigator/config'
-import type { RequestContext, Step, UpstreamProxy, WebSocketRelay } from '@navigator/proxy'
-import { createCookieCodec, createCookieReader } from '@navigator/sticky-sessions'
+import type { NavigatorConfig, StatusConfig } from '@navigator/config'
+import type { WebSocketRelay } from '@navigator/proxy'
 import type { StickyObserver } from '@navigator/sticky-sessions'
 import type { ExitEvent, SpawnEvent, Supervisor } from '@navigator/supervisor'
 import type { NavigatorMetrics } from './metrics.js'
@@ -48,8 +47,8 @@ export interface ProcessStatus {
 
 export interface FallbackEvent {
   at: string
-  /** The Machine the cookie (or sticky header) named; null when it could not be read again. */
-  machine: string | null
+  /** The Machine the cookie (or sticky header) named. */
+  machine: string
   /** `fallback`: the maintenance page, cookie kept; `re-pinned`: served here, cookie moved here. */
   decision: 'fallback' | 're-pinned'
 }
@@ -124,13 +123,13 @@ export class NavigatorStatus {
     this.address = address
   }
 
-  /**
-   * A watch on the sticky-sessions step of one configuration: its observer counts and notes the fallbacks, with the
-   * Machine read again from the request that fell back (see StickyWatch).
-   */
-  watchSticky (sticky: StickySessionsConfig): StickyWatch {
+  /** The sticky-sessions step's observer: counts every decision (into the metrics when they are on) and notes fallbacks. */
+  stickyObserver (): StickyObserver {
     const count = this.metrics?.onStickyDecision ?? (this.ownCounter as StickyCounter).observe
-    return new StickyWatch(sticky, count, (decision, machine) => { this.fellBack(decision, machine) })
+    return (decision, reason, machine) => {
+      count(decision, reason, machine)
+      if (decision === 'fallback' || decision === 're-pinned') this.fellBack(decision, machine)
+    }
   }
 
   snapshot (): StatusSnapshot {
@@ -160,7 +159,7 @@ export class NavigatorStatus {
     }
   }
 
-  private fellBack (decision: FallbackEvent['decision'], machine: string | null): void {
+  private fellBack (decision: FallbackEvent['decision'], machine: string): void {
     this.fallbacks.unshift({ at: new Date().toISOString(), machine, decision })
     if (this.fallbacks.length > RECENT_FALLBACKS) this.fallbacks.pop()
   }
@@ -216,71 +215,5 @@ function known<T> (read: () => T): T | null {
     return read()
   } catch {
     return null
-  }
-}
-
-/**
- * The status page's watch on one configuration's sticky-sessions step. The step tells its observer what it decided
- * but not for which Machine, so the request that fell back is kept while the step decides on it (`step` wraps
- * `run`, `proxy` wraps the direct proxy's `onUnreachable`, where a large body's fallback is decided), and the Machine
- * is read again from its cookie or sticky header. A fallback is rare; the cost on every sticky request is one
- * assignment before and after the step runs.
- */
-export class StickyWatch {
-  readonly observe: StickyObserver
-  private current: RequestContext | null = null
-  private readonly machineOf: (ctx: RequestContext) => string | null
-
-  constructor (sticky: StickySessionsConfig, count: StickyObserver, fellBack: (decision: FallbackEvent['decision'], machine: string | null) => void) {
-    this.machineOf = stickyMachineReader(sticky)
-    this.observe = (decision, reason) => {
-      count(decision, reason)
-      if (decision !== 'fallback' && decision !== 're-pinned') return
-      fellBack(decision, this.current === null ? null : this.machineOf(this.current))
-    }
-  }
-
-  /** The step, with the request it decides on kept for the observer. */
-  step (inner: Step): Step {
-    const within = this.within.bind(this)
-    return { name: inner.name, run: (ctx) => within(ctx, () => inner.run(ctx)) }
-  }
-
-  /** The direct proxy, with the request kept while its fallback (`onUnreachable`) is decided. */
-  proxy (inner: UpstreamProxy): UpstreamProxy {
-    const within = this.within.bind(this)
-    return {
-      forward: async (ctx, target, options) => {
-        const onUnreachable = options?.onUnreachable
-        const watched = onUnreachable === undefined ? options : { ...options, onUnreachable: (err: Error, at: RequestContext) => within(at, () => onUnreachable(err, at)) }
-        await inner.forward(ctx, target, watched)
-      },
-      relay: (ctx, target, options) => { inner.relay(ctx, target, options) },
-      close: async () => { await inner.close() }
-    }
-  }
-
-  private within<T> (ctx: RequestContext, run: () => T): T {
-    this.current = ctx
-    try {
-      return run()
-    } finally {
-      this.current = null
-    }
-  }
-}
-
-/** The Machine a request's sticky cookie (or, without one, its sticky header) names, as the step reads it; else null. */
-function stickyMachineReader (sticky: StickySessionsConfig): (ctx: RequestContext) => string | null {
-  const readCookie = createCookieReader(sticky.cookieName)
-  const codec = createCookieCodec(sticky.secrets)
-  return (ctx) => {
-    const headers = ctx.req.headers
-    let value = headers.cookie === undefined ? undefined : readCookie(headers.cookie)
-    if (value === undefined && sticky.headerName !== null) {
-      const header = headers[sticky.headerName]
-      value = Array.isArray(header) ? header.join(', ') : header
-    }
-    return value === undefined ? null : codec.decode(value)
   }
 }

@@ -67,8 +67,12 @@ export type DiscoveryOption = 'dns' | 'static' | 'none' | MachineDiscovery
  */
 export type StickyDecision = 'new' | 'own' | 'rejected' | 'replayed' | 'proxied' | 'fallback' | 're-pinned' | 'routed'
 
-/** Told every decision (with the reason of a rejected cookie, else null): for metrics. Called on the request path. */
-export type StickyObserver = (decision: StickyDecision, reason: CookieRejection | null) => void
+/**
+ * Told every decision, with the reason of a rejected cookie (else null) and the Machine it concerns: the one the cookie
+ * names for a replay, a direct proxy, a fallback or a re-pin (the Machine the user was moved off), this Machine
+ * otherwise. For metrics and the status page; called on the request path.
+ */
+export type StickyObserver = (decision: StickyDecision, reason: CookieRejection | null, machine: string) => void
 
 export interface StickySessionsOptions {
   /** Registering the plugin opts in, so this defaults to true (the YAML key defaults to false). */

@@ -142,11 +142,11 @@ export class StickyStep implements Step {
     const decision = this.decide(value, headers)
     switch (decision.kind) {
       case 'new':
-        this.onDecision?.('new', null)
+        this.onDecision?.('new', null, this.servedHere.machine)
         return this.serveHere(ctx, this.servedHere, this.servedHereHeaders)
       case 'own':
         ctx.log.debug(this.ownMachineLogFields, COOKIE_FOUND)
-        this.onDecision?.('own', null)
+        this.onDecision?.('own', null, this.servedHere.machine)
         return this.serveHere(ctx, this.servedHere, this.servedHereHeaders)
       case 'rejected':
         return this.rejected(ctx, decision.rejection as CookieRejection, value as string, cookie === undefined ? 'header' : 'cookie')
@@ -168,14 +168,14 @@ export class StickyStep implements Step {
 
   /** A decision about another Machine: told to the observer, and said in the debug header when it is on. */
   private decided (ctx: RequestContext, decision: StickyDecision, machine: string): void {
-    this.onDecision?.(decision, null)
+    this.onDecision?.(decision, null, machine)
     if (this.debugHeader) addResponseHeaders(ctx, { [STICKY_DEBUG_HEADER]: `${decision}; machine=${machine}` })
   }
 
   /** A cookie (or sticky header) that cannot stand: served here and pinned to this Machine, with a warning. */
   private rejected (ctx: RequestContext, reason: CookieRejection, value: string, from: 'cookie' | 'header'): StepResult {
     this.warnRejected(ctx.log, reason, value, from)
-    this.onDecision?.('rejected', reason)
+    this.onDecision?.('rejected', reason, this.servedHere.machine)
     return this.serveHere(ctx, this.servedHere, this.rejectedHeaders.get(reason) as ServedHereHeaders)
   }
 
@@ -208,7 +208,7 @@ export class StickyStep implements Step {
     recordFor(ctx, target, 'replay')
     ctx.log.info({ machine: target }, REPLAY_LOG_LINE)
     removeResponseHeader(ctx, 'set-cookie')
-    this.onDecision?.('replayed', null)
+    this.onDecision?.('replayed', null, target)
     const headers = ['fly-replay', `${this.replayPrefix}${target}${this.replaySuffix}`, 'content-type', REPLAY_CONTENT_TYPE]
     if (this.debugHeader) headers.push(STICKY_DEBUG_HEADER, `replayed; machine=${target}`)
     answer(ctx, this.options.replayStatus, headers, REPLAY_BODY)
@@ -218,7 +218,7 @@ export class StickyStep implements Step {
   /** The cookie's Machine cannot be reached: maintenance (cookie kept) or serve here (cookie moved to us). */
   private fallback (ctx: RequestContext, target: string): StepResult {
     if (this.options.fallbackMode === 'route_to_available') {
-      this.onDecision?.('re-pinned', null)
+      this.onDecision?.('re-pinned', null, target)
       return this.serveHere(ctx, this.reassigned, this.repinnedHeaders)
     }
     return this.unavailable(ctx, target, null)
@@ -246,7 +246,7 @@ export class StickyStep implements Step {
       onUnreachable: () => { outcome = this.unreachable(ctx, target) }
     }).then(() => {
       if (outcome !== null) return outcome
-      this.onDecision?.('proxied', null)
+      this.onDecision?.('proxied', null, target)
       return ANSWERED
     })
   }

@@ -6,19 +6,16 @@ import type { StepOptions } from './index.js'
 export function stickySessions ({ config, identity, proxy, maintenance, port, log, metrics, status }: StepOptions): StickySessions | null {
   const sticky = config.routes.fly.stickySessions
   if (!sticky.enabled) return null
-  // With the status page, its watch counts the decisions (into the metrics when they are on) and notes the fallbacks.
-  const watch = status?.watchSticky(sticky) ?? null
-  const created = createStickySessions({
+  return createStickySessions({
     ...optionsFromConfig(sticky),
     maxReplayBody: config.routes.fly.maxReplayBody,
     machineId: identity.machineId ?? undefined,
     appName: identity.appName ?? undefined,
     region: identity.region ?? undefined,
     port,
-    proxy: watch === null ? proxy : watch.proxy(proxy),
+    proxy,
     maintenance,
-    onDecision: watch?.observe ?? metrics?.onStickyDecision
+    // With the status page, its observer counts the decisions (into the metrics when they are on) and notes fallbacks.
+    onDecision: status?.stickyObserver() ?? metrics?.onStickyDecision
   }, log)
-  if (created === null || watch === null) return created
-  return { step: watch.step(created.step), close: async () => { await created.close() } }
 }
