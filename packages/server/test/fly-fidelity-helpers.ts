@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { createServer, request } from 'node:http'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { freePort, startSite, tenant } from './helpers.js'
+import { reservePort, startSite, tenant } from './helpers.js'
 import type { Running } from './helpers.js'
 
 // Shared by the fly-fidelity-*.test.ts files: several real `navigator` processes that are Machines of one app (each
@@ -54,11 +54,15 @@ export interface Machine extends Running {
  * `api` of the counting app. `options[id]` adds keys per Machine.
  */
 export async function startMachines (t: Teardown, ids: string[], options: Record<string, MachineOptions> = {}): Promise<Record<string, Machine>> {
-  const ports = Object.fromEntries(await Promise.all(ids.map(async (id) => [id, await freePort()] as const)))
+  // Each Machine's port stays held until that Machine starts, so the tenants of the ones started before it cannot take it.
+  const reserved = Object.fromEntries(await Promise.all(ids.map(async (id) => [id, await reservePort()] as const)))
+  const ports = Object.fromEntries(ids.map((id) => [id, reserved[id].port]))
   const machines: Record<string, Machine> = {}
+  t.teardown(async () => { await Promise.all(Object.values(reserved).map(async ({ release }) => { await release() })) })
   for (const id of ids) {
     const own = options[id] ?? {}
     const peers = { ...Object.fromEntries(ids.map((peer) => [peer, `http://127.0.0.1:${ports[peer]}`])), ...own.extraPeers }
+    await reserved[id].release()
     const running = await startSite(t, {
       listen: `"127.0.0.1:${ports[id]}"`,
       routes: [

@@ -146,6 +146,29 @@ export async function freePort (): Promise<number> {
 }
 
 /**
+ * A port that stays bound (so no other test, and no tenant of another Navigator, can take it) until `release` is
+ * called, just before the process that is to listen on it starts.
+ */
+export async function reservePort (): Promise<{ port: number, release: () => Promise<void> }> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      resolve({ port, release: async () => await new Promise<void>((resolve) => { server.close(() => { resolve() }) }) })
+    })
+  })
+}
+
+/**
+ * The first port for a Navigator's tenants: below the kernel's ephemeral range (32768 and up on Linux), where the
+ * ports that tests ask the kernel for are handed out, so a tenant counting upwards never lands on one of them.
+ */
+export function tenantStartPort (): number {
+  return 10_000 + Math.floor(Math.random() * 22_000)
+}
+
+/**
  * Starts `navigator <dir>/navigator.yml` as a real process and waits for its
  * "listening" log line. Stopped at teardown by stopNavigator (which fails the test if a process outlives it).
  */
@@ -258,7 +281,7 @@ export async function siteConfig (site: Site): Promise<string> {
     'applications:',
     '  command: node',
     `  args: [${JSON.stringify(TENANT_APP)}]`,
-    `  start_port: ${site.startPort ?? await freePort()}`,
+    `  start_port: ${site.startPort ?? tenantStartPort()}`,
     ...site.applications ?? [],
     '  tenants:',
     ...site.tenants.flat(),

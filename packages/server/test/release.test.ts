@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t0, { test } from 'tap'
 import type { Test } from 'tap'
-import { freePort, http } from './helpers.js'
+import { freePort, http, tenantStartPort } from './helpers.js'
 
 // The release (scripts/release.mjs, `npx pnpm@10.34.9 release`): tarballs that `npm install` takes in an empty
 // folder, and a one-file bundle that runs with plain `node` and no node_modules anywhere above it. Both are used the
@@ -41,7 +41,7 @@ async function site (t: Test): Promise<{ dir: string, port: number }> {
     'applications:',
     '  command: node',
     '  args: [app.mjs]',
-    `  start_port: ${await freePort()}`,
+    `  start_port: ${tenantStartPort()}`,
     '  tenants:',
     '    - name: app',
     '      path: /app',

@@ -2,7 +2,7 @@ import { spawn, execFileSync } from 'node:child_process'
 import { openSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'tap'
-import { BIN, TENANT_APP, freePort, tempDir } from './helpers.js'
+import { BIN, TENANT_APP, freePort, tempDir, tenantStartPort } from './helpers.js'
 
 // The troubleshooting recipes of the sticky-sessions guide, run as written (with this machine's port): a cookie jar
 // kept by curl, text logs at debug read with grep, and the "machine unavailable" lines counted with grep -c.
@@ -42,7 +42,7 @@ test('the guide\'s recipes: curl\'s cookie jar, LOG_LEVEL=debug text logs with g
     'applications:',
     '  command: node',
     `  args: [${JSON.stringify(TENANT_APP)}]`,
-    `  start_port: ${await freePort()}`,
+    `  start_port: ${tenantStartPort()}`,
     '  tenants:',
     '    - name: app',
     '      path: /app',

@@ -7,7 +7,7 @@ import WebSocket from 'ws'
 import { parseConfig } from '@navigator/config'
 import { buildServer } from '../src/server.js'
 import type { NavigatorServer } from '../src/server.js'
-import { CABLE_APP, freePort, http, TENANT_APP, tempDir } from './helpers.js'
+import { CABLE_APP, freePort, http, TENANT_APP, tempDir, tenantStartPort } from './helpers.js'
 import type { Answer, LogLine } from './helpers.js'
 
 // The request path is one list of steps, run by the raw path (Node's request and response) and by Fastify. This
@@ -257,7 +257,7 @@ interface Site { ports: Ports, dir: string }
 
 async function site (): Promise<Site> {
   return {
-    ports: { listen: await freePort(), startPort: await freePort(), cable: await freePort(), peer: await freePort() },
+    ports: { listen: await freePort(), startPort: tenantStartPort(), cable: await freePort(), peer: await freePort() },
     dir: tempDir({
       'public/file.txt': 'a static file\n',
       htpasswd: `ann:{SHA}${createHash('sha1').update('secret').digest('base64')}\n`

@@ -5,7 +5,7 @@ import { request } from 'node:http'
 import pino from 'pino'
 import { parseConfig } from '@navigator/config'
 import { buildServer } from '../src/server.js'
-import { freePort, http, TENANT_APP, tempDir } from './helpers.js'
+import { freePort, http, TENANT_APP, tempDir, tenantStartPort } from './helpers.js'
 
 // routes.fly.sticky_sessions.debug_header: every response on a sticky path says what was decided, on the raw path
 // and through Fastify alike, on the refusal of a WebSocket handshake too, and never when it is off.
@@ -41,7 +41,7 @@ async function start (t: Teardown, options: { rawPath: boolean, debugHeader: boo
     'applications:',
     '  command: node',
     `  args: [${JSON.stringify(TENANT_APP)}]`,
-    `  start_port: ${await freePort()}`,
+    `  start_port: ${tenantStartPort()}`,
     '  tenants:',
     '    - name: app',
     '      path: /app',

@@ -48,7 +48,8 @@ export async function applicationsConfig (overrides: Partial<ApplicationsConfig>
     env: {},
     command: process.execPath,
     args: [fixture('app.mjs')],
-    startPort: await freePort(),
+    // Below the kernel's ephemeral range, where ports that tests ask the kernel for come from.
+    startPort: 10_000 + Math.floor(Math.random() * 22_000),
     startupTimeoutMs: 5000,
     idleTimeoutMs: 0,
     healthCheck: '/up',
