@@ -121,8 +121,10 @@ export async function stopNavigator (child: ChildProcess, exited: Promise<unknow
 }
 
 /** Runs the CLI to completion and collects its output. */
-export async function runCli (args: string[], timeoutMs = 10_000): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+export async function runCli (args: string[], options: number | { env?: NodeJS.ProcessEnv, timeoutMs?: number } = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const { env: extraEnv = {}, timeoutMs = 10_000 } = typeof options === 'number' ? { timeoutMs: options } : options
+  const env = { ...process.env, ...extraEnv }
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
@@ -143,6 +145,24 @@ export async function freePort (): Promise<number> {
       server.close(() => { resolve(port) })
     })
   })
+}
+
+/**
+ * A line of `logging.format: text` (`<time> <LEVEL> <message> key=value ...`, a value in JSON quotes when it needs
+ * them) as the JSON line it stands for; any other line is `{ msg: line }`.
+ */
+export function textLogLine (text: string): LogLine {
+  const head = /^(\S+) (TRACE|DEBUG|INFO|WARN|ERROR|FATAL) /.exec(text)
+  if (head === null) return { msg: text }
+  let rest = text.slice(head[0].length)
+  const fields: LogLine = {}
+  const pair = / ([A-Za-z_][\w.]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)$/
+  for (let match = pair.exec(rest); match !== null; match = pair.exec(rest)) {
+    fields[match[1]] = match[2].startsWith('"') ? JSON.parse(match[2]) : match[2]
+    rest = rest.slice(0, match.index)
+  }
+  const level = { TRACE: 10, DEBUG: 20, INFO: 30, WARN: 40, ERROR: 50, FATAL: 60 }[head[2]]
+  return { time: head[1], level, ...fields, msg: rest }
 }
 
 /**
@@ -190,7 +210,7 @@ export async function startNavigator (t: Teardown, dir: string, env: NodeJS.Proc
       const text = pending.slice(0, newline)
       pending = pending.slice(newline + 1)
       let line: LogLine
-      try { line = JSON.parse(text) as LogLine } catch { line = { msg: text } }
+      try { line = JSON.parse(text) as LogLine } catch { line = textLogLine(text) }
       logs.push(line)
       for (const waiter of waiters) {
         if (waiter.predicate(line)) {

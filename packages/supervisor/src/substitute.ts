@@ -1,4 +1,4 @@
-const REFERENCE = /\$\{([^}]+)\}/g
+import { substitute as substituteReferences } from '@navigator/config'
 
 export class UnresolvedReferenceError extends Error {
   constructor (readonly reference: string) {
@@ -6,12 +6,13 @@ export class UnresolvedReferenceError extends Error {
   }
 }
 
-/** Replaces every `${name}` in `text` with `lookup(name)`; throws UnresolvedReferenceError for a name without a value. */
+/**
+ * Replaces every `${name}` in `text` with `lookup(name)`, and `${name:-default}` with the default when the name is
+ * unset or empty: the grammar of the config file's own references (@navigator/config). Throws
+ * UnresolvedReferenceError for the first name without a value.
+ */
 export function substitute (text: string, lookup: (name: string) => string | undefined): string {
-  if (!text.includes('${')) return text
-  return text.replace(REFERENCE, (_match, name: string) => {
-    const value = lookup(name)
-    if (value === undefined) throw new UnresolvedReferenceError(name)
-    return value
-  })
+  const result = substituteReferences(text, lookup)
+  if (result.missing.length > 0) throw new UnresolvedReferenceError(result.missing[0])
+  return result.value
 }
