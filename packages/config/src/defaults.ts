@@ -3,6 +3,8 @@
 
 export const DEFAULT_PUBLIC_DIR = 'public'
 export const DEFAULT_ALLOW_DOTFILES = false
+/** What `bot_detection` does with a bot when it names no action (the Go Navigator's). */
+export const DEFAULT_BOT_DETECTION_ACTION = 'reject'
 export const DEFAULT_NORMALIZE_TRAILING_SLASHES = false
 /** The Go Navigator's status for a redirect (302 Found). */
 export const DEFAULT_REDIRECT_STATUS = 302
@@ -39,9 +41,18 @@ export const DEFAULT_STARTUP_TIMEOUT = '60s'
 export const DEFAULT_IDLE_TENANT_TIMEOUT = '10m'
 export const DEFAULT_TENANT_HEALTH_CHECK = '/up'
 export const DEFAULT_TENANT_START = 'lazy'
+/** applications.max_size: no limit on how many tenants run at once. */
+export const DEFAULT_MAX_SIZE = 0
+export const DEFAULT_PORT_ENV_VAR = 'PORT'
+export const DEFAULT_TENANT_START_DELAY = '0s'
+export const DEFAULT_TRACK_WEBSOCKETS = true
 export const DEFAULT_LOG_FORMAT = 'json'
 export const DEFAULT_MANAGED_AUTO_RESTART = false
 /** A managed process starts this long after Navigator starts (a Go duration, or whole seconds as the Go docs write it). */
 export const DEFAULT_MANAGED_START_DELAY = '0s'
 /** The realm of `auth` when it names none (the Go Navigator's). */
 export const DEFAULT_AUTH_REALM = 'Restricted'
+/** `cable`: the TurboCable hub is off unless enabled (the Go Navigator's is on by default). */
+export const DEFAULT_CABLE_ENABLED = false
+export const DEFAULT_CABLE_PATH = '/cable'
+export const DEFAULT_CABLE_BROADCAST_PATH = '/_broadcast'

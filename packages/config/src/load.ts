@@ -8,17 +8,26 @@ import { dirname, resolve } from 'node:path'
 import { parseDuration } from './duration.js'
 import { parseAddressBlock } from './address-block.js'
 import { checkAuthFile, normaliseAuth } from './auth.js'
+import { checkCgiScripts, normaliseCgiScripts } from './cgi-scripts.js'
+import { normaliseLogging } from './logging.js'
+import { normaliseCable } from './cable.js'
 import { normaliseHealthCheck } from './health-check.js'
 import { maintenancePageOf, normaliseMaintenance } from './maintenance.js'
 import { normaliseReverseProxies } from './reverse-proxies.js'
 import { checkLaunchPaths, checkManagedLaunchPaths } from './launch-paths.js'
+import { parseMemorySize } from './memory-size.js'
+import { checkRunAs } from './run-as.js'
 import { DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, parseListen } from './listen.js'
 import { isValidMachineId } from './machine-id.js'
 import { pathPatternProblem } from './paths.js'
 import { cookieDomainProblem, stickyHeaderProblem } from './sticky-fields.js'
-import { ConfigError, ProblemCollector, type KeyPath } from './problems.js'
+import { ConfigError, ProblemCollector, sortProblems, type KeyPath } from './problems.js'
+import { translateGoForms } from './go-forms.js'
+import { yamlLibrary } from './yaml-lib.js'
+import { CONFIG_SCHEMA } from './generated/config-schema.js'
 import { environmentLookup, referencedNames, substitute, tenantLookup, type VariableLookup } from './substitute.js'
 import { normaliseStaticRules } from './static-rules.js'
+import { BOT_DETECTION_OFF, normaliseBotDetection, normaliseHostname, normaliseRootPath } from './site.js'
 import { reportSchemaProblems } from './validate.js'
 import { documentValue, parseFast, parseWithPositions, type PositionedYaml } from './yaml-source.js'
 import {
@@ -27,12 +36,14 @@ import {
   DEFAULT_IDLE_TENANT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_PUBLIC_DIR, DEFAULT_REPLAY_STATUS, DEFAULT_REPLAY_TIMEOUT,
   DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_START_PORT, DEFAULT_STARTUP_TIMEOUT, DEFAULT_TENANT_ARGS, DEFAULT_TENANT_COMMAND,
   DEFAULT_TENANT_HEALTH_CHECK, DEFAULT_ALLOW_DOTFILES, DEFAULT_COOKIE_PARTITIONED, DEFAULT_DIRECT_PROXY,
-  DEFAULT_MAX_REPLAY_BODY, DEFAULT_PEER_WRITE_TIMEOUT, DEFAULT_METRICS_ALLOW, DEFAULT_METRICS_PATH, DEFAULT_STATUS_ALLOW, DEFAULT_STATUS_PATH, DEFAULT_STICKY_DEBUG_HEADER, DEFAULT_LOG_FORMAT,
-  DEFAULT_MANAGED_AUTO_RESTART, DEFAULT_MANAGED_START_DELAY, DEFAULT_REDIRECT_STATUS
+  DEFAULT_MAX_REPLAY_BODY, DEFAULT_PEER_WRITE_TIMEOUT, DEFAULT_METRICS_ALLOW, DEFAULT_METRICS_PATH, DEFAULT_STATUS_ALLOW, DEFAULT_STATUS_PATH, DEFAULT_STICKY_DEBUG_HEADER,
+  DEFAULT_MANAGED_AUTO_RESTART, DEFAULT_MANAGED_START_DELAY, DEFAULT_REDIRECT_STATUS,
+  DEFAULT_MAX_SIZE, DEFAULT_PORT_ENV_VAR, DEFAULT_TENANT_START_DELAY, DEFAULT_TRACK_WEBSOCKETS
 } from './defaults.js'
 import type {
-  AddressBlock, ApplicationsConfig, LoggingConfig, ManagedProcessConfig, DirectProxyMode, FallbackMode, IdleAction, IdleConfig, ListenAddress, MetricsConfig, NavigatorConfig, ReplayRule, ReplayTarget,
-  RewriteRule, RoutesConfig, SameSite, ServerConfig, StandaloneServerConfig, StartMode, StatusConfig, StickySessionsConfig, HookConfig, ServerHooks, TenantHooks
+  AddressBlock, ApplicationsConfig, ManagedProcessConfig, DirectProxyMode, FallbackMode, IdleAction, IdleConfig, ListenAddress, MetricsConfig, NavigatorConfig, ReplayRule, ReplayTarget,
+  RewriteRule, RoutesConfig, SameSite, ServerConfig, StandaloneServerConfig, StartMode, StatusConfig, StickySessionsConfig, HookConfig, ServerHooks, TenantHooks,
+  TenantConfig
 } from './types.js'
 
 export { ConfigError } from './problems.js'
@@ -94,16 +105,47 @@ export function parseConfig (text: string, options: ParseOptions = {}): Navigato
   } else {
     raw = fast.value ?? {}
   }
-  const value = substituteEnvironment(raw, [], environmentLookup(env), problems)
+  const warnings = new ProblemCollector(options.file ?? '<string>', source)
+  const translated = translateGoForms(raw, problems, warnings)
+  const value = substituteEnvironment(translated.value, [], environmentLookup(env), problems)
   reportSchemaProblems(value, problems)
   const config = normalise(value, { dir, env, problems })
   if (problems.size === 0 && options.launchPaths === true) {
     checkLaunchPaths(config.applications, problems, env)
+    checkRunAs(config.applications, problems)
     checkManagedLaunchPaths(config.managedProcesses, problems, env)
     checkAuthFile(config.auth, problems)
+    checkCgiScripts(config.server.cgiScripts, problems)
   }
   if (problems.size > 0) throw new ConfigError(problems.problems)
-  return { file: absoluteFile, dir, ...config }
+  return { file: absoluteFile, dir, ...config, warnings: sortProblems(warnings.problems) }
+}
+
+/**
+ * The file in this project's spelling: the Go Navigator's keys translated (go-forms.ts), `${NAME}` references kept,
+ * as YAML. What `navigator --check --print` prints. Throws `ConfigError` like `parseConfig` for an invalid file.
+ */
+export function canonicalYaml (text: string, options: ParseOptions = {}): string {
+  parseConfig(text, options)
+  const { document } = parseWithPositions(text)
+  const scratch = new ProblemCollector(options.file ?? '<string>', () => parseWithPositions(text))
+  const translated = translateGoForms(document.toJS() ?? {}, scratch, scratch)
+  return yamlLibrary().stringify(inSchemaOrder(translated.value, CONFIG_SCHEMA), { lineWidth: 0 })
+}
+
+/** `value` with the keys of each mapping in the order the schema lists them (unknown keys last, as they were). */
+function inSchemaOrder (value: unknown, schema: unknown): unknown {
+  const node = isRecord(schema) ? schema : {}
+  const branches = [node, ...(Array.isArray(node.anyOf) ? node.anyOf : [])].filter(isRecord)
+  if (Array.isArray(value)) {
+    const items = branches.find((branch) => branch.items !== undefined)?.items
+    return value.map((item) => inSchemaOrder(item, items))
+  }
+  if (!isRecord(value)) return value
+  const properties = record(branches.find((branch) => isRecord(branch.properties))?.properties)
+  const known = Object.keys(properties).filter((key) => Object.hasOwn(value, key))
+  const rest = Object.keys(value).filter((key) => !Object.hasOwn(properties, key))
+  return Object.fromEntries([...known, ...rest].map((key) => [key, inSchemaOrder(value[key], properties[key])]))
 }
 
 // Tenant command/args/env and applications env/command/args keep their references:
@@ -124,6 +166,15 @@ function holdsStrings (path: KeyPath): boolean {
   return false
 }
 
+const WHOLE_REFERENCE = /^\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}$/
+
+/** A substituted value as YAML would have read it: a whole number or true/false, else the text. */
+function typedScalar (value: string): string | number | boolean {
+  if (/^-?(?:0|[1-9][0-9]{0,14})$/.test(value)) return Number(value)
+  if (value === 'true' || value === 'false') return value === 'true'
+  return value
+}
+
 // Also drops map entries without a value (`key:` with nothing after it means "not set", so the default
 // applies) and the top-level `x-` extension keys, which only hold YAML anchors.
 function substituteEnvironment (value: unknown, path: KeyPath, lookup: VariableLookup, problems: ProblemCollector): unknown {
@@ -134,6 +185,8 @@ function substituteEnvironment (value: unknown, path: KeyPath, lookup: VariableL
     if (result.missing.length > 0) {
       problems.add(path, `${result.missing.map((name) => `\${${name}}`).join(', ')} ${result.missing.length === 1 ? 'is' : 'are'} not set in the environment`)
     }
+    // A whole value that is one reference (`start_port: ${TENANT_PORT:-4000}`) takes the type of what it became.
+    if (WHOLE_REFERENCE.test(value) && result.missing.length === 0) return typedScalar(result.value)
     return result.value
   }
   if (Array.isArray(value)) return value.map((item, index) => substituteEnvironment(item, [...path, index], lookup, problems))
@@ -154,7 +207,7 @@ interface Context {
   problems: ProblemCollector
 }
 
-type Normalised = Pick<NavigatorConfig, 'server' | 'routes' | 'applications' | 'logging' | 'managedProcesses' | 'auth' | 'maintenance' | 'serverHooks'>
+type Normalised = Pick<NavigatorConfig, 'server' | 'routes' | 'applications' | 'logging' | 'managedProcesses' | 'auth' | 'maintenance' | 'serverHooks' | 'cable'>
 
 // The schema pass has reported wrong types already; the helpers below read
 // defensively so that semantic checks still run on everything else.
@@ -187,10 +240,20 @@ function durationMs (value: unknown, path: KeyPath, fallback: string, ctx: Conte
   }
 }
 
+/**
+ * A pattern of the config as a RegExp. Go's leading inline flags (`(?i)`, `(?s)`, `(?m)`, combined as `(?is)`),
+ * which the Go Navigator's examples use and JavaScript does not know, become the RegExp's flags.
+ */
+export function compileConfigRegex (source: string): RegExp {
+  const flags = /^\(\?([ims]+)\)/.exec(source)
+  if (flags === null) return new RegExp(source)
+  return new RegExp(source.slice(flags[0].length), [...new Set(flags[1])].join(''))
+}
+
 function regex (value: unknown, path: KeyPath, ctx: Context): RegExp {
   let compiled: RegExp
   try {
-    compiled = new RegExp(text(value, ''))
+    compiled = compileConfigRegex(text(value, ''))
   } catch (err) {
     ctx.problems.add(path, (err as Error).message)
     return /(?!)/
@@ -221,12 +284,14 @@ function urlPath (value: unknown, path: KeyPath, ctx: Context): void {
 
 function normalise (value: unknown, ctx: Context): Normalised {
   const root = record(value)
+  const server = normaliseServer(record(root.server), record(root.maintenance), ctx, record(root.auth).enabled === true)
   return {
-    server: normaliseServer(record(root.server), record(root.maintenance), ctx),
+    server,
+    cable: normaliseCable(record(root.cable), server, ctx.problems),
     maintenance: normaliseMaintenance(record(root.maintenance)),
     routes: normaliseRoutes(record(root.routes), ctx),
     applications: normaliseApplications(record(root.applications), record(record(root.hooks).tenant), ctx),
-    logging: { format: text(record(root.logging).format, DEFAULT_LOG_FORMAT) as LoggingConfig['format'] },
+    logging: normaliseLogging(record(root.logging), ctx.dir, ctx.problems),
     managedProcesses: normaliseManagedProcesses(root.managed_processes, ctx),
     auth: normaliseAuth(record(root.auth), ctx.dir, ctx.problems, (pattern, path) => regex(pattern, path, ctx)),
     serverHooks: normaliseServerHooks(record(record(root.hooks).server), ctx)
@@ -253,7 +318,8 @@ function normaliseServerHooks (server: Record<string, unknown>, ctx: Context): S
     start: normaliseHooks(server.start, at('start'), ctx),
     ready: normaliseHooks(server.ready, at('ready'), ctx),
     idle: normaliseHooks(server.idle, at('idle'), ctx),
-    resume: normaliseHooks(server.resume, at('resume'), ctx)
+    resume: normaliseHooks(server.resume, at('resume'), ctx),
+    stop: normaliseHooks(server.stop, at('stop'), ctx)
   }
 }
 
@@ -265,7 +331,7 @@ function normaliseTenantHooks (defaults: Record<string, unknown>, own: Record<st
   }
 }
 
-function normaliseServer (server: Record<string, unknown>, maintenance: Record<string, unknown>, ctx: Context): ServerConfig {
+function normaliseServer (server: Record<string, unknown>, maintenance: Record<string, unknown>, ctx: Context, authEnabled: boolean): ServerConfig {
   let listen: ListenAddress = { host: DEFAULT_LISTEN_HOST, port: DEFAULT_LISTEN_PORT }
   try {
     listen = parseListen((server.listen ?? DEFAULT_LISTEN_PORT) as number | string)
@@ -297,7 +363,13 @@ function normaliseServer (server: Record<string, unknown>, maintenance: Record<s
     idle,
     metrics,
     status: isRecord(server.status) ? normaliseStatus(server.status, healthCheck, metrics, ctx) : null,
-    shutdownTimeoutMs: durationMs(server.shutdown_timeout, ['server', 'shutdown_timeout'], DEFAULT_SHUTDOWN_TIMEOUT, ctx)
+    hostname: normaliseHostname(server.hostname, ctx.problems),
+    rootPath: normaliseRootPath(server.root_path, ctx.problems),
+    trustProxy: typeof server.trust_proxy === 'boolean' ? server.trust_proxy : null,
+    botDetection: normaliseBotDetection(server.bot_detection) ?? { ...BOT_DETECTION_OFF },
+    disableCompression: flag(server.disable_compression, false),
+    shutdownTimeoutMs: durationMs(server.shutdown_timeout, ['server', 'shutdown_timeout'], DEFAULT_SHUTDOWN_TIMEOUT, ctx),
+    cgiScripts: normaliseCgiScripts(server.cgi_scripts, { dir: ctx.dir, problems: ctx.problems, durationMs: (value, path) => durationMs(value, path, '0', ctx), authEnabled })
   }
 }
 
@@ -536,8 +608,16 @@ function normaliseApplications (applications: Record<string, unknown>, tenantHoo
     idleTimeoutMs: durationMs(applications.idle_timeout, [...at, 'idle_timeout'], DEFAULT_IDLE_TENANT_TIMEOUT, ctx),
     healthCheck: text(applications.health_check, DEFAULT_TENANT_HEALTH_CHECK),
     tenants: [],
-    standaloneServers: []
+    standaloneServers: [],
+    maxSize: integer(applications.max_size, DEFAULT_MAX_SIZE),
+    user: optionalText(applications.user),
+    group: optionalText(applications.group),
+    memoryLimit: memoryLimit(applications.memory_limit, [...at, 'memory_limit'], ctx),
+    startDelayMs: durationMs(applications.start_delay, [...at, 'start_delay'], DEFAULT_TENANT_START_DELAY, ctx),
+    portEnvVar: text(applications.port_env_var, DEFAULT_PORT_ENV_VAR),
+    trackWebSockets: flag(applications.track_websockets, DEFAULT_TRACK_WEBSOCKETS)
   }
+  startDelayProblem(config.startDelayMs ?? 0, config.startupTimeoutMs, [...at, 'start_delay'], ctx)
 
   const names = new Map<string, number>()
   const prefixes = new Map<string, number>()
@@ -574,7 +654,10 @@ function normaliseApplications (applications: Record<string, unknown>, tenantHoo
       env: stringRecord(tenant.env),
       command: typeof tenant.command === 'string' ? tenant.command : null,
       args: Array.isArray(tenant.args) ? strings(tenant.args) : null,
-      hooks: normaliseTenantHooks(tenantHooks, record(tenant.hooks), [...here, 'hooks'], ctx)
+      hooks: normaliseTenantHooks(tenantHooks, record(tenant.hooks), [...here, 'hooks'], ctx),
+      publicDir: typeof tenant.public_dir === 'string' ? resolve(ctx.dir, tenant.public_dir) : null,
+      botDetection: normaliseBotDetection(tenant.bot_detection),
+      ...normaliseTenantOverrides(tenant, here, config, ctx)
     })
   })
 
@@ -608,6 +691,35 @@ function normaliseApplications (applications: Record<string, unknown>, tenantHoo
 
   checkTenantReferences(config, ctx)
   return config
+}
+
+function startDelayProblem (startDelayMs: number, startupTimeoutMs: number, at: KeyPath, ctx: Context): void {
+  if (startDelayMs > 0 && startDelayMs >= startupTimeoutMs) {
+    ctx.problems.add(at, 'applications.start_delay must be shorter than the startup timeout, or the tenant is never ready in time: shorten start_delay or lengthen startup_timeout')
+  }
+}
+
+const optionalText = (value: unknown): string | null => (typeof value === 'string' ? value : null)
+
+function memoryLimit (value: unknown, path: KeyPath, ctx: Context): number | null {
+  const bytes = typeof value === 'number' ? value : typeof value === 'string' ? parseMemorySize(value) : null
+  if (bytes === 0) ctx.problems.add(path, 'must be more than 0 (a limit of 0 would kill the tenant at once): write a size such as 512M, or leave memory_limit out')
+  return bytes
+}
+
+/** A tenant's own health_check, startup_timeout, track_websockets, memory_limit, user and group (null: the applications' value). */
+function normaliseTenantOverrides (tenant: Record<string, unknown>, here: KeyPath, applications: ApplicationsConfig, ctx: Context): Required<Pick<TenantConfig, 'healthCheck' | 'startupTimeoutMs' | 'trackWebSockets' | 'memoryLimit' | 'user' | 'group'>> {
+  urlPath(tenant.health_check, [...here, 'health_check'], ctx)
+  const startupTimeoutMs = tenant.startup_timeout === undefined ? null : durationMs(tenant.startup_timeout, [...here, 'startup_timeout'], DEFAULT_STARTUP_TIMEOUT, ctx, Number.MIN_VALUE)
+  if (startupTimeoutMs !== null) startDelayProblem(applications.startDelayMs ?? 0, startupTimeoutMs, [...here, 'startup_timeout'], ctx)
+  return {
+    healthCheck: optionalText(tenant.health_check),
+    startupTimeoutMs,
+    trackWebSockets: typeof tenant.track_websockets === 'boolean' ? tenant.track_websockets : null,
+    memoryLimit: memoryLimit(tenant.memory_limit, [...here, 'memory_limit'], ctx),
+    user: optionalText(tenant.user),
+    group: optionalText(tenant.group)
+  }
 }
 
 /** `managed_processes`: unique names; `start_delay` a Go duration or (as the Go docs write it) whole seconds. */

@@ -40,6 +40,7 @@ export class ConfigError extends Error {
 export class ProblemCollector {
   readonly problems: ConfigProblem[] = []
   private readonly paths = new Set<string>()
+  private origins: ReadonlyArray<{ canonical: KeyPath, original: KeyPath }> = []
 
   /**
    * `source` parses the YAML with positions; it is called at the first problem only, so a
@@ -56,13 +57,31 @@ export class ProblemCollector {
    * (a missing required key points at its parent mapping).
    * A second problem on a path that already has one is dropped: the first is the precise one.
    */
-  add (path: KeyPath, message: string, at: 'value' | 'key' = 'value'): void {
+  add (canonicalPath: KeyPath, message: string, at: 'value' | 'key' = 'value'): void {
+    const path = this.originalPath(canonicalPath)
     const dotted = path.join('.')
     const id = at === 'key' ? `${dotted}#key` : dotted
     if (this.paths.has(id)) return
     this.paths.add(id)
     const { line, col } = this.source().lineCounter.linePos(this.offsetOf(path, at))
     this.problems.push({ file: this.file, line, column: col, path: dotted, message })
+  }
+
+  /**
+   * Where values of the translated config came from (go-forms.ts): a problem at a translated key path is reported
+   * at the key the file has.
+   */
+  setOrigins (origins: ReadonlyArray<{ canonical: KeyPath, original: KeyPath }>): void {
+    this.origins = origins
+  }
+
+  private originalPath (path: KeyPath): KeyPath {
+    let best: { canonical: KeyPath, original: KeyPath } | null = null
+    for (const origin of this.origins) {
+      if (origin.canonical.length > path.length || (best !== null && origin.canonical.length <= best.canonical.length)) continue
+      if (origin.canonical.every((segment, index) => String(segment) === String(path[index]))) best = origin
+    }
+    return best === null ? path : [...best.original, ...path.slice(best.canonical.length)]
   }
 
   /** Records a problem at a known source offset (YAML syntax errors). */

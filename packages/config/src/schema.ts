@@ -6,6 +6,7 @@
 
 import { Type, type Static, type TSchema } from 'typebox'
 import { CACHE_DURATION_PATTERN, DURATION_PATTERN } from './duration.js'
+import { MEMORY_SIZE_PATTERN } from './memory-size.js'
 import {
   DEFAULT_ALLOW_DOTFILES,
   DEFAULT_NORMALIZE_TRAILING_SLASHES,
@@ -19,6 +20,7 @@ import {
   DEFAULT_METRICS_ALLOW,
   DEFAULT_STATUS_PATH,
   DEFAULT_STATUS_ALLOW,
+  DEFAULT_BOT_DETECTION_ACTION,
   DEFAULT_STICKY_DEBUG_HEADER,
   DEFAULT_COOKIE_NAME,
   DEFAULT_COOKIE_MAX_AGE,
@@ -41,10 +43,17 @@ import {
   DEFAULT_IDLE_TENANT_TIMEOUT,
   DEFAULT_TENANT_HEALTH_CHECK,
   DEFAULT_TENANT_START,
+  DEFAULT_MAX_SIZE,
+  DEFAULT_PORT_ENV_VAR,
+  DEFAULT_TENANT_START_DELAY,
+  DEFAULT_TRACK_WEBSOCKETS,
   DEFAULT_LOG_FORMAT,
   DEFAULT_MANAGED_AUTO_RESTART,
   DEFAULT_MANAGED_START_DELAY,
-  DEFAULT_AUTH_REALM
+  DEFAULT_AUTH_REALM,
+  DEFAULT_CABLE_ENABLED,
+  DEFAULT_CABLE_PATH,
+  DEFAULT_CABLE_BROADCAST_PATH
 } from './defaults.js'
 
 /** Extra annotation read by the error reporter: the message for a value that matches none of a union. */
@@ -88,6 +97,12 @@ const port = (description: string, defaultValue?: number): TSchema =>
   })
 
 const strict = { additionalProperties: false } as const
+
+const memorySize = (description: string): TSchema =>
+  Type.Union([Type.String({ pattern: MEMORY_SIZE_PATTERN }), Type.Integer({ minimum: 1 })], {
+    description,
+    errorMessage: 'must be a memory size such as 512M, 1G, 1.5G or 256Mi, or a number of bytes'
+  })
 
 /** A key that is off unless given a string: absent (or `null`) renders as "none" in the reference. */
 const optionalString = (description: string, errorMessage: string): TSchema =>
@@ -155,6 +170,23 @@ export const HealthCheckSchema = Type.Object({
   response: Type.Optional(HealthCheckResponseSchema)
 }, { ...strict, description: 'The health check; without response it is proxied to the app.' })
 
+export const CgiScriptSchema = Type.Object({
+  path: Type.String({ minLength: 1, description: 'The request path that runs the script (exact match, query string ignored).' }),
+  script: Type.String({ minLength: 1, description: 'The executable, relative to the config file\'s folder; it runs in that folder.' }),
+  method: Type.Optional(optionalString('The one HTTP method that runs it (GET, POST ...); another method gets 405 with `Allow`. Absent: every method.', 'must be an HTTP method such as GET or POST')),
+  user: Type.Optional(optionalString('Run the script as this Unix user (a name or a numeric id); only when Navigator runs as root.', 'must be a user name')),
+  group: Type.Optional(optionalString('Run the script with this Unix group (a name or a numeric id); absent: the user\'s primary group. Only when Navigator runs as root.', 'must be a group name')),
+  allowed_users: Type.Optional(stringList('Users of `auth` who may run it (another gets 403, no password 401), even on a public path. Absent or empty: whoever `auth` lets through.', [])),
+  env: Type.Optional(stringMap('Environment of the script, on top of Navigator\'s and the CGI variables.')),
+  reload_config: Type.Optional(optionalString('After the script exits with 0, reload the configuration from this file (relative to the config file\'s folder) when it is another file than the current one, or was changed while the script ran; the answer ends once the reload is done.', 'must be a file path')),
+  timeout: Type.Optional(duration('Kill the script (its whole process group) when it runs longer; the client gets 504 when nothing was sent yet; 0 = no limit', '0'))
+}, { ...strict, description: 'A CGI script: a request on `path` runs `script` with the request in its environment and its body on stdin; its output (CGI headers, a blank line, the body) is the answer.' })
+
+export const BotDetectionSchema = Type.Object({
+  enabled: Type.Optional(Type.Boolean({ description: 'Tell bots (crawlers, link previewers, monitors: the `isbot` package\'s list of User-Agents) from browsers and treat them by `action`.', default: false })),
+  action: Type.Optional(oneOf(['reject', 'ignore', 'static-only'], 'reject: 403 for every request of a bot (the health check, the metrics, the status page and redirects aside), so no app is woken for it; ignore: bots are treated as anyone; static-only: a bot gets the static files and 403 for anything else.', DEFAULT_BOT_DETECTION_ACTION))
+}, { ...strict, description: 'What a bot may reach; off unless enabled.' })
+
 export const ServerSchema = Type.Object({
   listen: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.String()], {
     description: 'Port (3000), ":port", "host:port" or "[ipv6]:port". A bare port listens on "::" (IPv6 and IPv4).',
@@ -162,6 +194,10 @@ export const ServerSchema = Type.Object({
     errorMessage: 'must be a port number or a "host:port" string'
   })),
   static: Type.Optional(StaticSchema),
+  hostname: Type.Optional(optionalString('The host name this site answers to (`example.com`; any case, no port). A request whose Host names another host (X-Forwarded-Host when X-Forwarded-* are trusted) gets 421, after the health check, the metrics and the status page; `localhost` is also 127.0.0.1 and [::1]. Absent: every host.', 'must be a host name such as example.com')),
+  root_path: Type.Optional(optionalString('The URL prefix the site lives under (`/showcase`): a static file of public_dir is looked up with the prefix removed (`/showcase/app.css` is `public/app.css`), and the prefix alone is redirected to it with a slash. Tenants and routes match the whole path as written. Absent: the site is at `/`.', 'must be a URL path such as /showcase')),
+  trust_proxy: Type.Optional(Type.Boolean({ description: 'Trust the X-Forwarded-For, -Proto and -Host a client sends (true only when every client is a proxy of yours): the apps get them with this peer appended to X-Forwarded-For, and `$remote_addr`, `$scheme` and `$host` of reverse proxy headers use them. false: they are replaced by what Navigator sees. Absent: true on a Fly Machine (every request comes through Fly\'s proxy), false elsewhere.' })),
+  bot_detection: Type.Optional(BotDetectionSchema),
   maintenance_page: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
     description: 'HTML file answered with 503 when an app is unavailable; relative to public_dir. Absent: `503.html` in public_dir if it exists, else a built-in page.',
     default: null,
@@ -175,7 +211,9 @@ export const ServerSchema = Type.Object({
   idle: Type.Optional(IdleSchema),
   metrics: Type.Optional(MetricsSchema),
   status: Type.Optional(StatusSchema),
-  shutdown_timeout: Type.Optional(duration('How long in-flight requests may drain on SIGTERM', DEFAULT_SHUTDOWN_TIMEOUT))
+  disable_compression: Type.Optional(Type.Boolean({ description: 'Send proxied responses as the app wrote them. Off (the default): a text response of 1 KiB or more is compressed with brotli or gzip when the client accepts one.', default: false })),
+  shutdown_timeout: Type.Optional(duration('How long in-flight requests may drain on SIGTERM', DEFAULT_SHUTDOWN_TIMEOUT)),
+  cgi_scripts: Type.Optional(Type.Array(CgiScriptSchema, { description: 'Programs run as CGI/1.1 scripts on a path of their own (after auth, before anything is replayed or proxied).', default: [] }))
 }, { ...strict, description: 'The listening server.', default: {} })
 
 const redirectStatus = (description: string): TSchema => Type.Union([301, 302, 303, 307, 308].map((code) => Type.Literal(code)), {
@@ -278,7 +316,10 @@ const hookFields = {
   timeout: Type.Optional(duration('Kill the hook (its whole process group) when it runs longer; 0 = no limit', '0'))
 }
 
-export const TenantHookSchema = Type.Object(hookFields, { ...strict, description: 'A command run at a moment of a tenant\'s life, with its environment; ${name} resolves from its var, its env, then Navigator\'s environment.' })
+export const TenantHookSchema = Type.Object({
+  ...hookFields,
+  reload_config: Type.Optional(optionalString('After the hook succeeds, reload the configuration from this file (relative to the config file\'s folder) when it is another file than the current one, or was changed while the hook ran.', 'must be a file path'))
+}, { ...strict, description: 'A command run at a moment of a tenant\'s life, with its environment; ${name} resolves from its var, its env, then Navigator\'s environment.' })
 
 export const ServerHookSchema = Type.Object({
   ...hookFields,
@@ -298,7 +339,8 @@ export const ServerHooksSchema = Type.Object({
   start: Type.Optional(hookList(ServerHookSchema, 'Run before Navigator listens; a failure stops the start (exit 1, with the hook\'s output).')),
   ready: Type.Optional(hookList(ServerHookSchema, 'Run once Navigator listens, without holding up requests.')),
   idle: Type.Optional(hookList(ServerHookSchema, 'Run before the Machine is suspended or stopped (server.idle); the Machines API is called once they are done.')),
-  resume: Type.Optional(hookList(ServerHookSchema, 'Run when the first request after a suspend shows the Machine was resumed.'))
+  resume: Type.Optional(hookList(ServerHookSchema, 'Run when the first request after a suspend shows the Machine was resumed.')),
+  stop: Type.Optional(hookList(ServerHookSchema, 'Run at shutdown (SIGTERM, SIGINT, `navigator -s stop`) once requests have drained and the tenants and managed processes are stopped; each bounded by its timeout, all of them by server.shutdown_timeout. `reload_config` is ignored here.'))
 }, { ...strict, description: 'Hooks of Navigator itself.', default: {} })
 
 export const HooksSchema = Type.Object({
@@ -310,15 +352,23 @@ export const HooksSchema = Type.Object({
 }, { ...strict, description: 'Commands run at moments of the life of Navigator and of its tenants; their output is logged with the hook\'s name.', default: {} })
 
 export const TenantSchema = Type.Object({
-  name: Type.String({ minLength: 1, description: 'Unique tenant name, used in logs.' }),
-  path: Type.String({ minLength: 1, description: 'Unique URL prefix served by this tenant, starting with "/".' }),
+  name: Type.Optional(Type.String({ minLength: 1, description: 'Unique tenant name, used in logs. Default: the path without its outer slashes (and without server.root_path), `root` for `/`.' })),
+  path: Type.String({ minLength: 1, description: 'Unique URL prefix served by this tenant, starting with "/". May be left out when there is one tenant: it is then `/`.' }),
   working_dir: Type.Optional(Type.String({ minLength: 1, description: "Working directory of the process, relative to the config file's folder. Default: that folder." })),
   var: Type.Optional(stringMap('Variables for ${name} in this tenant\'s command, args and env, and in applications.env.')),
   start: Type.Optional(oneOf(['lazy', 'eager'], 'lazy: start on the first request; eager: start at boot.', DEFAULT_TENANT_START)),
   env: Type.Optional(stringMap('Environment of this tenant, on top of applications.env; may use ${name}.')),
   command: Type.Optional(Type.String({ minLength: 1, description: 'Overrides applications.command for this tenant; may use ${name}.' })),
   args: Type.Optional(stringList('Overrides applications.args for this tenant; may use ${name}.')),
-  hooks: Type.Optional(TenantHooksSchema)
+  public_dir: Type.Optional(optionalString('A folder of static files of this tenant, relative to the config file\'s folder: a request under the tenant\'s path is looked up in it with the path removed (`/alpha/app.css` is `<public_dir>/app.css`), under the rules of server.static, before server.static.public_dir and before the request reaches the tenant.', 'must be a folder path')),
+  bot_detection: Type.Optional(BotDetectionSchema),
+  hooks: Type.Optional(TenantHooksSchema),
+  health_check: Type.Optional(Type.String({ minLength: 1, description: 'Overrides applications.health_check for this tenant.' })),
+  startup_timeout: Type.Optional(duration('Overrides applications.startup_timeout for this tenant')),
+  track_websockets: Type.Optional(Type.Boolean({ description: 'Overrides applications.track_websockets for this tenant.' })),
+  memory_limit: Type.Optional(memorySize('Overrides applications.memory_limit for this tenant.')),
+  user: Type.Optional(Type.String({ minLength: 1, description: 'Overrides applications.user for this tenant.' })),
+  group: Type.Optional(Type.String({ minLength: 1, description: 'Overrides applications.group for this tenant.' }))
 }, { ...strict, description: 'A tenant: one app process behind a URL prefix.' })
 
 export const StandaloneServerSchema = Type.Object({
@@ -340,11 +390,20 @@ export const ApplicationsSchema = Type.Object({
   idle_timeout: Type.Optional(duration('Stop a tenant without requests or WebSockets for this long; 0 = never', DEFAULT_IDLE_TENANT_TIMEOUT)),
   health_check: Type.Optional(Type.String({ minLength: 1, description: 'Readiness probe path of tenants (any HTTP status means ready).', default: DEFAULT_TENANT_HEALTH_CHECK })),
   tenants: Type.Optional(Type.Array(TenantSchema, { description: 'The tenants.', default: [] })),
-  standalone_servers: Type.Optional(Type.Array(StandaloneServerSchema, { description: 'Servers started at boot.', default: [] }))
+  standalone_servers: Type.Optional(Type.Array(StandaloneServerSchema, { description: 'Servers started at boot.', default: [] })),
+  max_size: Type.Optional(Type.Integer({ minimum: 0, description: 'At most this many tenants run at once: starting one more first stops the least recently used idle one (none with a request in flight or a tracked WebSocket); when every one is busy, the request waits up to the startup timeout for one to become idle, then gets the maintenance page. 0 = no limit.', default: DEFAULT_MAX_SIZE })),
+  user: Type.Optional(Type.String({ minLength: 1, description: 'Run tenants as this user (a name or a uid); its primary group unless group says otherwise. Needs Navigator to run as root.' })),
+  group: Type.Optional(Type.String({ minLength: 1, description: 'Run tenants with this group (a name or a gid). Needs Navigator to run as root.' })),
+  memory_limit: Type.Optional(memorySize('Memory limit of each tenant (cgroup v2 memory.max), such as 512M or 1G (K, M, G, T are 1024-based, with or without i). Where cgroup v2 cannot be written, one warning at start and no limit.')),
+  start_delay: Type.Optional(duration('Wait this long after a tenant is spawned before its first health check (the startup timeout still counts from the spawn)', DEFAULT_TENANT_START_DELAY)),
+  port_env_var: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'The environment variable a tenant gets its port in; PORT is set too.', default: DEFAULT_PORT_ENV_VAR, errorMessage: 'must be an environment variable name such as PORT or SERVER_PORT' })),
+  track_websockets: Type.Optional(Type.Boolean({ description: 'An open WebSocket keeps its tenant from being stopped as idle (idle_timeout) or to make room (max_size). Off: only requests in flight do.', default: DEFAULT_TRACK_WEBSOCKETS }))
 }, { ...strict, description: 'The processes behind Navigator.', default: {} })
 
 export const LoggingSchema = Type.Object({
-  format: Type.Optional(oneOf(['json', 'text'], 'How log lines are written: json (one JSON object a line) or text (`<time> <LEVEL> <message> key=value ...`, for people and grep). Read at start: a reload that changes it keeps the running format, with a warning.', DEFAULT_LOG_FORMAT))
+  format: Type.Optional(oneOf(['json', 'text'], 'How log lines are written: json (one JSON object a line) or text (`<time> <LEVEL> <message> key=value ...`, for people and grep). Read at start: a reload that changes it keeps the running format, with a warning.', DEFAULT_LOG_FORMAT)),
+  file: Type.Optional(optionalString('Also write the log lines to this file (appended to; it and its folder are created), relative to the config file\'s folder. `{{app}}` in it is a process\'s name: each tenant, standalone server and managed process writes its output to a file of its own, and Navigator\'s own lines go to the file named with `navigator`. Lines still go to stdout too. Read at start: a reload that changes it keeps the running files, with a warning.', 'must be a file path')),
+  vector: Type.Optional(Type.Unknown({ description: 'Not supported: Vector is not built in. Run Vector on its own with a `file` source reading the files of `logging.file`.' }))
 }, { ...strict, description: 'Navigator\'s own log lines (their level is LOG_LEVEL in the environment).', default: {} })
 
 export const ManagedProcessSchema = Type.Object({
@@ -379,6 +438,12 @@ export const MaintenanceSchema = Type.Object({
   page: Type.Optional(optionalString('The maintenance page, a file in public_dir (`/503.html`): the same setting as server.maintenance_page (give one of them).', 'must be a file path'))
 }, { ...strict, description: 'Maintenance mode, and the maintenance page.', default: {} })
 
+export const CableSchema = Type.Object({
+  enabled: Type.Optional(Type.Boolean({ description: 'Navigator terminates the WebSockets of `path` itself and fans broadcasts out to them (TurboCable), instead of passing `path` on to a standalone server or an app. Off by default here; the Go Navigator\'s default is on.', default: DEFAULT_CABLE_ENABLED })),
+  path: Type.Optional(Type.String({ minLength: 1, description: 'Where browsers open their WebSocket (after auth and sticky sessions, like any request).', default: DEFAULT_CABLE_PATH })),
+  broadcast_path: Type.Optional(Type.String({ minLength: 1, description: 'Where the apps POST `{"stream": "...", "data": ...}` to send `data` to every subscriber of the stream. Only from this computer (127.0.0.0/8, ::1): 403 from anywhere else, before auth.', default: DEFAULT_CABLE_BROADCAST_PATH }))
+}, { ...strict, description: 'The TurboCable hub: WebSockets subscribed to named streams, and an HTTP endpoint the apps broadcast to.', default: {} })
+
 export const ConfigSchema = Type.Object({
   server: Type.Optional(ServerSchema),
   routes: Type.Optional(RoutesSchema),
@@ -387,7 +452,8 @@ export const ConfigSchema = Type.Object({
   managed_processes: Type.Optional(Type.Array(ManagedProcessSchema, { description: 'Processes started before Navigator listens and kept running (in the order given; stopped in reverse order after the tenants).', default: [] })),
   auth: Type.Optional(AuthSchema),
   maintenance: Type.Optional(MaintenanceSchema),
-  hooks: Type.Optional(HooksSchema)
+  hooks: Type.Optional(HooksSchema),
+  cable: Type.Optional(CableSchema)
 }, {
   ...strict,
   patternProperties: { '^x-': { description: 'Extension keys (x-anything) are ignored: a place to define YAML anchors for reuse.' } },

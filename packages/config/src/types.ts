@@ -62,7 +62,50 @@ export interface ServerConfig {
   metrics: MetricsConfig | null
   /** The status page, or null when off. */
   status: StatusConfig | null
+  /** server.hostname in lower case: a request for another host gets 421; null = every host. */
+  hostname: string | null
+  /** server.root_path without a trailing slash ("/showcase"): static files are looked up below it; null = "/". */
+  rootPath: string | null
+  /** server.trust_proxy; null when absent (then trusted on a Fly Machine only). */
+  trustProxy: boolean | null
+  /** server.bot_detection; a tenant's own replaces it for the requests routed to that tenant. */
+  botDetection: BotDetectionConfig
+  /** server.disable_compression: proxied responses are never compressed. */
+  disableCompression: boolean
   shutdownTimeoutMs: number
+  /** `server.cgi_scripts`, in the order given. */
+  cgiScripts: CgiScriptConfig[]
+}
+
+/** `server.cgi_scripts`: a program run as a CGI/1.1 script on one path. */
+export interface CgiScriptConfig {
+  /** The request path that runs it (exact match). */
+  path: string
+  /** Absolute path of the executable. */
+  script: string
+  /** Upper case; null = every method. */
+  method: string | null
+  /** `user` and `group` as written, or null. */
+  user: string | null
+  group: string | null
+  /** The uid and gid to run it as (`user` and `group`, looked up when loaded), or null: Navigator's own. */
+  uid: number | null
+  gid: number | null
+  /** Users of `auth` who may run it; empty = whoever auth lets through. */
+  allowedUsers: string[]
+  env: Record<string, string>
+  /** Absolute path of the file to reload after an exit with 0, or null. */
+  reloadConfig: string | null
+  /** 0 = no limit. */
+  timeoutMs: number
+}
+
+export type BotAction = 'reject' | 'ignore' | 'static-only'
+
+/** `bot_detection`: what a request whose User-Agent is a bot's may reach. */
+export interface BotDetectionConfig {
+  enabled: boolean
+  action: BotAction
 }
 
 /** `server.health_check`'s own answer. */
@@ -89,6 +132,15 @@ export interface ReverseProxyRule {
   /** Names in lower case. */
   responseHeaders: Record<string, string>
   websocket: boolean
+}
+
+/** `cable`: the TurboCable hub. */
+export interface CableConfig {
+  enabled: boolean
+  /** Where the hub's WebSockets are opened (matched on the original path). */
+  path: string
+  /** Where the apps POST their broadcasts, from this computer only. */
+  broadcastPath: string
 }
 
 export interface MaintenanceConfig {
@@ -203,8 +255,20 @@ export interface TenantConfig {
   /** Tenant-level override of applications.command / args, when given. */
   command: string | null
   args: string[] | null
+  /** Absolute folder of this tenant's static files (tenant public_dir), or null; absent = none (the loader always sets it). */
+  publicDir?: string | null
+  /** The tenant's own bot_detection, replacing server.botDetection for its requests; null or absent = the server's. */
+  botDetection?: BotDetectionConfig | null
   /** hooks.tenant first, then the tenant's own; absent = none (the loader always sets it). */
   hooks?: TenantHooks
+  // Overrides of the applications-wide values; null (or absent) = use those. The loader always sets them.
+  healthCheck?: string | null
+  startupTimeoutMs?: number | null
+  trackWebSockets?: boolean | null
+  /** Bytes. */
+  memoryLimit?: number | null
+  user?: string | null
+  group?: string | null
 }
 
 export interface StandaloneServerConfig {
@@ -252,6 +316,8 @@ export interface ServerHooks {
   ready: HookConfig[]
   idle: HookConfig[]
   resume: HookConfig[]
+  /** Run at shutdown, once the children are stopped. */
+  stop: HookConfig[]
 }
 
 export interface ApplicationsConfig {
@@ -266,6 +332,19 @@ export interface ApplicationsConfig {
   healthCheck: string
   tenants: TenantConfig[]
   standaloneServers: StandaloneServerConfig[]
+  /** At most this many tenants run at once (the least recently used idle one makes room); 0 = no limit. */
+  maxSize?: number
+  /** Run tenants as this user / group (names or numbers); null = as Navigator. Needs Navigator to run as root. */
+  user?: string | null
+  group?: string | null
+  /** Default cgroup v2 memory.max of a tenant, in bytes; null = none. */
+  memoryLimit?: number | null
+  /** Wait this long after a tenant is spawned before its first health check. */
+  startDelayMs?: number
+  /** The environment variable a tenant's port is passed in, besides PORT. */
+  portEnvVar?: string
+  /** Open WebSockets keep a tenant from being stopped as idle (and from making room under maxSize). */
+  trackWebSockets?: boolean
 }
 
 export interface AuthPattern {
@@ -288,6 +367,8 @@ export interface AuthConfig {
 export interface NavigatorConfig {
   /** Absolute path of the file this came from, or null when parsed from a string. */
   file: string | null
+  /** Deprecated forms the file uses (older Go Navigator spellings), each with what to write instead; empty when none. */
+  warnings: ConfigProblem[]
   /** Folder relative paths resolve against. */
   dir: string
   server: ServerConfig
@@ -299,12 +380,15 @@ export interface NavigatorConfig {
   /** HTTP Basic authentication, or null when off. */
   auth: AuthConfig | null
   maintenance: MaintenanceConfig
+  cable: CableConfig
   /** hooks.server (the tenant hooks are in each TenantConfig). */
   serverHooks: ServerHooks
 }
 
 export interface LoggingConfig {
   format: 'json' | 'text'
+  /** Absolute path of the log file (`{{app}}` kept, replaced by each process's name), or null: stdout only. */
+  file: string | null
 }
 
 export interface ConfigProblem {

@@ -11,13 +11,13 @@ test('the JSON Schema is plain JSON draft 2020-12 with snake_case keys and no pr
   t.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema')
   t.same(JSON.parse(JSON.stringify(schema)), schema, 'survives a JSON round trip')
   t.notMatch(JSON.stringify(schema), /errorMessage/)
-  t.same(Object.keys(schema.properties), ['server', 'routes', 'applications', 'logging', 'managed_processes', 'auth', 'maintenance', 'hooks'])
+  t.same(Object.keys(schema.properties), ['server', 'routes', 'applications', 'logging', 'managed_processes', 'auth', 'maintenance', 'hooks', 'cable'])
   const sticky = schema.properties.routes.properties.fly.properties.sticky_sessions
   t.equal(sticky.additionalProperties, false)
   t.equal(sticky.properties.cookie_name.default, '_navigator_machine')
   t.equal(sticky.properties.cookie_max_age.default, '24h')
   t.ok(sticky.properties.cookie_httponly.description)
-  t.same(schema.properties.applications.properties.tenants.items.required, ['name', 'path'])
+  t.same(schema.properties.applications.properties.tenants.items.required, ['path'], 'the name of a tenant is derived from its path when absent')
 })
 
 test('configJsonSchema returns a fresh object each time', async (t) => {

@@ -11,6 +11,7 @@ test('an empty file gives the default of every key', async (t) => {
   const config = parseConfig('', { dir: '/srv/app', env: {} })
   t.same(config, {
     file: null,
+    warnings: [],
     dir: '/srv/app',
     server: {
       listen: { host: '::', port: 3000 },
@@ -28,7 +29,13 @@ test('an empty file gives the default of every key', async (t) => {
       idle: null,
       metrics: null,
       status: null,
-      shutdownTimeoutMs: 30_000
+      hostname: null,
+      rootPath: null,
+      trustProxy: null,
+      botDetection: { enabled: false, action: 'reject' },
+      disableCompression: false,
+      shutdownTimeoutMs: 30_000,
+      cgiScripts: []
     },
     routes: {
       redirects: [],
@@ -71,13 +78,21 @@ test('an empty file gives the default of every key', async (t) => {
       idleTimeoutMs: 600_000,
       healthCheck: '/up',
       tenants: [],
-      standaloneServers: []
+      standaloneServers: [],
+      maxSize: 0,
+      user: null,
+      group: null,
+      memoryLimit: null,
+      startDelayMs: 0,
+      portEnvVar: 'PORT',
+      trackWebSockets: true
     },
-    logging: { format: 'json' },
+    logging: { format: 'json', file: null },
     managedProcesses: [],
     auth: null,
     maintenance: { enabled: false },
-    serverHooks: { start: [], ready: [], idle: [], resume: [] }
+    cable: { enabled: false, path: '/cable', broadcastPath: '/_broadcast' },
+    serverHooks: { start: [], ready: [], idle: [], resume: [], stop: [] }
   })
 })
 
@@ -108,10 +123,10 @@ test('tenant, standalone and idle defaults; paths resolve against the config fol
   t.same(config.server.idle, { action: 'suspend', timeoutMs: 1_200_000, apiSocket: '/.fly/api' })
   t.equal(config.applications.idleTimeoutMs, 0, 'idle_timeout 0 means never')
   t.same(config.applications.tenants[0], {
-    name: 'a', path: '/a', workingDir: '/srv/app', var: {}, start: 'lazy', env: {}, command: null, args: null, hooks: { start: [], stop: [] }
+    name: 'a', path: '/a', workingDir: '/srv/app', var: {}, start: 'lazy', env: {}, command: null, args: null, hooks: { start: [], stop: [] }, publicDir: null, botDetection: null, healthCheck: null, startupTimeoutMs: null, trackWebSockets: null, memoryLimit: null, user: null, group: null
   }, 'trailing slash dropped, lazy, no overrides')
   t.same(config.applications.tenants[1], {
-    name: 'b', path: '/', workingDir: '/srv/app/sub', var: {}, start: 'eager', env: {}, command: 'bin/dev', args: [], hooks: { start: [], stop: [] }
+    name: 'b', path: '/', workingDir: '/srv/app/sub', var: {}, start: 'eager', env: {}, command: 'bin/dev', args: [], hooks: { start: [], stop: [] }, publicDir: null, botDetection: null, healthCheck: null, startupTimeoutMs: null, trackWebSockets: null, memoryLimit: null, user: null, group: null
   })
   t.same(config.applications.standaloneServers[0], {
     name: 'cable', matchPath: '/cable', command: 'bundle', args: [], workingDir: '/srv/app', port: 4001, env: {}

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import { answerError } from './answer.js'
 import type { BodyRelay } from './body-relay.js'
+import { compressionFor, createEncoder, flushEncoder, type ContentEncoding, type Encoder } from './compress.js'
 import { UpstreamTimeoutError, UpstreamUnreachableError } from './errors.js'
 import { clientResponseHeaders } from './proxy-headers.js'
 import type { ForwardOptions, UpstreamFailure } from './proxy.js'
@@ -20,14 +21,26 @@ import type { RequestContext } from './request-context.js'
 const kExchange = Symbol('navigator.upstreamExchange')
 const NO_HEADERS: Readonly<Record<string, unknown>> = Object.freeze({})
 type Response = ServerResponse & { [kExchange]?: Exchange }
+type ExchangeEncoder = Encoder & { [kExchange]?: Exchange }
 
-/** Listeners shared by every exchange (no closure per request): `this` is the client's response. */
+/** Listeners shared by every exchange (no closure per request): `this` is the client's response, or its encoder. */
 function onClientClose (this: Response): void {
   this[kExchange]?.clientClosed()
 }
 
-function onClientDrain (this: Response): void {
+function onClientDrain (this: Response | ExchangeEncoder): void {
   this[kExchange]?.clientDrained()
+}
+
+function onEncoderError (this: ExchangeEncoder, err: Error): void {
+  this[kExchange]?.encoderFailed(err)
+}
+
+function hasContentLength (rawHeaders: Buffer[]): boolean {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i].length === 14 && rawHeaders[i].toString('latin1').toLowerCase() === 'content-length') return true
+  }
+  return false
 }
 
 function errorCode (err: unknown): string | undefined {
@@ -124,8 +137,13 @@ export class Exchange {
   private upstreamDone = false
   private paused = false
   private drainListening = false
-  /** Response body bytes still expected (from Content-Length); -1 when unknown. */
+  /** Response body bytes still expected (from Content-Length); -1 when unknown (or the body is compressed). */
   private remaining = -1
+  /** The compressor between the upstream's body and the client, when the response is compressed. */
+  private encoder: ExchangeEncoder | null = null
+  private encoding: ContentEncoding = 'gzip'
+  /** Flush the encoder after each upstream chunk: a body of unknown length may come in parts over time. */
+  private flushEachChunk = false
   /** When the upstream's headers, or its next body chunk, are overdue (ms since the epoch). */
   private deadline = Infinity
   /** How long the upstream may take none of the request body (0 = no limit); `writeStalled` once it did. */
@@ -144,6 +162,7 @@ export class Exchange {
   private readonly onUnreachable: ((err: Error, ctx: RequestContext) => unknown) | undefined
   private readonly onResponseHeaders: ((elapsedMs: number) => void) | undefined
   private readonly onUpstreamError: ((failure: UpstreamFailure) => void) | undefined
+  private readonly compress: boolean
   /** performance.now() when the exchange began; read only with onResponseHeaders. */
   private readonly startedAt: number
 
@@ -153,9 +172,11 @@ export class Exchange {
     private readonly body: BodyRelay | null,
     options: ForwardOptions | undefined,
     private settled: Settle | null,
-    private readonly timeouts: ExchangeTimeouts
+    private readonly timeouts: ExchangeTimeouts,
+    compressByDefault: boolean
   ) {
     this.onUnreachable = options?.onUnreachable
+    this.compress = options?.compress ?? compressByDefault
     this.onResponseHeaders = options?.onResponseHeaders
     this.onUpstreamError = options?.onUpstreamError
     this.startedAt = this.onResponseHeaders === undefined ? 0 : performance.now()
@@ -221,6 +242,8 @@ export class Exchange {
   /** The response closed: finished by us, or abandoned by the client (then the upstream request is aborted). */
   clientClosed (): void {
     this.timeouts.unwatch(this)
+    // Frees the compressor's memory at once (a no-op once it has finished).
+    this.encoder?.destroy()
     if (!this.ended && !this.gone) {
       this.gone = true
       if (!this.upstreamDone && this.abortUpstream !== null) this.abortUpstream(clientGoneError())
@@ -256,8 +279,10 @@ export class Exchange {
     const reply = this.reply
     const res = this.res
     let headers: string[]
+    let encoding: ContentEncoding | null = null
     try {
       headers = clientResponseHeaders(rawHeaders, reply !== null ? reply.getHeaders() : this.ctx.responseHeaders ?? NO_HEADERS)
+      if (this.compress) encoding = compressionFor(this.req, statusCode, headers)
       res.writeHead(statusCode, headers)
     } catch (err) {
       // A header Node refuses to send: the upstream's answer cannot be relayed.
@@ -281,11 +306,36 @@ export class Exchange {
         break
       }
     }
+    if (encoding !== null) this.startEncoder(encoding, rawHeaders)
     this.settle()
     return true
   }
 
+  /**
+   * Puts a compressor between the upstream's body and the client: the upstream's chunks are written to it (a full
+   * compressor pauses the upstream until it drains), and it is piped to the response (a client slow to read pauses
+   * the compressor). The Content-Length was removed, so whether the body's length is known comes from the upstream's
+   * raw headers.
+   */
+  private startEncoder (encoding: ContentEncoding, rawHeaders: Buffer[]): void {
+    const encoder: ExchangeEncoder = createEncoder(encoding)
+    encoder[kExchange] = this
+    encoder.on('error', onEncoderError)
+    encoder.pipe(this.res)
+    this.encoder = encoder
+    this.encoding = encoding
+    this.flushEachChunk = !hasContentLength(rawHeaders)
+  }
+
+  /** The compressor failed (zlib ran out of memory): the response is cut, and the upstream request aborted. */
+  encoderFailed (err: Error): void {
+    this.log.warn({ upstream: this.origin, err: err.message }, 'response could not be compressed')
+    this.res.destroy(err)
+  }
+
   onData (chunk: Buffer): boolean {
+    const encoder = this.encoder
+    if (encoder !== null) return this.encode(encoder, chunk)
     const res = this.res
     if (chunk.length === this.remaining) {
       // The whole (rest of the) body: headers and body leave together, and the response is over.
@@ -305,12 +355,27 @@ export class Exchange {
     return false
   }
 
+  private encode (encoder: ExchangeEncoder, chunk: Buffer): boolean {
+    this.deadline = Date.now() + this.timeouts.bodyMs
+    const more = encoder.write(chunk)
+    if (this.flushEachChunk) flushEncoder(encoder, this.encoding)
+    if (more) return true
+    if (!this.drainListening) {
+      this.drainListening = true
+      encoder.on('drain', onClientDrain)
+    }
+    this.paused = true
+    return false
+  }
+
   onComplete (): void {
     this.upstreamDone = true
     this.timeouts.unwatch(this)
     if (this.ended || this.gone) return
     this.ended = true
-    this.res.end()
+    // The compressor ends the response (pipe) once it has written its last bytes.
+    if (this.encoder !== null) this.encoder.end()
+    else this.res.end()
   }
 
   onError (err: Error): void {
@@ -322,6 +387,7 @@ export class Exchange {
       this.log.warn({ upstream: this.origin, code: errorCode(err) }, 'upstream response failed before its end')
       this.onUpstreamError?.('response-failed')
       this.ended = true
+      this.encoder?.destroy()
       this.res.destroy(err)
       return
     }

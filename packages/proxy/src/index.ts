@@ -19,12 +19,15 @@ export {
 } from './proxy.js'
 export type { UpstreamProxy, UpstreamProxyOptions, UpstreamTarget, ForwardOptions, UpstreamFailure } from './proxy.js'
 export { hasBody } from './body-relay.js'
+export { acceptedEncoding, COMPRESSION_THRESHOLD_BYTES, BROTLI_QUALITY, GZIP_LEVEL } from './compress.js'
+export type { ContentEncoding } from './compress.js'
 export {
   WebSocketRelay,
   acceptUpgrade,
   ANSWERED_UPGRADE_LINGER_MS,
   closeRefusedUpgrade,
   isUpgrade,
+  takeUpgrade,
   UPSTREAM_HANDSHAKE_TIMEOUT_MS,
   CLOSE_GRACE_MS,
   CLOSE_GOING_AWAY

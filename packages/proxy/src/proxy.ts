@@ -29,6 +29,11 @@ export interface UpstreamProxyOptions {
    * trusted edge (on Fly, its proxy). Default false: those headers are replaced by this connection's own values.
    */
   trustForwarded?: boolean
+  /**
+   * Compress responses by the client's Accept-Encoding (gzip or brotli, text types only; see compress.ts). Default
+   * false: a proxy passes bodies through unchanged unless asked; a request's own `compress` wins.
+   */
+  compress?: boolean
 }
 
 export interface UpstreamTarget {
@@ -61,6 +66,8 @@ export interface ForwardOptions {
   onResponseHeaders?: (elapsedMs: number) => void
   /** Called once when the request fails upstream, with what failed (see UpstreamFailure); a client gone is none. */
   onUpstreamError?: (failure: UpstreamFailure) => void
+  /** Compress this response (or not), instead of the proxy's `compress` option. */
+  compress?: boolean
 }
 
 /**
@@ -100,18 +107,22 @@ function resolveOptions (options: UpstreamProxyOptions): Required<Omit<UpstreamP
   if (options.trustForwarded !== undefined && typeof options.trustForwarded !== 'boolean') {
     throw new InvalidOptionError('trustForwarded', 'must be a boolean')
   }
+  if (options.compress !== undefined && typeof options.compress !== 'boolean') {
+    throw new InvalidOptionError('compress', 'must be a boolean')
+  }
   return {
     connectTimeoutMs: checkTimeout('connectTimeoutMs', options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS),
     headersTimeoutMs: checkTimeout('headersTimeoutMs', options.headersTimeoutMs, DEFAULT_HEADERS_TIMEOUT_MS),
     bodyTimeoutMs: checkTimeout('bodyTimeoutMs', options.bodyTimeoutMs, DEFAULT_BODY_TIMEOUT_MS),
     connections: positiveInteger('connections', options.connections),
     collectEveryBodyBytes: positiveInteger('collectEveryBodyBytes', options.collectEveryBodyBytes),
-    trustForwarded: options.trustForwarded === true
+    trustForwarded: options.trustForwarded === true,
+    compress: options.compress === true
   }
 }
 
 export function createUpstreamProxy (rawOptions: UpstreamProxyOptions = {}): UpstreamProxy {
-  const { connectTimeoutMs: connectTimeout, headersTimeoutMs: headersTimeout, bodyTimeoutMs: bodyTimeout, connections, collectEveryBodyBytes: every, trustForwarded } = resolveOptions(rawOptions)
+  const { connectTimeoutMs: connectTimeout, headersTimeoutMs: headersTimeout, bodyTimeoutMs: bodyTimeout, connections, collectEveryBodyBytes: every, trustForwarded, compress } = resolveOptions(rawOptions)
   const accounting = every === undefined ? null : minorCollectionEvery(every)
 
   const pools = new Map<string, UndiciPool>()
@@ -137,7 +148,7 @@ export function createUpstreamProxy (rawOptions: UpstreamProxyOptions = {}): Ups
       return
     }
     const body = hasBody(ctx.req.headers) ? new BodyRelay(bodyStream(ctx), accounting) : null
-    const exchange = new Exchange(ctx, target.origin, body, forwardOptions, settled, timeouts)
+    const exchange = new Exchange(ctx, target.origin, body, forwardOptions, settled, timeouts, compress)
     if (closed) {
       exchange.onError(new UpstreamUnreachableError())
       return

@@ -86,6 +86,20 @@ export function acceptUpgrade (raw: IncomingMessage, socket: Duplex, head: Buffe
 }
 
 /**
+ * Hands an upgrade request's socket (and the bytes read after its headers) to a WebSocket server of Navigator's own
+ * (the cable hub), which answers the handshake itself: the response acceptUpgrade made lets go of the socket, and
+ * the server stops counting the upgrade as pending. Null when the request is not an upgrade or its client has gone.
+ */
+export function takeUpgrade (ctx: RequestContext): { socket: Duplex, head: Buffer } | null {
+  const pending = (ctx.req as UpgradeRequest)[kUpgrade]
+  if (pending === undefined || pending.socket.destroyed) return null
+  ctx.reply?.hijack()
+  ctx.res.detachSocket(pending.socket as never)
+  pending.onUpgraded?.()
+  return { socket: pending.socket, head: pending.head }
+}
+
+/**
  * How long a socket answered with plain HTTP instead of a 101 is kept half-closed, reading and discarding what the
  * client still sends (a body it had started, say), so that its FIN, not a reset, follows our answer; then it is
  * destroyed, whether the client closed its side or not.

@@ -1,4 +1,5 @@
-import { ConfigError, configJsonSchema, loadConfig } from '@navigator/config'
+import { canonicalYaml, ConfigError, configJsonSchema, formatProblem, loadConfig } from '@navigator/config'
+import { readFile } from 'node:fs/promises'
 import type { NavigatorConfig } from '@navigator/config'
 import { CONTROL_SIGNALS, DEFAULT_PID_FILE, EXIT_NOT_RUNNING, pidFilePath, signalRunning, writePidFile, type ControlAction } from './pid-file.js'
 import { Signals } from './signals.js'
@@ -23,6 +24,8 @@ Commands:
 
 Options:
   --check        validate the configuration, print every problem, exit 0 (valid) or 2 (invalid)
+  --check --print  the same, then print the configuration in this project's spelling
+                 (a Go Navigator file translated), \${NAME} references kept
   --version      print the version
   --help         print this help
 
@@ -47,6 +50,7 @@ interface Arguments {
   command: 'run' | 'check' | 'schema' | 'version' | 'help' | 'signal'
   file: string
   action: ControlAction | null
+  print: boolean
 }
 
 function isControlAction (value: string | undefined): value is ControlAction {
@@ -57,6 +61,7 @@ function parseArguments (argv: string[]): Arguments | string {
   let command = 'run' as Arguments['command']
   let file: string | null = null
   let action: ControlAction | null = null
+  let print = false
   for (let index = 0; index < argv.length; index++) {
     const arg = argv[index]
     if (arg === '-s') {
@@ -67,12 +72,19 @@ function parseArguments (argv: string[]): Arguments | string {
     } else if (arg === '--help' || arg === '-h') command = 'help'
     else if (arg === '--version' || arg === '-v') command = 'version'
     else if (arg === '--check') command = command === 'run' ? 'check' : command
+    else if (arg === '--print') print = true
     else if (arg === 'schema' && file === null && command === 'run') command = 'schema'
     else if (arg.startsWith('-')) return `unknown option ${arg}`
     else if (file === null) file = arg
     else return `unexpected argument ${arg}`
   }
-  return { command, file: file ?? DEFAULT_CONFIG_FILE, action }
+  if (print && command !== 'check' && command !== 'help' && command !== 'version') return '--print goes with --check'
+  return { command, file: file ?? DEFAULT_CONFIG_FILE, action, print }
+}
+
+/** Deprecated forms of the file, one line each, as `file:line:column: path: warning: ...`. */
+function warningLines (config: NavigatorConfig): string[] {
+  return config.warnings.map((warning) => formatProblem({ ...warning, message: `warning: ${warning.message}` }))
 }
 
 async function run (file: string): Promise<void> {
@@ -84,6 +96,7 @@ async function run (file: string): Promise<void> {
     for (const line of problemLines(err)) process.stderr.write(line + '\n')
     process.exit(EXIT_CONFIG_ERROR)
   }
+  for (const line of warningLines(config)) process.stderr.write(line + '\n')
   await signals.stopIfAsked()
 
   try {
@@ -99,7 +112,7 @@ async function run (file: string): Promise<void> {
   } catch (err) {
     process.stderr.write(`navigator: ${(err as Error).message}\n`)
     const code = (err as { code?: string }).code
-    process.exit(code === 'NAV_SERVER_INVALID_LOG_LEVEL' || code === 'NAV_SERVER_INVALID_UPSTREAM_TIMEOUT' ? EXIT_CONFIG_ERROR : 1)
+    process.exit(code === 'NAV_SERVER_INVALID_LOG_LEVEL' || code === 'NAV_SERVER_INVALID_UPSTREAM_TIMEOUT' || code === 'NAV_SERVER_INVALID_CABLE_PING_INTERVAL' ? EXIT_CONFIG_ERROR : 1)
   }
   await signals.stopIfAsked()
   signals.listening()
@@ -123,7 +136,12 @@ export async function main (argv: string[]): Promise<void> {
       return
     case 'check':
       try {
-        await loadConfig(args.file, { launchPaths: true })
+        const config = await loadConfig(args.file, { launchPaths: true })
+        for (const line of warningLines(config)) process.stderr.write(line + '\n')
+        if (args.print) {
+          process.stdout.write(canonicalYaml(await readFile(args.file, 'utf8'), { file: args.file }))
+          return
+        }
       } catch (err) {
         for (const line of problemLines(err)) process.stderr.write(line + '\n')
         process.exit(EXIT_CONFIG_ERROR)

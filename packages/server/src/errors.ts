@@ -13,3 +13,10 @@ export const InvalidUpstreamTimeoutError = createError<'NAV_SERVER_INVALID_UPSTR
   'NAVIGATOR_UPSTREAM_TIMEOUT must be a duration above zero such as 30s or 2m; got %s',
   500
 )
+
+/** NAVIGATOR_CABLE_PING_INTERVAL (or the cablePingIntervalMs option) is not a duration above zero. */
+export const InvalidCablePingIntervalError = createError<'NAV_SERVER_INVALID_CABLE_PING_INTERVAL', 500, [string]>(
+  'NAV_SERVER_INVALID_CABLE_PING_INTERVAL',
+  'NAVIGATOR_CABLE_PING_INTERVAL must be a duration above zero such as 30s; got %s',
+  500
+)

@@ -31,6 +31,9 @@ export async function reload (parts: ReloadParts, next: NavigatorConfig): Promis
   if (next.logging.format !== generations.current.config.logging.format) {
     log.warn('logging.format changed: a restart is needed to write the new format')
   }
+  if (next.logging.file !== generations.current.config.logging.file) {
+    log.warn('logging.file changed: a restart is needed to write to the new file')
+  }
   const app = parts.newApp()
   let generation: Generation
   let applied: Promise<void>

@@ -6,9 +6,11 @@ import type { NavigatorConfig, ServerHooks } from '@navigator/config'
 import { createUpstreamProxy, WebSocketRelay } from '@navigator/proxy'
 import type { UpstreamProxy } from '@navigator/proxy'
 import { processSupervisor, runHooks, runHooksOrFail, Supervisor, type HookRun } from '@navigator/supervisor'
-import { InvalidUpstreamTimeoutError } from './errors.js'
+import { CableHub, CABLE_PING_INTERVAL_MS } from './cable-hub.js'
+import { InvalidCablePingIntervalError, InvalidUpstreamTimeoutError } from './errors.js'
 import { Generations, type Generation } from './generations.js'
 import { concretePort, connectableAddress, createHttpServer, listenOn } from './http-server.js'
+import { trustsForwarded } from './forwarded.js'
 import { identityFrom, nonEmpty } from './identity.js'
 import { fastifyLogging, loggerOptions, logsRequests } from './logging.js'
 import { cannotStartFor, maintenanceFor } from './maintenance.js'
@@ -43,6 +45,8 @@ export interface BuildServerOptions {
   upstreamTimeoutMs?: number
   /** false: every request runs through Fastify, never the raw path (same answers, slower; see PipelineOptions). */
   rawPath?: boolean
+  /** The TurboCable hub's ping period; default NAVIGATOR_CABLE_PING_INTERVAL, else CABLE_PING_INTERVAL_MS (30 s). */
+  cablePingIntervalMs?: number
 }
 
 export interface NavigatorServer {
@@ -77,6 +81,27 @@ function upstreamTimeout (option: number | undefined, env: NodeJS.ProcessEnv): n
     throw new InvalidUpstreamTimeoutError(JSON.stringify(text))
   }
   if (ms <= 0) throw new InvalidUpstreamTimeoutError(JSON.stringify(text))
+  return ms
+}
+
+/**
+ * The hub's ping period (a client silent for twice it is disconnected). There is no config key for it (the Go
+ * Navigator has none); NAVIGATOR_CABLE_PING_INTERVAL (a Go duration) or the `cablePingIntervalMs` option changes it.
+ */
+function cablePingInterval (option: number | undefined, env: NodeJS.ProcessEnv): number {
+  if (option !== undefined) {
+    if (!Number.isFinite(option) || option <= 0) throw new InvalidCablePingIntervalError(String(option))
+    return option
+  }
+  const text = nonEmpty(env.NAVIGATOR_CABLE_PING_INTERVAL)
+  if (text === null) return CABLE_PING_INTERVAL_MS
+  let ms: number
+  try {
+    ms = parseDuration(text)
+  } catch {
+    throw new InvalidCablePingIntervalError(JSON.stringify(text))
+  }
+  if (ms <= 0) throw new InvalidCablePingIntervalError(JSON.stringify(text))
   return ms
 }
 
@@ -120,12 +145,12 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const headersTimeoutMs = upstreamTimeout(options.upstreamTimeoutMs, env)
   const listenHost = config.server.listen.host
   const port = await concretePort(listenHost, config.server.listen.port)
-  const first = Fastify(fastifyLogging(options.logger === undefined ? { logger: loggerOptions(env, config.logging.format) } : { loggerInstance: options.logger }))
+  // server.trust_proxy (absent: trusted on Fly only); read at start, as the proxy and the WebSocket relay outlive reloads.
+  const trustForwarded = trustsForwarded(config, identity)
+  const first = Fastify({ ...fastifyLogging(options.logger === undefined ? { logger: loggerOptions(env, config.logging) } : { loggerInstance: options.logger }), trustProxy: trustForwarded })
   const log = first.log
-  // Off Fly a client could forge X-Forwarded-*; on Fly every request comes through Fly's proxy or a peer.
-  const trustForwarded = identity.machineId !== null
   const supervisor = new Supervisor({ applications: config.applications, managedProcesses: config.managedProcesses, logger: log, env })
-  const proxy: UpstreamProxy = createUpstreamProxy({ headersTimeoutMs, collectEveryBodyBytes: UPLOAD_BYTES_PER_MINOR_GC, trustForwarded })
+  const proxy: UpstreamProxy = createUpstreamProxy({ headersTimeoutMs, collectEveryBodyBytes: UPLOAD_BYTES_PER_MINOR_GC, trustForwarded, compress: true })
   const webSockets = new WebSocketRelay({ log, trustForwarded })
   // Hooks read the current configuration when they run: a reload may have changed them.
   const serverHooks = async (moment: keyof ServerHooks): Promise<void> => {
@@ -138,7 +163,11 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const metrics = config.server.metrics === null ? null : new NavigatorMetrics(config.server.metrics)
   // The same for the status page: its counts and recent fallbacks outlive reloads.
   const status = config.server.status === null ? null : new NavigatorStatus(config.server.status, { identity, version: navigatorVersion(), metrics })
-  const shared: Shared = { supervisor, processes: processManager(supervisor, machineIdle), proxy, webSockets, identity, port, log, metrics, status, rawPath: options.rawPath !== false }
+  // server.cgi_scripts: `reload_config` as the server hooks do it.
+  const reloadConfig = { currentFile: () => generations.current.config.file, reload: async (file: string) => { await reloadFrom(file) } }
+  // The TurboCable hub: one for every configuration, so that a reload keeps its WebSockets.
+  const cable = new CableHub({ log, machineIdle, pingIntervalMs: cablePingInterval(options.cablePingIntervalMs, env) })
+  const shared: Shared = { supervisor, processes: processManager(supervisor, machineIdle), proxy, webSockets, identity, port, log, metrics, status, env, reloadConfig, cable, rawPath: options.rawPath !== false }
   const generations = new Generations(await prepare(first, config, shared), log, machineIdle, logsRequests(log), metrics)
   const server = createHttpServer(generations, log)
   metrics?.watch({ supervisor, webSockets, machineIdle, applications: () => generations.current.config.applications, inFlight: () => generations.inFlight })
@@ -166,11 +195,17 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     return address
   }
 
-  const parts = { server, generations, webSockets, proxy, supervisor, machineIdle, log }
-  const newApp = (): FastifyInstance => Fastify(fastifyLogging({ loggerInstance: log }))
+  // hooks.server.stop: the configuration of the moment, no reload_config (Navigator is stopping), done by `deadline`.
+  const stopHooks = async (deadline: number): Promise<void> => {
+    const current = generations.current.config
+    await runHooks(current.serverHooks.stop, { ...serverHookRun('stop', current, env, log, reloadFrom), reload: undefined, deadline })
+  }
+  const parts = { server, generations, webSockets, cable, proxy, supervisor, machineIdle, log, stopHooks }
+  const newApp = (): FastifyInstance => Fastify({ ...fastifyLogging({ loggerInstance: log }), trustProxy: trustForwarded })
   const prepareNext = async (app: FastifyInstance, next: NavigatorConfig): Promise<Generation> => {
     if (JSON.stringify(next.server.metrics) !== JSON.stringify(config.server.metrics)) log.warn('server.metrics changed: a restart is needed; the metrics keep their settings from the start')
     if (JSON.stringify(next.server.status) !== JSON.stringify(config.server.status)) log.warn('server.status changed: a restart is needed; the status page keeps its settings from the start')
+    if (trustsForwarded(next, identity) !== trustForwarded) log.warn('server.trust_proxy changed: a restart is needed; X-Forwarded-* are trusted as at the start')
     return await prepare(app, next, shared)
   }
 

@@ -5,7 +5,7 @@
  * (Navigator's own, a child's output, a request's) takes the one format.
  */
 
-/** Where text lines go (the batched stdout). */
+/** Where log lines go (the batched stdout, a log file, pino-pretty). */
 export interface LineSink {
   write (line: string): boolean
 }

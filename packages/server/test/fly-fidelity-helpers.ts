@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { createServer, request } from 'node:http'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { reservePort, startSite, tenant } from './helpers.js'
+import { freePort, reservePort, startSite, tenant } from './helpers.js'
 import type { Running } from './helpers.js'
 
 // Shared by the fly-fidelity-*.test.ts files: several real `navigator` processes that are Machines of one app (each

@@ -1,7 +1,9 @@
 import { test } from 'tap'
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
+import { chmodSync } from 'node:fs'
 import type { IncomingHttpHeaders } from 'node:http'
+import { join } from 'node:path'
 import pino from 'pino'
 import WebSocket from 'ws'
 import { parseConfig } from '@navigator/config'
@@ -24,6 +26,7 @@ interface Case {
 }
 
 const COOKIE = '_navigator_machine'
+const GOOGLEBOT = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)'
 const basic = (credentials: string): string => `Basic ${Buffer.from(credentials).toString('base64')}`
 
 const CASES: Record<string, Case[]> = {
@@ -36,13 +39,21 @@ const CASES: Record<string, Case[]> = {
     { method: 'POST', path: '/navigator/status.json', body: 'x' }
   ],
   'health-check': [{ path: '/up' }, { path: '/up?probe=1' }],
+  'cable-broadcast': [
+    { method: 'POST', path: '/_broadcast', headers: { 'content-type': 'application/json' }, body: '{"stream":"nobody","data":"x"}' },
+    { path: '/_broadcast' },
+    { method: 'POST', path: '/_broadcast', headers: { 'content-type': 'application/json' }, body: '{"data":"x"}' }
+  ],
+  hostname: [{ path: '/app/page', headers: { host: 'other.test' } }, { path: '/nowhere', headers: { host: 'other.test:8080' } }],
   rewrites: [{ path: '/old/page?x=1' }, { path: '/moved/page?x=1' }, { method: 'POST', path: '/gone/a%0d%0aSet-Cookie:x=1' }],
+  'bot-detection': [{ path: '/app/page', headers: { 'user-agent': GOOGLEBOT } }, { path: '/file.txt', headers: { 'user-agent': GOOGLEBOT } }],
   'static-files': [{ path: '/file.txt' }, { method: 'HEAD', path: '/file.txt' }],
   auth: [
     { path: '/private/page' },
     { path: '/private/page', headers: { authorization: basic('ann:wrong') } },
     { path: '/private/page', headers: { authorization: basic('ann:secret') } }
   ],
+  cgi: [{ method: 'POST', path: '/script?x=1', headers: { 'content-type': 'text/plain' }, body: 'posted' }, { path: '/script' }],
   'replay-rules': [{ path: '/api/things' }, { method: 'POST', path: '/api/things', headers: { 'fly-replay-failed': 'reason=timeout' }, body: 'x' }],
   'sticky-sessions': [
     { path: '/app/page', headers: { cookie: `${COOKIE}=m2` } },
@@ -50,6 +61,7 @@ const CASES: Record<string, Case[]> = {
     { path: '/app/page', headers: { cookie: `${COOKIE}=m2`, 'fly-replay-failed': 'reason=timeout' } },
     { path: '/app/page', headers: { cookie: `${COOKIE}=not%20a%20machine` } }
   ],
+  cable: [{ path: '/hub' }],
   'reverse-proxies': [{ path: '/ext/page?x=1' }, { method: 'OPTIONS', path: '/ext/page' }],
   'standalone-servers': [{ path: '/cable' }],
   tenants: [
@@ -70,11 +82,19 @@ function configText (ports: Ports): string {
     '  metrics:',
     '    path: /metrics',
     '  status: {}',
+    '  hostname: 127.0.0.1',
+    '  bot_detection:',
+    '    enabled: true',
+    '    action: static-only',
+    '  cgi_scripts:',
+    '    - path: /script',
+    '      script: script.sh',
+    '      method: POST',
     'auth:',
     '  enabled: true',
     '  realm: Steps',
     '  htpasswd: htpasswd',
-    '  public_paths: ["/app/*", "/old/*", "/api/*", "/cable", "/ext/*", "/nowhere"]',
+    '  public_paths: ["/app/*", "/old/*", "/api/*", "/cable", "/ext/*", "/nowhere", "/script", "/hub"]',
     'routes:',
     '  redirects:',
     '    - from: "^/moved/(.*)"',
@@ -101,7 +121,7 @@ function configText (ports: Ports): string {
     '        region: iad',
     '    sticky_sessions:',
     '      enabled: true',
-    '      paths: ["/app/*", "/cable"]',
+    '      paths: ["/app/*", "/cable", "/hub"]',
     '      debug_header: true',
     '      peers:',
     '        m1: "http://127.0.0.1:1"',
@@ -120,6 +140,9 @@ function configText (ports: Ports): string {
     '      command: node',
     `      args: [${JSON.stringify(CABLE_APP)}, "${ports.cable}"]`,
     `      port: ${ports.cable}`,
+    'cable:',
+    '  enabled: true',
+    '  path: /hub',
     ''
   ].join('\n')
 }
@@ -160,6 +183,7 @@ interface Run {
   answers: Record<string, unknown[]>
   lines: Record<string, LogLine[][]>
   webSocket: { headers: Record<string, unknown>, echo: string }
+  hub: { headers: Record<string, unknown>, messages: string[] }
 }
 
 async function start (t: Parameters<Parameters<typeof test>[1]>[0], site: Site, level: string, rawPath: boolean, lines: LogLine[], written: EventEmitter): Promise<NavigatorServer> {
@@ -227,13 +251,44 @@ async function webSocketAnswer (address: string): Promise<Run['webSocket']> {
   return { headers, echo }
 }
 
+/** A WebSocket of the TurboCable hub: its 101's headers, its confirmation and a broadcast it got. */
+async function hubAnswer (address: string): Promise<Run['hub']> {
+  const ws = new WebSocket(`${address.replace('http', 'ws')}/hub`)
+  const headers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    ws.once('upgrade', (res) => {
+      const { date, 'sec-websocket-accept': accept, ...rest } = res.headers
+      resolve(rest)
+    })
+    ws.once('error', reject)
+  })
+  const messages: string[] = []
+  const received = async (count: number): Promise<void> => await new Promise((resolve) => {
+    const onMessage = (data: WebSocket.RawData): void => {
+      messages.push(String(data))
+      if (messages.length < count) return
+      ws.off('message', onMessage)
+      resolve()
+    }
+    ws.on('message', onMessage)
+  })
+  const confirmed = received(1)
+  ws.send(JSON.stringify({ type: 'subscribe', stream: 'steps' }))
+  await confirmed
+  const broadcasted = received(2)
+  await http(address, '/_broadcast', { method: 'POST', body: '{"stream":"steps","data":{"n":1}}' })
+  await broadcasted
+  ws.close()
+  await new Promise((resolve) => ws.once('close', resolve))
+  return { headers, messages }
+}
+
 async function walk (t: Parameters<Parameters<typeof test>[1]>[0], site: Site, level: string, rawPath: boolean): Promise<Run> {
   const ports = site.ports
   const lines: LogLine[] = []
   const written = new EventEmitter()
   const navigator = await start(t, site, level, rawPath, lines, written)
   const address = `http://127.0.0.1:${ports.listen}`
-  const run: Run = { steps: navigator.pipeline.steps.map((step) => step.name), answers: {}, lines: {}, webSocket: { headers: {}, echo: '' } }
+  const run: Run = { steps: navigator.pipeline.steps.map((step) => step.name), answers: {}, lines: {}, webSocket: { headers: {}, echo: '' }, hub: { headers: {}, messages: [] } }
   for (const [step, cases] of Object.entries(CASES)) {
     run.answers[step] = []
     run.lines[step] = []
@@ -247,6 +302,7 @@ async function walk (t: Parameters<Parameters<typeof test>[1]>[0], site: Site, l
     }
   }
   run.webSocket = await webSocketAnswer(address)
+  run.hub = await hubAnswer(address)
   // The other path's Navigator listens on the same ports next (the answers name them).
   await navigator.close()
   return run
@@ -256,12 +312,15 @@ async function walk (t: Parameters<Parameters<typeof test>[1]>[0], site: Site, l
 interface Site { ports: Ports, dir: string }
 
 async function site (): Promise<Site> {
+  const dir = tempDir({
+    'public/file.txt': 'a static file\n',
+    'script.sh': '#!/bin/sh\nprintf \'Content-Type: text/plain\\n\\n%s %s \' "$REQUEST_METHOD" "$QUERY_STRING"\ncat\n',
+    htpasswd: `ann:{SHA}${createHash('sha1').update('secret').digest('base64')}\n`
+  })
+  chmodSync(join(dir, 'script.sh'), 0o755)
   return {
     ports: { listen: await freePort(), startPort: tenantStartPort(), cable: await freePort(), peer: await freePort() },
-    dir: tempDir({
-      'public/file.txt': 'a static file\n',
-      htpasswd: `ann:{SHA}${createHash('sha1').update('secret').digest('base64')}\n`
-    })
+    dir
   }
 }
 
@@ -277,6 +336,7 @@ for (const level of ['info', 'debug']) {
       t.same(raw.lines[step], fastify.lines[step], `${step}: the same log lines`)
     }
     t.same(raw.webSocket, fastify.webSocket, 'a WebSocket to a standalone server: the same 101 and echo')
+    t.same(raw.hub, fastify.hub, 'a WebSocket of the TurboCable hub: the same 101, confirmation and broadcast')
 
     // The answers are the steps' own, not merely equal.
     const [resolved, hidden] = raw.answers['normalise-path'] as Array<{ status: number, body: { url: string } }>
@@ -298,9 +358,12 @@ for (const level of ['info', 'debug']) {
     t.match(file, { status: 200, body: 'a static file\n' })
     t.ok(file.headers.etag, 'sent by @fastify/static, with an ETag')
     t.match(head, { status: 200, body: '' })
+    t.match(raw.answers.hostname, [{ status: 421, body: 'Misdirected Request\n' }, { status: 421 }], 'another host: 421, before the 404 of a path nothing serves')
+    t.match(raw.answers['bot-detection'], [{ status: 403, body: 'Forbidden\n' }, { status: 200, body: 'a static file\n' }], 'a bot with static-only: 403 for a page, the static file served')
     const [missing, wrong, right] = raw.answers.auth as Array<{ status: number, body: string, headers: IncomingHttpHeaders }>
     t.match([missing, wrong], [{ status: 401, headers: { 'www-authenticate': 'Basic realm="Steps"' } }, { status: 401 }], 'no password, or a wrong one: 401')
     t.match(right, { status: 404, body: 'Not Found\n' }, 'the right one: on to the next steps (nothing serves /private)')
+    t.match(raw.answers.cgi, [{ status: 200, body: 'POST x=1 posted' }, { status: 405, headers: { allow: 'POST' } }], 'a CGI script: its output; another method 405')
     const [replayed, failedReplay] = raw.answers['replay-rules'] as Array<{ status: number, headers: IncomingHttpHeaders }>
     t.match(replayed, { status: 307, headers: { 'fly-replay': 'region=iad;state=nav-rule' } })
     t.equal(failedReplay.status, 503, 'a replay that failed gets the maintenance page')
@@ -317,6 +380,13 @@ for (const level of ['info', 'debug']) {
     t.match(preflight, { status: 200, headers: { 'x-proxied': 'yes' }, body: '' }, 'a preflight answered with the response headers')
     const [cable] = raw.answers['standalone-servers'] as Array<{ status: number, body: string }>
     t.match(cable, { status: 200, body: 'cable http\n' })
+    const [broadcastSent, notAPost, noStream] = raw.answers['cable-broadcast'] as Array<{ status: number, body: string }>
+    t.match([broadcastSent, notAPost, noStream], [{ status: 200, body: '' }, { status: 405, body: 'Method not allowed\n' }, { status: 400, body: 'Stream required\n' }],
+      'the broadcast path, asked from this computer without a password: the Go answers')
+    const [plainHub] = raw.answers.cable as Array<{ status: number, body: string, headers: IncomingHttpHeaders }>
+    t.match(plainHub, { status: 400, body: 'Bad Request\n', headers: { 'set-cookie': [new RegExp(`^${COOKIE}=m1;`)] } }, 'a plain GET of the hub path: 400, after the sticky step pinned this Machine')
+    t.same(raw.hub.messages, ['{"type":"subscribed","stream":"steps"}', '{"type":"message","stream":"steps","data":{"n":1}}'], 'the hub confirms and fans out')
+    t.match(raw.hub.headers['set-cookie'], [new RegExp(`^${COOKIE}=m1;`)], 'the hub\'s 101 carries the sticky cookie')
     const [page, echo] = raw.answers.tenants as Array<{ status: number, body: unknown }>
     t.match(page, { status: 200, body: { url: '/app/page?x=1', headers: { 'x-forwarded-for': '127.0.0.1' }, requestId: 'string' } })
     t.match(echo, { status: 200, body: 'hello body' })

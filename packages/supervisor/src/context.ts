@@ -2,6 +2,8 @@ import type { EventEmitter } from 'node:events'
 import type { ApplicationsConfig } from '@navigator/config'
 import type { SupervisorLogger } from './logger.js'
 import type { PortAllocator } from './ports.js'
+import type { TenantPool } from './pool.js'
+import type { MemoryLimits } from './cgroup.js'
 
 /** What tenants and standalone servers share with the Supervisor that owns them. */
 export interface SupervisorContext {
@@ -11,6 +13,10 @@ export interface SupervisorContext {
   readonly host: string
   readonly env: NodeJS.ProcessEnv
   readonly stopGraceMs: number
+  /** applications.max_size. */
+  readonly pool: TenantPool
+  /** memory_limit. */
+  readonly memoryLimits: MemoryLimits
   applications: ApplicationsConfig
 }
 

@@ -22,6 +22,11 @@ export interface HookRun {
   lookup: (name: string) => string | undefined
   /** Server hooks: reloads the configuration from a file, for `reload_config`. */
   reload?: ReloadConfig
+  /**
+   * A time (Date.now()) by which every hook of the run must be done: a hook is killed there even within its own
+   * timeout, and one that would start after it does not start (hooks.server.stop, bounded by shutdown_timeout).
+   */
+  deadline?: number
 }
 
 export interface ReloadConfig {
@@ -65,6 +70,12 @@ async function runHook (hook: HookConfig, run: HookRun): Promise<HookOutcome> {
   let command = hook.command
   let group: ProcessGroup
   const startedAt = Date.now()
+  const timeoutMs = timeoutWithin(hook.timeoutMs, startedAt, run.deadline)
+  if (timeoutMs < 0) {
+    const reason = 'not started: no time was left for it'
+    logger.error({ hook: name, command, reason }, 'hook failed')
+    return { ok: false, reason, output }
+  }
   try {
     command = substitute(hook.command, run.lookup)
     const args = hook.args.map((arg) => substitute(arg, run.lookup))
@@ -86,14 +97,22 @@ async function runHook (hook: HookConfig, run: HookRun): Promise<HookOutcome> {
     return { ok: false, reason, output }
   }
   logger.info({ hook: name, command, pid: group.pid }, 'hook started')
-  const reason = await finished(group, hook.timeoutMs)
+  const reason = await finished(group, timeoutMs)
   if (reason !== null) {
     logger.error({ hook: name, command, reason }, 'hook failed')
     return { ok: false, reason, output }
   }
   logger.info({ hook: name, command, ms: Date.now() - startedAt }, 'hook done')
-  if (hook.reloadConfig !== null && run.reload !== undefined) await reloadAfter(hook.reloadConfig, startedAt, run)
+  if (hook.reloadConfig !== null && run.reload !== undefined) await reloadConfigAfter(hook.reloadConfig, startedAt, run.reload, logger.child({ hook: name }), 'hook')
   return { ok: true, reason: null, output }
+}
+
+/** A hook's own timeout (0 = none) cut short by the run's deadline; negative when the deadline has passed. */
+function timeoutWithin (timeoutMs: number, now: number, deadline: number | undefined): number {
+  if (deadline === undefined) return timeoutMs
+  const left = deadline - now
+  if (left <= 0) return -1
+  return timeoutMs === 0 ? left : Math.min(timeoutMs, left)
 }
 
 /** Null once the hook exited with 0; else why not. A hook past its timeout loses its whole process group. */
@@ -108,27 +127,27 @@ async function finished (group: ProcessGroup, timeoutMs: number): Promise<string
 }
 
 /**
- * `reload_config`: as the Go Navigator, only when the file is another than the running one, or was changed while
- * the hook ran; a missing file is a warning, never a reload.
+ * `reload_config` of a server hook or a CGI script that succeeded: as the Go Navigator, only when the file is another
+ * than the running one, or was changed since `startedAt` (when it started); a missing file is a warning, never a
+ * reload. `logger` says what ran (a binding such as `hook`). Never throws.
  */
-async function reloadAfter (file: string, startedAt: number, run: HookRun): Promise<void> {
-  const reload = run.reload as ReloadConfig
+export async function reloadConfigAfter (file: string, startedAt: number, reload: ReloadConfig, logger: SupervisorLogger, what: 'hook' | 'script'): Promise<void> {
   let modifiedAt: number
   try {
     modifiedAt = statSync(file).mtimeMs
   } catch {
-    run.logger.warn({ hook: run.name, file }, 'reload_config names a file that does not exist; not reloading')
+    logger.warn({ file }, 'reload_config names a file that does not exist; not reloading')
     return
   }
   // File times come from a coarser clock than Date.now() (a kernel tick): a change right at the start counts.
   if (reload.currentFile() === file && modifiedAt < startedAt - MTIME_GRAIN_MS) {
-    run.logger.debug({ hook: run.name, file }, 'configuration unchanged; not reloading')
+    logger.debug({ file }, 'configuration unchanged; not reloading')
     return
   }
   try {
     await reload.reload(file)
-    run.logger.info({ hook: run.name, file }, 'configuration reloaded after the hook')
+    logger.info({ file }, `configuration reloaded after the ${what}`)
   } catch (err) {
-    run.logger.error({ hook: run.name, file, err }, 'reloading the configuration after the hook failed; the old one stays')
+    logger.error({ file, err }, `reloading the configuration after the ${what} failed; the old one stays`)
   }
 }

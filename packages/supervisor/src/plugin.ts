@@ -31,7 +31,8 @@ const SUPERVISOR_FIELDS = Object.keys({
   stopGraceMs: true,
   drainMs: true,
   restartBackoff: true,
-  managedProcesses: true
+  managedProcesses: true,
+  cgroupDir: true
 } satisfies Record<keyof SupervisorOptions, true>)
 
 /** The existing supervisor to decorate with, or null when the plugin is to create its own. */

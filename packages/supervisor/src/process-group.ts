@@ -13,6 +13,9 @@ export interface SpawnGroupOptions {
   args: string[]
   cwd: string
   env: NodeJS.ProcessEnv
+  /** Run as this user and group (Navigator must be root). */
+  uid?: number
+  gid?: number
   /** Called once per line the child writes, without the line break. */
   onLine: (stream: 'stdout' | 'stderr', line: string) => void
 }
@@ -118,6 +121,8 @@ export class ProcessGroup {
     const child = spawn(options.command, options.args, {
       cwd: options.cwd,
       env: options.env,
+      uid: options.uid,
+      gid: options.gid,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe']
     })

@@ -4,6 +4,8 @@ import type { SupervisorContext } from './context.js'
 import { InvalidOptionError, StoppedError, UnknownTenantError } from './errors.js'
 import type { SupervisorLogger } from './logger.js'
 import { PortAllocator } from './ports.js'
+import { TenantPool } from './pool.js'
+import { MemoryLimits } from './cgroup.js'
 import {
   RESTART_BACKOFF_INITIAL_MS,
   RESTART_BACKOFF_MAX_MS,
@@ -42,6 +44,8 @@ export interface SupervisorOptions {
   restartBackoff?: Partial<RestartBackoff>
   /** The top-level `managed_processes`: started first (after their start_delay), stopped last, in reverse order. */
   managedProcesses?: ManagedProcessConfig[]
+  /** The cgroup v2 directory tenants' cgroups (memory_limit) are created in; default Navigator's own cgroup. */
+  cgroupDir?: string
 }
 
 export interface SpawnEvent { name: string, kind: 'tenant' | 'standalone', pid: number, port: number }
@@ -96,6 +100,7 @@ export class Supervisor extends EventEmitter {
       maxMs: options.restartBackoff?.maxMs ?? RESTART_BACKOFF_MAX_MS,
       resetAfterMs: options.restartBackoff?.resetAfterMs ?? RESTART_BACKOFF_RESET_MS
     }
+    if (options.cgroupDir !== undefined && typeof options.cgroupDir !== 'string') throw new InvalidOptionError('cgroupDir must be a directory path')
     this.context = {
       events: this,
       logger: options.logger,
@@ -103,6 +108,8 @@ export class Supervisor extends EventEmitter {
       host,
       env: options.env ?? process.env,
       stopGraceMs,
+      pool: new TenantPool(options.logger, () => this.context.applications.maxSize ?? 0),
+      memoryLimits: new MemoryLimits(options.logger, options.cgroupDir ?? null),
       applications: options.applications
     }
     this.load(options.applications)
@@ -118,6 +125,7 @@ export class Supervisor extends EventEmitter {
    */
   async start (): Promise<void> {
     this.closed = false
+    this.checkMemoryLimits()
     // First, in order: a worker may need Redis before any app does.
     for (const managed of this.managed) await managed.start()
     await Promise.all([...this.standalone.values()].map((server) => server.start()))
@@ -253,6 +261,7 @@ export class Supervisor extends EventEmitter {
       }
     }
     this.context.applications = applications
+    this.checkMemoryLimits()
     const added = this.load(applications)
     for (const tenant of this.tenants.values()) tenant.refresh()
     for (const tenant of [...replacedTenants, ...added.tenants]) {
@@ -353,6 +362,14 @@ export class Supervisor extends EventEmitter {
       servers.push(server)
     }
     return { tenants, servers }
+  }
+
+  /** One warning, the first time a configuration has a memory_limit that cannot be enforced here. */
+  private checkMemoryLimits (): void {
+    const { applications } = this.context
+    if ((applications.memoryLimit ?? null) !== null || applications.tenants.some((tenant) => (tenant.memoryLimit ?? null) !== null)) {
+      this.context.memoryLimits.check()
+    }
   }
 
   private startEager (tenant: Tenant): void {

@@ -1,4 +1,4 @@
-import type { ApplicationsConfig, TenantConfig } from '@navigator/config'
+import { DEFAULT_PORT_ENV_VAR, type ApplicationsConfig, type TenantConfig } from '@navigator/config'
 import { substitute } from './substitute.js'
 
 export interface Launch {
@@ -10,7 +10,8 @@ export interface Launch {
 
 /**
  * What to spawn for a tenant on `port`: command, arguments, working directory and environment.
- * The environment is layered: Navigator's own, then `applications.env`, then the tenant's `env`, then `PORT`.
+ * The environment is layered: Navigator's own, then `applications.env`, then the tenant's `env`, then `PORT` (and
+ * the variable `applications.portEnvVar` names, when it is another one).
  * `${name}` in the command, the arguments and the env values resolves from the tenant's `var`, then `PORT`,
  * then Navigator's environment.
  * Throws UnresolvedReferenceError for a name found nowhere.
@@ -31,6 +32,7 @@ export function tenantLaunch (
   for (const [key, value] of Object.entries(applications.env)) env[key] = substitute(value, lookup)
   for (const [key, value] of Object.entries(tenant.env)) env[key] = substitute(value, lookup)
   env.PORT = portText
+  env[applications.portEnvVar ?? DEFAULT_PORT_ENV_VAR] = portText
   return {
     command: substitute(tenant.command ?? applications.command, lookup),
     args: (tenant.args ?? applications.args).map((arg) => substitute(arg, lookup)),
@@ -48,6 +50,10 @@ export function tenantSignature (applications: ApplicationsConfig, tenant: Tenan
     tenant.env,
     tenant.var,
     tenant.workingDir,
-    applications.healthCheck
+    tenant.healthCheck ?? applications.healthCheck,
+    applications.portEnvVar ?? DEFAULT_PORT_ENV_VAR,
+    tenant.user ?? applications.user ?? null,
+    tenant.group ?? applications.group ?? null,
+    tenant.memoryLimit ?? applications.memoryLimit ?? null
   ])
 }

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises'
 import type { TenantConfig } from '@navigator/config'
 import type { SupervisorContext } from './context.js'
 import { outputHandler } from './context.js'
@@ -5,6 +6,8 @@ import { CannotStartError, SpawnFailedError, StartupTimeoutError, StoppedError }
 import { ProcessGroup, spawnFailure, type GroupExit } from './process-group.js'
 import { pollUntilReady, probeHttp } from './readiness.js'
 import { tenantLaunch } from './tenant-launch.js'
+import type { PoolMember } from './pool.js'
+import { runAs } from './users.js'
 import { waitForDrain } from './drain.js'
 import { runHooks } from './hooks.js'
 import type { HookConfig } from '@navigator/config'
@@ -22,11 +25,15 @@ type StartOutcome = 'ready' | 'exited' | 'timeout'
 /**
  * One tenant's lifecycle: stopped -> starting -> ready -> stopping -> stopped. Concurrent callers of
  * ensure() share one start; an unexpected exit returns the tenant to stopped, and the next ensure()
- * starts it again. Tenants never wait on each other.
+ * starts it again. Tenants never wait on each other, except for room under applications.max_size (pool.ts).
  */
-export class Tenant {
+export class Tenant implements PoolMember {
   state: TenantState = 'stopped'
   port: number | null = null
+  /** When it was last used (a request or WebSocket began or ended, or it became ready), on the pool's clock. */
+  lastUsed = 0
+  /** The cgroup of the running process group (memory_limit), removed once the group is gone. */
+  private cgroup: string | null = null
   private group: ProcessGroup | null = null
   private starting: Promise<{ port: number }> | null = null
   private stopping: Promise<void> | null = null
@@ -58,6 +65,25 @@ export class Tenant {
     return this.webSockets
   }
 
+  /** The tenant's startup_timeout, else the applications'. */
+  get startupTimeoutMs (): number {
+    return this.config.startupTimeoutMs ?? this.context.applications.startupTimeoutMs
+  }
+
+  /** A request in flight, or an open WebSocket when WebSockets are tracked (track_websockets), keeps it running. */
+  private get busy (): boolean {
+    return this.inFlight > 0 || (this.webSockets > 0 && (this.config.trackWebSockets ?? this.context.applications.trackWebSockets ?? true))
+  }
+
+  /** Whether applications.max_size may stop it to make room: ready (its tenant.start hooks done), not stopping, not busy. */
+  evictable (): boolean {
+    return this.state === 'ready' && this.stopHooks?.group !== this.group && !this.busy
+  }
+
+  private touch (): void {
+    this.lastUsed = this.context.pool.tick()
+  }
+
   ensure (): Promise<{ port: number }> {
     if (this.state === 'ready' && this.port !== null) return Promise.resolve({ port: this.port })
     if (this.starting !== null) return this.starting
@@ -73,28 +99,36 @@ export class Tenant {
 
   trackRequest (): () => void {
     this.inFlight++
+    this.touch()
     this.clearIdleTimer()
     let done = false
     return () => {
       if (done) return
       done = true
       this.inFlight--
-      this.armIdleTimer()
-      this.checkDrained()
+      this.afterActivity()
     }
   }
 
   trackWebSocket (): () => void {
     this.webSockets++
-    this.clearIdleTimer()
+    this.touch()
+    // An untracked WebSocket does not hold off the idle stop (nor make the tenant busy for max_size).
+    if (this.busy) this.clearIdleTimer()
     let closed = false
     return () => {
       if (closed) return
       closed = true
       this.webSockets--
-      this.armIdleTimer()
-      this.checkDrained()
+      this.afterActivity()
     }
+  }
+
+  private afterActivity (): void {
+    this.touch()
+    this.armIdleTimer()
+    this.checkDrained()
+    if (!this.busy) this.context.pool.notify()
   }
 
   /**
@@ -123,6 +157,8 @@ export class Tenant {
   async stop (): Promise<void> {
     this.drained?.()
     this.generation++
+    // A start waiting for room under max_size sees the new generation and gives up.
+    this.context.pool.notify()
     this.clearIdleTimer()
     const starting = this.starting
     if (this.group !== null && this.state === 'ready') await this.runStopHooks(this.group)
@@ -133,32 +169,49 @@ export class Tenant {
 
   private async start (): Promise<{ port: number }> {
     const generation = this.generation
-    const { applications, ports, env, events, logger } = this.context
-    const timeoutMs = applications.startupTimeoutMs
-    const deadline = Date.now() + timeoutMs
+    const { ports, env, events, logger, pool } = this.context
+    const timeoutMs = this.startupTimeoutMs
     this.state = 'starting'
+    const notStarted = (err: unknown): never => {
+      pool.release(this)
+      this.state = 'stopped'
+      throw err
+    }
 
+    try {
+      // max_size: the wait for room has a startup timeout of its own; the spawn gets a full one after it.
+      await pool.acquire(this, Date.now() + timeoutMs, timeoutMs, () => generation !== this.generation)
+    } catch (err) {
+      return notStarted(err)
+    }
+    const { applications } = this.context
+    const deadline = Date.now() + timeoutMs
     let port: number
     try {
       port = await ports.allocate(applications.startPort, this.name)
     } catch (err) {
-      this.state = 'stopped'
-      throw err
+      return notStarted(err)
     }
     if (generation !== this.generation) {
       ports.release(port)
-      this.state = 'stopped'
-      throw new StoppedError(this.name)
+      return notStarted(new StoppedError(this.name))
     }
 
     let group: ProcessGroup
     let command = ''
+    const ids = runAs(applications, this.config)
+    if (ids?.problem !== undefined) {
+      ports.release(port)
+      logger.error({ process: this.name, reason: ids.problem }, 'tenant cannot start')
+      return notStarted(new CannotStartError(this.name, ids.problem))
+    }
     try {
       const launch = tenantLaunch(applications, this.config, port, env)
       command = launch.command
-      group = await ProcessGroup.spawn({ ...launch, onLine: outputHandler(this.context, this.name) })
+      group = await ProcessGroup.spawn({ ...launch, ...ids, onLine: outputHandler(this.context, this.name) })
     } catch (err) {
       ports.release(port)
+      pool.release(this)
       this.state = 'stopped'
       const { reason, permanent } = spawnFailure(err, command, this.config.workingDir)
       // One line, without a stack trace: the reason is all an operator needs.
@@ -167,6 +220,8 @@ export class Tenant {
     }
     this.group = group
     this.port = port
+    const memoryLimit = this.config.memoryLimit ?? applications.memoryLimit ?? null
+    if (memoryLimit !== null) this.cgroup = this.context.memoryLimits.apply(this.name, group.pid, memoryLimit)
     void group.exited.then((exit) => this.onExit(group, exit))
     events.emit('spawn', { name: this.name, kind: 'tenant', pid: group.pid, port })
     logger.info({ process: this.name, pid: group.pid, port }, 'tenant starting')
@@ -191,9 +246,11 @@ export class Tenant {
     await this.runTenantHooks('start', this.config.hooks?.start ?? [], port)
     if (generation !== this.generation) throw new StoppedError(this.name)
     this.state = 'ready'
+    this.touch()
     events.emit('ready', { name: this.name, port })
     logger.info({ process: this.name, port }, 'tenant ready')
     this.armIdleTimer()
+    pool.notify()
     return { port }
   }
 
@@ -228,12 +285,16 @@ export class Tenant {
 
   private async waitForReadiness (group: ProcessGroup, port: number, deadline: number): Promise<StartOutcome> {
     const { host, applications } = this.context
-    const path = applications.healthCheck
+    const path = this.config.healthCheck ?? applications.healthCheck
+    // start_delay: the app is given this long before it is first asked (within the same startup timeout).
+    const startDelayMs = applications.startDelayMs ?? 0
     const abort = new AbortController()
     let timer: NodeJS.Timeout | undefined
     try {
       return await Promise.race<StartOutcome>([
-        pollUntilReady(() => probeHttp(host, port, path), abort.signal).then(() => 'ready'),
+        delay(startDelayMs, undefined, { signal: abort.signal })
+          .then(async () => { await pollUntilReady(() => probeHttp(host, port, path), abort.signal) })
+          .then(() => 'ready'),
         group.exited.then(() => 'exited'),
         new Promise((resolve) => { timer = setTimeout(resolve, Math.max(0, deadline - Date.now()), 'timeout') })
       ])
@@ -272,17 +333,20 @@ export class Tenant {
   private markStopped (): void {
     this.clearIdleTimer()
     if (this.port !== null) this.context.ports.release(this.port)
+    if (this.cgroup !== null) this.context.memoryLimits.remove(this.cgroup)
+    this.cgroup = null
     this.group = null
     this.port = null
     this.state = 'stopped'
+    this.context.pool.release(this)
   }
 
   private armIdleTimer (): void {
     const idleMs = this.context.applications.idleTimeoutMs
-    if (idleMs <= 0 || this.state !== 'ready' || this.inFlight > 0 || this.webSockets > 0 || this.idleTimer !== null) return
+    if (idleMs <= 0 || this.state !== 'ready' || this.busy || this.idleTimer !== null) return
     this.idleTimer = setTimeout(() => {
       this.idleTimer = null
-      if (this.state !== 'ready' || this.inFlight > 0 || this.webSockets > 0) return
+      if (this.state !== 'ready' || this.busy) return
       this.context.logger.info({ process: this.name, idleMs }, 'tenant idle; stopping it')
       this.context.events.emit('idle-stop', { name: this.name })
       void this.stop()

@@ -129,6 +129,69 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
           "description": "Static files served before any routing.",
           "default": {}
         },
+        "hostname": {
+          "anyOf": [
+            {
+              "type": "string",
+              "minLength": 1
+            },
+            {
+              "type": "null"
+            }
+          ],
+          "description": "The host name this site answers to (`example.com`; any case, no port). A request whose Host names another host (X-Forwarded-Host when X-Forwarded-* are trusted) gets 421, after the health check, the metrics and the status page; `localhost` is also 127.0.0.1 and [::1]. Absent: every host.",
+          "default": null,
+          "errorMessage": "must be a host name such as example.com"
+        },
+        "root_path": {
+          "anyOf": [
+            {
+              "type": "string",
+              "minLength": 1
+            },
+            {
+              "type": "null"
+            }
+          ],
+          "description": "The URL prefix the site lives under (`/showcase`): a static file of public_dir is looked up with the prefix removed (`/showcase/app.css` is `public/app.css`), and the prefix alone is redirected to it with a slash. Tenants and routes match the whole path as written. Absent: the site is at `/`.",
+          "default": null,
+          "errorMessage": "must be a URL path such as /showcase"
+        },
+        "trust_proxy": {
+          "type": "boolean",
+          "description": "Trust the X-Forwarded-For, -Proto and -Host a client sends (true only when every client is a proxy of yours): the apps get them with this peer appended to X-Forwarded-For, and `$remote_addr`, `$scheme` and `$host` of reverse proxy headers use them. false: they are replaced by what Navigator sees. Absent: true on a Fly Machine (every request comes through Fly's proxy), false elsewhere."
+        },
+        "bot_detection": {
+          "type": "object",
+          "properties": {
+            "enabled": {
+              "type": "boolean",
+              "description": "Tell bots (crawlers, link previewers, monitors: the `isbot` package's list of User-Agents) from browsers and treat them by `action`.",
+              "default": false
+            },
+            "action": {
+              "anyOf": [
+                {
+                  "type": "string",
+                  "const": "reject"
+                },
+                {
+                  "type": "string",
+                  "const": "ignore"
+                },
+                {
+                  "type": "string",
+                  "const": "static-only"
+                }
+              ],
+              "description": "reject: 403 for every request of a bot (the health check, the metrics, the status page and redirects aside), so no app is woken for it; ignore: bots are treated as anyone; static-only: a bot gets the static files and 403 for anything else.",
+              "default": "reject",
+              "errorMessage": "must be one of reject, ignore, static-only"
+            }
+          },
+          "additionalProperties": false,
+          "description": "What a bot may reach; off unless enabled."
+        },
         "maintenance_page": {
           "anyOf": [
             {
@@ -310,6 +373,11 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
           "additionalProperties": false,
           "description": "A live HTML page of this Machine on the main port: its identity, its tenants and standalone servers, the sticky-session counters and the recent fallbacks; absent = off. Read at start: a reload that changes it keeps the running one, with a warning."
         },
+        "disable_compression": {
+          "type": "boolean",
+          "description": "Send proxied responses as the app wrote them. Off (the default): a text response of 1 KiB or more is compressed with brotli or gzip when the client accepts one.",
+          "default": false
+        },
         "shutdown_timeout": {
           "anyOf": [
             {
@@ -324,6 +392,121 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
           "description": "How long in-flight requests may drain on SIGTERM.",
           "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
           "default": "30s"
+        },
+        "cgi_scripts": {
+          "type": "array",
+          "items": {
+            "type": "object",
+            "required": [
+              "path",
+              "script"
+            ],
+            "properties": {
+              "path": {
+                "type": "string",
+                "minLength": 1,
+                "description": "The request path that runs the script (exact match, query string ignored)."
+              },
+              "script": {
+                "type": "string",
+                "minLength": 1,
+                "description": "The executable, relative to the config file's folder; it runs in that folder."
+              },
+              "method": {
+                "anyOf": [
+                  {
+                    "type": "string",
+                    "minLength": 1
+                  },
+                  {
+                    "type": "null"
+                  }
+                ],
+                "description": "The one HTTP method that runs it (GET, POST ...); another method gets 405 with `Allow`. Absent: every method.",
+                "default": null,
+                "errorMessage": "must be an HTTP method such as GET or POST"
+              },
+              "user": {
+                "anyOf": [
+                  {
+                    "type": "string",
+                    "minLength": 1
+                  },
+                  {
+                    "type": "null"
+                  }
+                ],
+                "description": "Run the script as this Unix user (a name or a numeric id); only when Navigator runs as root.",
+                "default": null,
+                "errorMessage": "must be a user name"
+              },
+              "group": {
+                "anyOf": [
+                  {
+                    "type": "string",
+                    "minLength": 1
+                  },
+                  {
+                    "type": "null"
+                  }
+                ],
+                "description": "Run the script with this Unix group (a name or a numeric id); absent: the user's primary group. Only when Navigator runs as root.",
+                "default": null,
+                "errorMessage": "must be a group name"
+              },
+              "allowed_users": {
+                "type": "array",
+                "items": {
+                  "type": "string"
+                },
+                "description": "Users of `auth` who may run it (another gets 403, no password 401), even on a public path. Absent or empty: whoever `auth` lets through.",
+                "default": []
+              },
+              "env": {
+                "type": "object",
+                "patternProperties": {
+                  "^.*$": {
+                    "type": "string"
+                  }
+                },
+                "description": "Environment of the script, on top of Navigator's and the CGI variables.",
+                "default": {}
+              },
+              "reload_config": {
+                "anyOf": [
+                  {
+                    "type": "string",
+                    "minLength": 1
+                  },
+                  {
+                    "type": "null"
+                  }
+                ],
+                "description": "After the script exits with 0, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the script ran; the answer ends once the reload is done.",
+                "default": null,
+                "errorMessage": "must be a file path"
+              },
+              "timeout": {
+                "anyOf": [
+                  {
+                    "type": "string",
+                    "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                  },
+                  {
+                    "type": "number",
+                    "const": 0
+                  }
+                ],
+                "description": "Kill the script (its whole process group) when it runs longer; the client gets 504 when nothing was sent yet; 0 = no limit.",
+                "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                "default": "0"
+              }
+            },
+            "additionalProperties": false,
+            "description": "A CGI script: a request on `path` runs `script` with the request in its environment and its body on stdin; its output (CGI headers, a blank line, the body) is the answer."
+          },
+          "description": "Programs run as CGI/1.1 scripts on a path of their own (after auth, before anything is replayed or proxied).",
+          "default": []
         }
       },
       "additionalProperties": false,
@@ -888,19 +1071,18 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
           "items": {
             "type": "object",
             "required": [
-              "name",
               "path"
             ],
             "properties": {
               "name": {
                 "type": "string",
                 "minLength": 1,
-                "description": "Unique tenant name, used in logs."
+                "description": "Unique tenant name, used in logs. Default: the path without its outer slashes (and without server.root_path), `root` for `/`."
               },
               "path": {
                 "type": "string",
                 "minLength": 1,
-                "description": "Unique URL prefix served by this tenant, starting with \"/\"."
+                "description": "Unique URL prefix served by this tenant, starting with \"/\". May be left out when there is one tenant: it is then `/`."
               },
               "working_dir": {
                 "type": "string",
@@ -954,6 +1136,51 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
                 },
                 "description": "Overrides applications.args for this tenant; may use ${name}."
               },
+              "public_dir": {
+                "anyOf": [
+                  {
+                    "type": "string",
+                    "minLength": 1
+                  },
+                  {
+                    "type": "null"
+                  }
+                ],
+                "description": "A folder of static files of this tenant, relative to the config file's folder: a request under the tenant's path is looked up in it with the path removed (`/alpha/app.css` is `<public_dir>/app.css`), under the rules of server.static, before server.static.public_dir and before the request reaches the tenant.",
+                "default": null,
+                "errorMessage": "must be a folder path"
+              },
+              "bot_detection": {
+                "type": "object",
+                "properties": {
+                  "enabled": {
+                    "type": "boolean",
+                    "description": "Tell bots (crawlers, link previewers, monitors: the `isbot` package's list of User-Agents) from browsers and treat them by `action`.",
+                    "default": false
+                  },
+                  "action": {
+                    "anyOf": [
+                      {
+                        "type": "string",
+                        "const": "reject"
+                      },
+                      {
+                        "type": "string",
+                        "const": "ignore"
+                      },
+                      {
+                        "type": "string",
+                        "const": "static-only"
+                      }
+                    ],
+                    "description": "reject: 403 for every request of a bot (the health check, the metrics, the status page and redirects aside), so no app is woken for it; ignore: bots are treated as anyone; static-only: a bot gets the static files and 403 for anything else.",
+                    "default": "reject",
+                    "errorMessage": "must be one of reject, ignore, static-only"
+                  }
+                },
+                "additionalProperties": false,
+                "description": "What a bot may reach; off unless enabled."
+              },
               "hooks": {
                 "type": "object",
                 "properties": {
@@ -992,6 +1219,20 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
                             "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
                             "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
                             "default": "0"
+                          },
+                          "reload_config": {
+                            "anyOf": [
+                              {
+                                "type": "string",
+                                "minLength": 1
+                              },
+                              {
+                                "type": "null"
+                              }
+                            ],
+                            "description": "After the hook succeeds, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the hook ran.",
+                            "default": null,
+                            "errorMessage": "must be a file path"
                           }
                         },
                         "additionalProperties": false,
@@ -1032,6 +1273,20 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
                               "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
                               "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
                               "default": "0"
+                            },
+                            "reload_config": {
+                              "anyOf": [
+                                {
+                                  "type": "string",
+                                  "minLength": 1
+                                },
+                                {
+                                  "type": "null"
+                                }
+                              ],
+                              "description": "After the hook succeeds, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the hook ran.",
+                              "default": null,
+                              "errorMessage": "must be a file path"
                             }
                           },
                           "additionalProperties": false,
@@ -1078,6 +1333,20 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
                             "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
                             "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
                             "default": "0"
+                          },
+                          "reload_config": {
+                            "anyOf": [
+                              {
+                                "type": "string",
+                                "minLength": 1
+                              },
+                              {
+                                "type": "null"
+                              }
+                            ],
+                            "description": "After the hook succeeds, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the hook ran.",
+                            "default": null,
+                            "errorMessage": "must be a file path"
                           }
                         },
                         "additionalProperties": false,
@@ -1118,6 +1387,20 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
                               "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
                               "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
                               "default": "0"
+                            },
+                            "reload_config": {
+                              "anyOf": [
+                                {
+                                  "type": "string",
+                                  "minLength": 1
+                                },
+                                {
+                                  "type": "null"
+                                }
+                              ],
+                              "description": "After the hook succeeds, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the hook ran.",
+                              "default": null,
+                              "errorMessage": "must be a file path"
                             }
                           },
                           "additionalProperties": false,
@@ -1133,6 +1416,53 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
                 "additionalProperties": false,
                 "description": "Hooks of this tenant, run after those of hooks.tenant.",
                 "default": {}
+              },
+              "health_check": {
+                "type": "string",
+                "minLength": 1,
+                "description": "Overrides applications.health_check for this tenant."
+              },
+              "startup_timeout": {
+                "anyOf": [
+                  {
+                    "type": "string",
+                    "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                  },
+                  {
+                    "type": "number",
+                    "const": 0
+                  }
+                ],
+                "description": "Overrides applications.startup_timeout for this tenant.",
+                "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m"
+              },
+              "track_websockets": {
+                "type": "boolean",
+                "description": "Overrides applications.track_websockets for this tenant."
+              },
+              "memory_limit": {
+                "anyOf": [
+                  {
+                    "type": "string",
+                    "pattern": "^(?:\\d+(?:\\.\\d+)?)\\s*(?:[KkMmGgTt]i?[Bb]?)?$"
+                  },
+                  {
+                    "type": "integer",
+                    "minimum": 1
+                  }
+                ],
+                "description": "Overrides applications.memory_limit for this tenant.",
+                "errorMessage": "must be a memory size such as 512M, 1G, 1.5G or 256Mi, or a number of bytes"
+              },
+              "user": {
+                "type": "string",
+                "minLength": 1,
+                "description": "Overrides applications.user for this tenant."
+              },
+              "group": {
+                "type": "string",
+                "minLength": 1,
+                "description": "Overrides applications.group for this tenant."
               }
             },
             "additionalProperties": false,
@@ -1202,6 +1532,63 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
           },
           "description": "Servers started at boot.",
           "default": []
+        },
+        "max_size": {
+          "type": "integer",
+          "minimum": 0,
+          "description": "At most this many tenants run at once: starting one more first stops the least recently used idle one (none with a request in flight or a tracked WebSocket); when every one is busy, the request waits up to the startup timeout for one to become idle, then gets the maintenance page. 0 = no limit.",
+          "default": 0
+        },
+        "user": {
+          "type": "string",
+          "minLength": 1,
+          "description": "Run tenants as this user (a name or a uid); its primary group unless group says otherwise. Needs Navigator to run as root."
+        },
+        "group": {
+          "type": "string",
+          "minLength": 1,
+          "description": "Run tenants with this group (a name or a gid). Needs Navigator to run as root."
+        },
+        "memory_limit": {
+          "anyOf": [
+            {
+              "type": "string",
+              "pattern": "^(?:\\d+(?:\\.\\d+)?)\\s*(?:[KkMmGgTt]i?[Bb]?)?$"
+            },
+            {
+              "type": "integer",
+              "minimum": 1
+            }
+          ],
+          "description": "Memory limit of each tenant (cgroup v2 memory.max), such as 512M or 1G (K, M, G, T are 1024-based, with or without i). Where cgroup v2 cannot be written, one warning at start and no limit.",
+          "errorMessage": "must be a memory size such as 512M, 1G, 1.5G or 256Mi, or a number of bytes"
+        },
+        "start_delay": {
+          "anyOf": [
+            {
+              "type": "string",
+              "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+            },
+            {
+              "type": "number",
+              "const": 0
+            }
+          ],
+          "description": "Wait this long after a tenant is spawned before its first health check (the startup timeout still counts from the spawn).",
+          "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+          "default": "0s"
+        },
+        "port_env_var": {
+          "type": "string",
+          "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+          "description": "The environment variable a tenant gets its port in; PORT is set too.",
+          "default": "PORT",
+          "errorMessage": "must be an environment variable name such as PORT or SERVER_PORT"
+        },
+        "track_websockets": {
+          "type": "boolean",
+          "description": "An open WebSocket keeps its tenant from being stopped as idle (idle_timeout) or to make room (max_size). Off: only requests in flight do.",
+          "default": true
         }
       },
       "additionalProperties": false,
@@ -1225,6 +1612,23 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
           "description": "How log lines are written: json (one JSON object a line) or text (`<time> <LEVEL> <message> key=value ...`, for people and grep). Read at start: a reload that changes it keeps the running format, with a warning.",
           "default": "json",
           "errorMessage": "must be one of json, text"
+        },
+        "file": {
+          "anyOf": [
+            {
+              "type": "string",
+              "minLength": 1
+            },
+            {
+              "type": "null"
+            }
+          ],
+          "description": "Also write the log lines to this file (appended to; it and its folder are created), relative to the config file's folder. `{{app}}` in it is a process's name: each tenant, standalone server and managed process writes its output to a file of its own, and Navigator's own lines go to the file named with `navigator`. Lines still go to stdout too. Read at start: a reload that changes it keeps the running files, with a warning.",
+          "default": null,
+          "errorMessage": "must be a file path"
+        },
+        "vector": {
+          "description": "Not supported: Vector is not built in. Run Vector on its own with a `file` source reading the files of `logging.file`."
         }
       },
       "additionalProperties": false,
@@ -1855,6 +2259,120 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
               "description": "Run when the first request after a suspend shows the Machine was resumed.",
               "default": [],
               "errorMessage": "must be a hook (command, args, timeout) or a list of them"
+            },
+            "stop": {
+              "anyOf": [
+                {
+                  "type": "object",
+                  "required": [
+                    "command"
+                  ],
+                  "properties": {
+                    "command": {
+                      "type": "string",
+                      "minLength": 1,
+                      "description": "Program to run (no shell); a name without \"/\" is looked up on PATH. May use ${name}."
+                    },
+                    "args": {
+                      "type": "array",
+                      "items": {
+                        "type": "string"
+                      },
+                      "description": "Arguments of the program; may use ${name}.",
+                      "default": []
+                    },
+                    "timeout": {
+                      "anyOf": [
+                        {
+                          "type": "string",
+                          "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                        },
+                        {
+                          "type": "number",
+                          "const": 0
+                        }
+                      ],
+                      "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
+                      "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                      "default": "0"
+                    },
+                    "reload_config": {
+                      "anyOf": [
+                        {
+                          "type": "string",
+                          "minLength": 1
+                        },
+                        {
+                          "type": "null"
+                        }
+                      ],
+                      "description": "After the hook succeeds, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the hook ran.",
+                      "default": null,
+                      "errorMessage": "must be a file path"
+                    }
+                  },
+                  "additionalProperties": false,
+                  "description": "A command run at a moment of Navigator's life, with Navigator's environment."
+                },
+                {
+                  "type": "array",
+                  "items": {
+                    "type": "object",
+                    "required": [
+                      "command"
+                    ],
+                    "properties": {
+                      "command": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "Program to run (no shell); a name without \"/\" is looked up on PATH. May use ${name}."
+                      },
+                      "args": {
+                        "type": "array",
+                        "items": {
+                          "type": "string"
+                        },
+                        "description": "Arguments of the program; may use ${name}.",
+                        "default": []
+                      },
+                      "timeout": {
+                        "anyOf": [
+                          {
+                            "type": "string",
+                            "pattern": "^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$"
+                          },
+                          {
+                            "type": "number",
+                            "const": 0
+                          }
+                        ],
+                        "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
+                        "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
+                        "default": "0"
+                      },
+                      "reload_config": {
+                        "anyOf": [
+                          {
+                            "type": "string",
+                            "minLength": 1
+                          },
+                          {
+                            "type": "null"
+                          }
+                        ],
+                        "description": "After the hook succeeds, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the hook ran.",
+                        "default": null,
+                        "errorMessage": "must be a file path"
+                      }
+                    },
+                    "additionalProperties": false,
+                    "description": "A command run at a moment of Navigator's life, with Navigator's environment."
+                  }
+                }
+              ],
+              "description": "Run at shutdown (SIGTERM, SIGINT, `navigator -s stop`) once requests have drained and the tenants and managed processes are stopped; each bounded by its timeout, all of them by server.shutdown_timeout. `reload_config` is ignored here.",
+              "default": [],
+              "errorMessage": "must be a hook (command, args, timeout) or a list of them"
             }
           },
           "additionalProperties": false,
@@ -1899,6 +2417,20 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
                       "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
                       "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
                       "default": "0"
+                    },
+                    "reload_config": {
+                      "anyOf": [
+                        {
+                          "type": "string",
+                          "minLength": 1
+                        },
+                        {
+                          "type": "null"
+                        }
+                      ],
+                      "description": "After the hook succeeds, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the hook ran.",
+                      "default": null,
+                      "errorMessage": "must be a file path"
                     }
                   },
                   "additionalProperties": false,
@@ -1939,6 +2471,20 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
                         "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
                         "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
                         "default": "0"
+                      },
+                      "reload_config": {
+                        "anyOf": [
+                          {
+                            "type": "string",
+                            "minLength": 1
+                          },
+                          {
+                            "type": "null"
+                          }
+                        ],
+                        "description": "After the hook succeeds, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the hook ran.",
+                        "default": null,
+                        "errorMessage": "must be a file path"
                       }
                     },
                     "additionalProperties": false,
@@ -1985,6 +2531,20 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
                       "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
                       "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
                       "default": "0"
+                    },
+                    "reload_config": {
+                      "anyOf": [
+                        {
+                          "type": "string",
+                          "minLength": 1
+                        },
+                        {
+                          "type": "null"
+                        }
+                      ],
+                      "description": "After the hook succeeds, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the hook ran.",
+                      "default": null,
+                      "errorMessage": "must be a file path"
                     }
                   },
                   "additionalProperties": false,
@@ -2025,6 +2585,20 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
                         "description": "Kill the hook (its whole process group) when it runs longer; 0 = no limit.",
                         "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
                         "default": "0"
+                      },
+                      "reload_config": {
+                        "anyOf": [
+                          {
+                            "type": "string",
+                            "minLength": 1
+                          },
+                          {
+                            "type": "null"
+                          }
+                        ],
+                        "description": "After the hook succeeds, reload the configuration from this file (relative to the config file's folder) when it is another file than the current one, or was changed while the hook ran.",
+                        "default": null,
+                        "errorMessage": "must be a file path"
                       }
                     },
                     "additionalProperties": false,
@@ -2044,6 +2618,31 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
       },
       "additionalProperties": false,
       "description": "Commands run at moments of the life of Navigator and of its tenants; their output is logged with the hook's name.",
+      "default": {}
+    },
+    "cable": {
+      "type": "object",
+      "properties": {
+        "enabled": {
+          "type": "boolean",
+          "description": "Navigator terminates the WebSockets of `path` itself and fans broadcasts out to them (TurboCable), instead of passing `path` on to a standalone server or an app. Off by default here; the Go Navigator's default is on.",
+          "default": false
+        },
+        "path": {
+          "type": "string",
+          "minLength": 1,
+          "description": "Where browsers open their WebSocket (after auth and sticky sessions, like any request).",
+          "default": "/cable"
+        },
+        "broadcast_path": {
+          "type": "string",
+          "minLength": 1,
+          "description": "Where the apps POST `{\"stream\": \"...\", \"data\": ...}` to send `data` to every subscriber of the stream. Only from this computer (127.0.0.0/8, ::1): 403 from anywhere else, before auth.",
+          "default": "/_broadcast"
+        }
+      },
+      "additionalProperties": false,
+      "description": "The TurboCable hub: WebSockets subscribed to named streams, and an HTTP endpoint the apps broadcast to.",
       "default": {}
     }
   },

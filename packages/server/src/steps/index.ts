@@ -1,11 +1,18 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { NavigatorConfig } from '@navigator/config'
+import type { ReloadConfig } from '@navigator/supervisor'
 import { withForwardOptions } from '@navigator/proxy'
 import type { MaintenanceResponder, Step, UpstreamProxy, WebSocketRelay } from '@navigator/proxy'
 import type { NavigatorMetrics } from '../metrics.js'
 import type { NavigatorStatus } from '../status.js'
+import type { CableHub } from '../cable-hub.js'
 import { auth } from './auth.js'
+import { cgi } from './cgi.js'
+import { botDetection } from './bot-detection.js'
+import { cable } from './cable.js'
+import { cableBroadcast } from './cable-broadcast.js'
 import { healthCheck } from './health-check.js'
+import { hostname } from './hostname.js'
 import { maintenanceMode } from './maintenance-mode.js'
 import { metrics } from './metrics.js'
 import { normalisePath } from './normalise-path.js'
@@ -18,6 +25,8 @@ import { staticFiles } from './static-files.js'
 import { status } from './status.js'
 import { stickySessions } from './sticky-sessions.js'
 import { tenants } from './tenants.js'
+
+const UNCOMPRESSED = Object.freeze({ compress: false })
 
 /** What the steps need from the supervisor (a `Supervisor` of @navigator/supervisor has it all). */
 export interface ProcessManager {
@@ -55,6 +64,12 @@ export interface StepOptions {
   metrics: NavigatorMetrics | null
   /** server.status, or null when off: the status step, and the sticky decisions and fallbacks it shows. */
   status: NavigatorStatus | null
+  /** Navigator's environment (the CGI scripts run with it). */
+  env: NodeJS.ProcessEnv
+  /** `reload_config` of the CGI scripts: the server hooks' reload. */
+  reloadConfig: ReloadConfig
+  /** The TurboCable hub, shared by every configuration (its WebSockets outlive reloads); used when cable.enabled. */
+  cable: CableHub
 }
 
 export interface Steps {
@@ -72,20 +87,29 @@ export interface Steps {
  *   metrics             server.metrics: the metrics path answered here (or 404), never passed on
  *   status              server.status: the status page and its JSON answered here (or 404), never passed on
  *   health-check        server.health_check, answered here (or proxied to its tenant, when it has no response)
+ *   cable-broadcast     cable.broadcast_path: the apps' broadcasts, from this computer only (403 otherwise)
+ *   hostname            server.hostname: 421 for a request that names another host
  *   rewrites            routes.redirects, then routes.rewrites, one list (the first match wins): a redirect
  *                       answered here, else the forwarded path
- *   static-files        public_dir (forwarded path)
+ *   bot-detection       bot_detection (the server's or the tenant's, forwarded path): 403 for a bot, but for a
+ *                       static file with static-only
+ *   static-files        a tenant's public_dir, then server.static.public_dir (below server.root_path) (forwarded path)
  *   auth                auth: 401 without a right password, before anything is proxied or replayed (static
  *                       files, the health check, the metrics, the status page and redirects are answered before it)
+ *   cgi                 server.cgi_scripts: the script run, its output the answer (forwarded path)
  *   replay-rules        routes.fly.replay (original path)
  *   maintenance-mode    maintenance.enabled: the maintenance page (503) for everything that would reach an app
  *   sticky-sessions     routes.fly.sticky_sessions (original path)
+ *   cable               cable.path: WebSockets answered by the TurboCable hub (original path)
  *   reverse-proxies     routes.reverse_proxies (forwarded path)
  *   standalone-servers  applications.standalone_servers (forwarded path)
  *   tenants             applications.tenants (forwarded path)
  *   not-found           404
  */
 export function createSteps (options: StepOptions): Steps {
+  // The server's proxy compresses responses; server.disable_compression turns that off for this configuration (a
+  // reload can change it, where the proxy outlives reloads).
+  if (options.config.server.disableCompression) options = { ...options, proxy: withForwardOptions(options.proxy, UNCOMPRESSED) }
   // The steps that proxy to other Machines give up on one that stops taking a request body (routes.fly.peer_write_timeout).
   const toPeers = { ...options, proxy: withForwardOptions(options.proxy, { writeProgressTimeoutMs: options.config.routes.fly.peerWriteTimeoutMs }) }
   const sticky = stickySessions(toPeers)
@@ -94,12 +118,17 @@ export function createSteps (options: StepOptions): Steps {
     metrics(options),
     status(options),
     healthCheck(options),
+    cableBroadcast(options),
+    hostname(options),
     rewrites(options),
+    botDetection(options),
     staticFiles(options),
     auth(options),
+    cgi(options),
     replayRules(toPeers),
     maintenanceMode(options),
     sticky?.step ?? null,
+    cable(options),
     reverseProxies(options),
     standaloneServers(options),
     tenants(options),

@@ -1,6 +1,7 @@
 import { addResponseHeaders, ANSWERED, answer, isUpgrade, NEXT } from '@navigator/proxy'
 import type { ForwardOptions, HeaderList, RequestContext, Step } from '@navigator/proxy'
 import type { ReverseProxyRule } from '@navigator/config'
+import { clientAddress, clientScheme, requestHost, trustsForwarded } from '../forwarded.js'
 import { answerHeaders } from './health-check.js'
 import type { StepOptions } from './index.js'
 
@@ -36,9 +37,11 @@ interface Route {
  * sends the request to its target, any http(s) URL, through the one upstream proxy (502 when it cannot be reached).
  * The target gets its own Host; the request's is in X-Forwarded-Host. With `websocket: true` an upgrade is relayed.
  */
-export function reverseProxies ({ config, proxy, webSockets }: StepOptions): Step | null {
+export function reverseProxies ({ config, proxy, webSockets, identity }: StepOptions): Step | null {
   const routes = config.routes.reverseProxies.map(compileRoute)
   if (routes.length === 0) return null
+  // server.trust_proxy: $remote_addr, $scheme and $host are then those the trusted proxy says.
+  const trusted = trustsForwarded(config, identity)
   return {
     name: 'reverse-proxies',
     run (ctx) {
@@ -52,7 +55,7 @@ export function reverseProxies ({ config, proxy, webSockets }: StepOptions): Ste
           return ANSWERED
         }
         if (route.responseHeaders !== null) addResponseHeaders(ctx, route.responseHeaders)
-        proxy.relay(ctx, { origin: route.origin, path }, route.fixedOptions ?? { headers: substituted(route.headers, ctx) })
+        proxy.relay(ctx, { origin: route.origin, path }, route.fixedOptions ?? { headers: substituted(route.headers, ctx, trusted) })
         return ANSWERED
       }
       return NEXT
@@ -119,15 +122,15 @@ function joined (base: string, rest: string, query: string): string {
 }
 
 /** The configured headers with `$host`, `$remote_addr` and `$scheme` of this request. */
-function substituted (headers: Readonly<Record<string, string>>, ctx: RequestContext): Record<string, string> {
+function substituted (headers: Readonly<Record<string, string>>, ctx: RequestContext, trusted: boolean): Record<string, string> {
   const result: Record<string, string> = {}
-  for (const name in headers) result[name] = headers[name].replace(VARIABLE, (_, variable: string) => valueOf(variable, ctx))
+  for (const name in headers) result[name] = headers[name].replace(VARIABLE, (_, variable: string) => valueOf(variable, ctx, trusted))
   return result
 }
 
-function valueOf (variable: string, ctx: RequestContext): string {
-  if (variable === 'remote_addr') return ctx.req.socket.remoteAddress ?? ''
-  if (variable === 'scheme') return 'encrypted' in ctx.req.socket ? 'https' : 'http'
-  const host = ctx.req.headers.host ?? ''
+function valueOf (variable: string, ctx: RequestContext, trusted: boolean): string {
+  if (variable === 'remote_addr') return clientAddress(ctx.req, trusted)
+  if (variable === 'scheme') return clientScheme(ctx.req, trusted)
+  const host = requestHost(ctx.req, trusted) ?? ''
   return SAFE_HOST.test(host) ? host : ''
 }

@@ -2,10 +2,11 @@ import { lstatSync, realpathSync, statSync } from 'node:fs'
 import type { Stats } from 'node:fs'
 import { realpath } from 'node:fs/promises'
 import { sep } from 'node:path'
-import type { CacheControlRule, StaticRules } from '@navigator/config'
+import type { CacheControlRule, NavigatorConfig, StaticRules } from '@navigator/config'
 import { ANSWERED, isUpgrade, NEEDS_FASTIFY, NEXT, type RequestContext, type Step } from '@navigator/proxy'
 import type { StepOptions } from './index.js'
 import { answerRedirect, queryOf } from './redirects.js'
+import { tenantRouter } from './tenants.js'
 
 /** Served for a request on a folder of public_dir, when present. */
 export const INDEX_FILE = 'index.html'
@@ -222,38 +223,86 @@ function sendOptionsFor (plan: CacheControlPlan, path: string): SendOptions {
   return plan.fallback
 }
 
+/** A static file found, and the folder it is in. */
+export interface FoundFile extends StaticFile {
+  /** The folder it was found in: a tenant's public_dir or server.static.public_dir. */
+  root: string
+}
+
+/** A forwarded URL path's static file, or null at once (the common case), or a promise (see StaticFileFinder). */
+export type StaticLookup = (forwardedPath: string) => Promise<FoundFile | null> | null
+
 /**
- * Files under `server.static.public_dir`, for GET and HEAD on the forwarded path (an upgrade is never a file). The
- * file is sent by @fastify/static (ETag, Last-Modified, Range, precompressed siblings, the Cache-Control of
- * server.static.cache_control), so a raw path hands the request to Fastify once a file is found. A folder asked for
- * without its slash is redirected to it with normalize_trailing_slashes.
+ * Where the static files of a configuration are: the public_dir of the tenant a path is routed to (the path looked up
+ * with the tenant's prefix removed), then server.static.public_dir (the path looked up with server.root_path removed,
+ * when it is below it). Every folder is read under the same rules (server.static). The static files step serves with
+ * it, and bot detection asks it whether a bot's request is for a static file.
+ */
+export function createStaticLookup (config: NavigatorConfig): StaticLookup {
+  const { publicDir, allowDotfiles, staticRules: rules, rootPath } = config.server
+  const inServerRoot = createStaticFileFinder(publicDir, allowDotfiles, rules)
+  const belowRoot = rootPath === null ? null : rootPath + '/'
+  const serverFile = (path: string): Promise<FoundFile | null> | null => {
+    const found = inServerRoot(belowRoot !== null && path.startsWith(belowRoot) ? path.slice(belowRoot.length - 1) : path)
+    return found === null ? null : found.then((file) => file === null ? null : { ...file, root: publicDir })
+  }
+  const withFolders = config.applications.tenants.filter((tenant) => typeof tenant.publicDir === 'string')
+  if (withFolders.length === 0) return serverFile
+
+  // Routed as the tenants step routes, over every tenant: a tenant without a folder of its own has none here.
+  const route = tenantRouter(config.applications.tenants)
+  const finders = new Map(withFolders.map((tenant) => [tenant, createStaticFileFinder(tenant.publicDir as string, allowDotfiles, rules)]))
+  return function findStaticFile (path) {
+    const tenant = route(path)
+    const finder = tenant === null ? undefined : finders.get(tenant)
+    if (tenant === null || finder === undefined) return serverFile(path)
+    // The tenant's own path alone is its folder without the slash (redirected to it with normalize_trailing_slashes).
+    const found = finder(tenant.path === '/' ? path : path.slice(tenant.path.length))
+    if (found === null) return serverFile(path)
+    const root = tenant.publicDir as string
+    return found.then((file) => file === null ? serverFile(path) : { ...file, root })
+  }
+}
+
+/**
+ * Static files, for GET and HEAD on the forwarded path (an upgrade is never a file): a tenant's public_dir, then
+ * `server.static.public_dir` (see createStaticLookup). The file is sent by @fastify/static (ETag, Last-Modified,
+ * Range, precompressed siblings, the Cache-Control of server.static.cache_control, matched on the URL path), so a raw
+ * path hands the request to Fastify once a file is found. A folder asked for without its slash is redirected to it
+ * with normalize_trailing_slashes, and server.root_path alone to itself with a slash.
  */
 export function staticFiles ({ config }: StepOptions): Step {
-  const publicDir = config.server.publicDir
   const rules = config.server.staticRules
-  const findStaticFile = createStaticFileFinder(publicDir, config.server.allowDotfiles, rules)
+  const findStaticFile = createStaticLookup(config)
   const cacheControl = planCacheControl(rules.cacheControl)
   const normalizeTrailingSlashes = rules.normalizeTrailingSlashes
+  const rootPath = config.server.rootPath
   // Said once per file (a planted link is worth a warning, not one per request).
   const warned = new Set<string>()
-  const send = (ctx: RequestContext, file: StaticFile): void => {
+  const send = (ctx: RequestContext, file: FoundFile): void => {
     // @fastify/static picks a sibling by Accept-Encoding alone: without it, only the file itself is sent.
     if (!file.siblingsContained) {
       delete ctx.req.headers['accept-encoding']
-      if (!warned.has(file.relative) && warned.size < 1000) {
-        warned.add(file.relative)
-        ctx.log.warn({ file: file.relative }, 'a precompressed sibling leads outside public_dir: the file is sent uncompressed')
+      const where = file.root + file.relative
+      if (!warned.has(where) && warned.size < 1000) {
+        warned.add(where)
+        ctx.log.warn({ file: file.relative, folder: file.root }, 'a precompressed sibling leads outside public_dir: the file is sent uncompressed')
       }
     }
-    (ctx.reply as NonNullable<RequestContext['reply']>).sendFile(file.relative, publicDir, sendOptionsFor(cacheControl, ctx.forwardedPath))
+    (ctx.reply as NonNullable<RequestContext['reply']>).sendFile(file.relative, file.root, sendOptionsFor(cacheControl, ctx.forwardedPath))
   }
   return {
     name: 'static-files',
     run (ctx) {
       const method = ctx.req.method
       if ((method !== 'GET' && method !== 'HEAD') || isUpgrade(ctx.req)) return NEXT
+      // The site's root without its slash: its relative links resolve inside it only with the slash.
+      if (ctx.forwardedPath === rootPath && ctx.path === rootPath) {
+        answerRedirect(ctx, 301, rootPath + '/' + queryOf(ctx))
+        return ANSWERED
+      }
       // Handed over by the raw path, the lookup it started is used rather than made again.
-      const found = (ctx.handedOver as ReturnType<StaticFileFinder> | null) ?? findStaticFile(ctx.forwardedPath)
+      const found = (ctx.handedOver as ReturnType<StaticLookup> | null) ?? findStaticFile(ctx.forwardedPath)
       if (found === null) return NEXT
       if (ctx.reply === null) {
         ctx.handedOver = found

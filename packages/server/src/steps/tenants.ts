@@ -13,9 +13,7 @@ export function tenants (options: StepOptions): Step | null {
   const { config, processes, maintenance, cannotStart } = options
   if (config.applications.tenants.length === 0) return null
   const upstream = createLocalUpstream(options, 'tenant')
-  const byLongestPrefix = [...config.applications.tenants]
-    .sort((a, b) => b.path.length - a.path.length)
-    .map((tenant) => ({ name: tenant.name, prefix: tenant.path, below: tenant.path === '/' ? '/' : tenant.path + '/' }))
+  const owner = tenantRouter(config.applications.tenants)
 
   async function whenReady (ctx: RequestContext, name: string): Promise<StepOutcome> {
     let port: number
@@ -40,7 +38,7 @@ export function tenants (options: StepOptions): Step | null {
   return {
     name: 'tenants',
     run (ctx) {
-      const tenant = owner(byLongestPrefix, ctx.forwardedPath)
+      const tenant = owner(ctx.forwardedPath)
       if (tenant === null) return NEXT
       const port = processes.readyPort(tenant.name)
       if (port === null || isUpgrade(ctx.req)) return whenReady(ctx, tenant.name)
@@ -50,9 +48,19 @@ export function tenants (options: StepOptions): Step | null {
   }
 }
 
-function owner<T extends { prefix: string, below: string }> (tenants: readonly T[], path: string): T | null {
-  for (const tenant of tenants) {
-    if (path === tenant.prefix || path.startsWith(tenant.below)) return tenant
+/**
+ * The tenant a forwarded path is routed to: the one with the longest path prefix that the path is, or is below ("/"
+ * takes everything); null for none. The tenants step routes with it, and so do the steps that act for a tenant
+ * before it (its static files, its bot detection).
+ */
+export function tenantRouter<T extends { path: string }> (tenants: readonly T[]): (path: string) => T | null {
+  const byLongestPrefix = [...tenants]
+    .sort((a, b) => b.path.length - a.path.length)
+    .map((tenant) => ({ tenant, prefix: tenant.path, below: tenant.path === '/' ? '/' : tenant.path + '/' }))
+  return function owner (path) {
+    for (const each of byLongestPrefix) {
+      if (path === each.prefix || path.startsWith(each.below)) return each.tenant
+    }
+    return null
   }
-  return null
 }
