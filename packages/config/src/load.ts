@@ -118,7 +118,18 @@ export function parseConfig (text: string, options: ParseOptions = {}): Navigato
     checkCgiScripts(config.server.cgiScripts, problems)
   }
   if (problems.size > 0) throw new ConfigError(problems.problems)
+  warnStopHookReloads(value, warnings)
   return { file: absoluteFile, dir, ...config, warnings: sortProblems(warnings.problems) }
+}
+
+/** `reload_config` of a hooks.server.stop hook: accepted (the Go types have it), and said to do nothing. */
+function warnStopHookReloads (value: unknown, warnings: ProblemCollector): void {
+  const stop = record(record(record(value).hooks).server).stop
+  const hooks = Array.isArray(stop) ? stop.map((hook, index) => [hook, ['hooks', 'server', 'stop', index]] as const) : [[stop, ['hooks', 'server', 'stop']] as const]
+  for (const [hook, at] of hooks) {
+    if (typeof record(hook).reload_config !== 'string') continue
+    warnings.add([...at, 'reload_config'], 'reload_config does nothing in a stop hook: Navigator is stopping; remove it', 'key')
+  }
 }
 
 /**

@@ -148,13 +148,13 @@ export const CacheControlSchema = Type.Object({
   overrides: Type.Optional(Type.Array(CacheControlOverrideSchema, { description: 'Per path prefix, tried in order.', default: [] }))
 }, { ...strict, description: 'The Cache-Control header of static files; ETag and Last-Modified (and their 304s) apply whatever it says.' })
 
-const TRY_FILE_SUFFIX = '^(?!\\.\\.?$)[^/\\\\\\u0000]+$'
+const TRY_FILE_SUFFIX = '^/?(?!\\.\\.?$)[^/\\\\\\u0000]+$'
 
 export const StaticSchema = Type.Object({
   public_dir: Type.Optional(Type.String({ minLength: 1, description: "Folder of static files, relative to the config file's folder.", default: DEFAULT_PUBLIC_DIR })),
   allow_dotfiles: Type.Optional(Type.Boolean({ description: 'Serve files and folders whose name starts with a dot (`.env`, `.git/`) from public_dir. Off: they are not static files (the request goes on to the apps), except under `.well-known/`.', default: DEFAULT_ALLOW_DOTFILES })),
   allowed_extensions: Type.Optional(Type.Array(Type.String({ pattern: '^\\.?[A-Za-z0-9_-]+$' }), { description: 'Only files with one of these extensions (`css`, `js`; any case, a leading dot optional) are static files; any other request goes on to the apps. Absent: every extension.' })),
-  try_files: Type.Optional(Type.Array(Type.String({ pattern: TRY_FILE_SUFFIX }), { description: 'Tried in order when the path is no file: a suffix starting with a dot is added to the path (`/about` → `/about.html`), any other is a file in the folder the path names (`/docs` → `/docs/index.html`). A candidate is served under the same rules as the path itself (inside public_dir, no dotfiles, allowed_extensions).', default: [] })),
+  try_files: Type.Optional(Type.Array(Type.String({ pattern: TRY_FILE_SUFFIX }), { description: 'Tried in order when the path is no file: a suffix starting with a dot is added to the path (`/about` → `/about.html`), any other is a file in the folder the path names (`/docs` → `/docs/index.html`; the Go form `/index.html` means the same). A candidate is served under the same rules as the path itself (inside public_dir, no dotfiles, allowed_extensions).', default: [] })),
   normalize_trailing_slashes: Type.Optional(Type.Boolean({ description: 'A folder of public_dir asked for without its trailing slash (`/docs`) and holding an index.html is redirected (301) to `/docs/`, so that the relative links of the page resolve inside it.', default: DEFAULT_NORMALIZE_TRAILING_SLASHES })),
   cache_control: Type.Optional(CacheControlSchema)
 }, { ...strict, description: 'Static files served before any routing.', default: {} })

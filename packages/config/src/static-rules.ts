@@ -31,7 +31,8 @@ export function normaliseStaticRules (value: unknown, problems: ProblemCollector
     allowedExtensions: Array.isArray(section.allowed_extensions)
       ? strings(section.allowed_extensions).map((extension) => extension.replace(/^\./, '').toLowerCase())
       : null,
-    tryFiles: strings(section.try_files),
+    // `/index.html` (the Go Navigator's examples) is the file `index.html` in the folder the path names.
+    tryFiles: strings(section.try_files).map((suffix) => suffix.replace(/^\//, '')),
     normalizeTrailingSlashes: typeof section.normalize_trailing_slashes === 'boolean' ? section.normalize_trailing_slashes : DEFAULT_NORMALIZE_TRAILING_SLASHES,
     cacheControl: { default: defaultRule, overrides }
   }

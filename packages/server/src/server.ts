@@ -149,7 +149,9 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const trustForwarded = trustsForwarded(config, identity)
   const first = Fastify({ ...fastifyLogging(options.logger === undefined ? { logger: loggerOptions(env, config.logging) } : { loggerInstance: options.logger }), trustProxy: trustForwarded })
   const log = first.log
-  const supervisor = new Supervisor({ applications: config.applications, managedProcesses: config.managedProcesses, logger: log, env })
+  // `reload_config` of hooks and CGI scripts. Used once the server runs, when `generations` exists.
+  const reloadConfig = { currentFile: () => generations.current.config.file, reload: async (file: string) => { await reloadFrom(file) } }
+  const supervisor = new Supervisor({ applications: config.applications, managedProcesses: config.managedProcesses, logger: log, env, reload: reloadConfig })
   const proxy: UpstreamProxy = createUpstreamProxy({ headersTimeoutMs, collectEveryBodyBytes: UPLOAD_BYTES_PER_MINOR_GC, trustForwarded, compress: true })
   const webSockets = new WebSocketRelay({ log, trustForwarded })
   // Hooks read the current configuration when they run: a reload may have changed them.
@@ -163,8 +165,6 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const metrics = config.server.metrics === null ? null : new NavigatorMetrics(config.server.metrics)
   // The same for the status page: its counts and recent fallbacks outlive reloads.
   const status = config.server.status === null ? null : new NavigatorStatus(config.server.status, { identity, version: navigatorVersion(), metrics })
-  // server.cgi_scripts: `reload_config` as the server hooks do it.
-  const reloadConfig = { currentFile: () => generations.current.config.file, reload: async (file: string) => { await reloadFrom(file) } }
   // The TurboCable hub: one for every configuration, so that a reload keeps its WebSockets.
   const cable = new CableHub({ log, machineIdle, pingIntervalMs: cablePingInterval(options.cablePingIntervalMs, env) })
   const shared: Shared = { supervisor, processes: processManager(supervisor, machineIdle), proxy, webSockets, identity, port, log, metrics, status, env, reloadConfig, cable, rawPath: options.rawPath !== false }

@@ -164,3 +164,27 @@ test('reload_config reloads the configuration a hook changed', async (t) => {
   await nav.waitForLog((line) => line.msg === 'configuration reloaded after the hook')
   t.equal((await http(nav.address, '/hello.txt')).text, 'from b\n')
 })
+
+test('reload_config of a tenant hook reloads in the background: the request that started the tenant is served', async (t) => {
+  const dir = tempDir({ 'a/hello.txt': 'from a\n', 'b/hello.txt': 'from b\n' })
+  const record = join(dir, 'record.txt')
+  const config = join(dir, 'navigator.yml')
+  const withPublicDir = async (publicDir: string): Promise<string> => await siteConfig({
+    server: [`  static: { public_dir: ${publicDir} }`],
+    tenants: [tenant('one', '/one')],
+    after: [
+      'hooks:',
+      '  tenant:',
+      `    start: { command: node, args: ${JSON.stringify([HOOK, record, 'tenant-start', 'copy', join(dir, 'next.yml'), config])}, reload_config: navigator.yml, timeout: 10s }`
+    ]
+  })
+  writeFileSync(join(dir, 'next.yml'), withTestShutdown(await withPublicDir('b')))
+  writeConfig(dir, await withPublicDir('a'))
+  const nav = await startNavigator(t, dir)
+  t.equal((await http(nav.address, '/hello.txt')).text, 'from a\n', 'the first configuration')
+  const first = await http(nav.address, '/one/page')
+  t.equal(first.status, 200, 'the request that started the tenant (and its hook) is served')
+  await nav.waitForLog((line) => line.msg === 'configuration reloaded after the hook')
+  t.equal((await http(nav.address, '/hello.txt')).text, 'from b\n', 'the configuration the hook wrote')
+  t.same(recorded(record).map((entry) => entry.label), ['tenant-start'])
+})

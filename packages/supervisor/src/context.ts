@@ -4,6 +4,7 @@ import type { SupervisorLogger } from './logger.js'
 import type { PortAllocator } from './ports.js'
 import type { TenantPool } from './pool.js'
 import type { MemoryLimits } from './cgroup.js'
+import type { ReloadConfig } from './hooks.js'
 
 /** What tenants and standalone servers share with the Supervisor that owns them. */
 export interface SupervisorContext {
@@ -17,6 +18,8 @@ export interface SupervisorContext {
   readonly pool: TenantPool
   /** memory_limit. */
   readonly memoryLimits: MemoryLimits
+  /** `reload_config` of tenant hooks, or undefined. */
+  readonly reload?: ReloadConfig
   applications: ApplicationsConfig
 }
 

@@ -20,7 +20,7 @@ export interface HookRun {
   logger: SupervisorLogger
   /** Resolves `${name}` in the command and arguments; undefined = not defined. */
   lookup: (name: string) => string | undefined
-  /** Server hooks: reloads the configuration from a file, for `reload_config`. */
+  /** Reloads the configuration from a file, for `reload_config`; absent = `reload_config` is not followed. */
   reload?: ReloadConfig
   /**
    * A time (Date.now()) by which every hook of the run must be done: a hook is killed there even within its own
@@ -33,6 +33,11 @@ export interface ReloadConfig {
   /** The file the running configuration came from, or null. */
   currentFile: () => string | null
   reload: (file: string) => Promise<void>
+  /**
+   * Start the reload without waiting for it (tenant hooks): a reload drains the requests in flight, and the request
+   * that started the tenant is one of them, waiting for its hooks.
+   */
+  background?: boolean
 }
 
 export interface HookOutcome {
@@ -127,7 +132,7 @@ async function finished (group: ProcessGroup, timeoutMs: number): Promise<string
 }
 
 /**
- * `reload_config` of a server hook or a CGI script that succeeded: as the Go Navigator, only when the file is another
+ * `reload_config` of a hook or a CGI script that succeeded: as the Go Navigator, only when the file is another
  * than the running one, or was changed since `startedAt` (when it started); a missing file is a warning, never a
  * reload. `logger` says what ran (a binding such as `hook`). Never throws.
  */
@@ -144,10 +149,9 @@ export async function reloadConfigAfter (file: string, startedAt: number, reload
     logger.debug({ file }, 'configuration unchanged; not reloading')
     return
   }
-  try {
-    await reload.reload(file)
-    logger.info({ file }, `configuration reloaded after the ${what}`)
-  } catch (err) {
-    logger.error({ file, err }, `reloading the configuration after the ${what} failed; the old one stays`)
-  }
+  const reloading = reload.reload(file).then(
+    () => { logger.info({ file }, `configuration reloaded after the ${what}`) },
+    (err: unknown) => { logger.error({ file, err }, `reloading the configuration after the ${what} failed; the old one stays`) }
+  )
+  if (reload.background !== true) await reloading
 }

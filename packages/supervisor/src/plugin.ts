@@ -32,7 +32,8 @@ const SUPERVISOR_FIELDS = Object.keys({
   drainMs: true,
   restartBackoff: true,
   managedProcesses: true,
-  cgroupDir: true
+  cgroupDir: true,
+  reload: true
 } satisfies Record<keyof SupervisorOptions, true>)
 
 /** The existing supervisor to decorate with, or null when the plugin is to create its own. */

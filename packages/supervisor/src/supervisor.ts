@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { ApplicationsConfig, ManagedProcessConfig } from '@navigator/config'
 import type { SupervisorContext } from './context.js'
+import type { ReloadConfig } from './hooks.js'
 import { InvalidOptionError, StoppedError, UnknownTenantError } from './errors.js'
 import type { SupervisorLogger } from './logger.js'
 import { PortAllocator } from './ports.js'
@@ -46,6 +47,8 @@ export interface SupervisorOptions {
   managedProcesses?: ManagedProcessConfig[]
   /** The cgroup v2 directory tenants' cgroups (memory_limit) are created in; default Navigator's own cgroup. */
   cgroupDir?: string
+  /** How tenant hooks follow `reload_config` (in the background); absent = they do not. */
+  reload?: ReloadConfig
 }
 
 export interface SpawnEvent { name: string, kind: 'tenant' | 'standalone', pid: number, port: number }
@@ -110,6 +113,7 @@ export class Supervisor extends EventEmitter {
       stopGraceMs,
       pool: new TenantPool(options.logger, () => this.context.applications.maxSize ?? 0),
       memoryLimits: new MemoryLimits(options.logger, options.cgroupDir ?? null),
+      reload: options.reload === undefined ? undefined : { ...options.reload, background: true },
       applications: options.applications
     }
     this.load(options.applications)

@@ -279,7 +279,8 @@ export class Tenant implements PoolMember {
       env: tenantEnv,
       cwd: launch.cwd,
       logger: logger.child({ process: this.name }),
-      lookup: (name) => Object.hasOwn(vars, name) ? vars[name] : tenantEnv[name]
+      lookup: (name) => Object.hasOwn(vars, name) ? vars[name] : tenantEnv[name],
+      reload: this.context.reload
     })
   }
 

@@ -21,7 +21,7 @@ const External = [
   new RegExp("(^listen$|^static$|^hostname$|^root_path$|^trust_proxy$|^bot_detection$|^maintenance_page$|^health_check$|^idle$|^metrics$|^status$|^disable_compression$|^shutdown_timeout$|^cgi_scripts$)", "u"),
   new RegExp("(^public_dir$|^allow_dotfiles$|^allowed_extensions$|^try_files$|^normalize_trailing_slashes$|^cache_control$)", "u"),
   new RegExp("^\\.?[A-Za-z0-9_-]+$", "u"),
-  new RegExp("^(?!\\.\\.?$)[^/\\\\\\u0000]+$", "u"),
+  new RegExp("^\\/?(?!\\.\\.?$)[^/\\\\\\u0000]+$", "u"),
   new RegExp("(^default$|^default_immutable$|^overrides$)", "u"),
   new RegExp("^(?:0|(?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|μs|ms|s|m|h|d|w|y))+)$", "u"),
   new RegExp("(^path$|^max_age$|^immutable$)", "u"),

@@ -48,9 +48,9 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
               "type": "array",
               "items": {
                 "type": "string",
-                "pattern": "^(?!\\.\\.?$)[^/\\\\\\u0000]+$"
+                "pattern": "^/?(?!\\.\\.?$)[^/\\\\\\u0000]+$"
               },
-              "description": "Tried in order when the path is no file: a suffix starting with a dot is added to the path (`/about` → `/about.html`), any other is a file in the folder the path names (`/docs` → `/docs/index.html`). A candidate is served under the same rules as the path itself (inside public_dir, no dotfiles, allowed_extensions).",
+              "description": "Tried in order when the path is no file: a suffix starting with a dot is added to the path (`/about` → `/about.html`), any other is a file in the folder the path names (`/docs` → `/docs/index.html`; the Go form `/index.html` means the same). A candidate is served under the same rules as the path itself (inside public_dir, no dotfiles, allowed_extensions).",
               "default": []
             },
             "normalize_trailing_slashes": {
