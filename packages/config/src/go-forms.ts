@@ -14,12 +14,16 @@ import type { KeyPath, ProblemCollector } from './problems.js'
 export interface Origin {
   canonical: KeyPath
   original: KeyPath
+  /** A value derived where this project's spelling derives it too (a tenant's name and path), not a Go spelling. */
+  derived?: boolean
 }
 
 export interface GoForms {
   /** The config in this project's spelling. */
   value: unknown
   origins: Origin[]
+  /** Whether the file uses a spelling of the Go Navigator's own (then unknown keys are said to have done nothing there). */
+  goSpelled: boolean
 }
 
 type Map = Record<string, unknown>
@@ -98,7 +102,7 @@ class Translation {
 
 /** Translates the Go Navigator's spellings in `raw` (the parsed file, not yet substituted). */
 export function translateGoForms (raw: unknown, problems: ProblemCollector, warnings: ProblemCollector): GoForms {
-  if (!isMap(raw)) return { value: raw, origins: [] }
+  if (!isMap(raw)) return { value: raw, origins: [], goSpelled: false }
   const config: Map = { ...raw }
   const t = new Translation(problems, warnings)
   // Live: a problem or warning at a key moved so far is reported where the file has it.
@@ -116,12 +120,12 @@ export function translateGoForms (raw: unknown, problems: ProblemCollector, warn
   if (isMap(config.routes)) config.routes = translateRoutes({ ...config.routes }, t)
   if (isMap(config.applications)) translateApplications(config, t)
   bareDurations(config, [], t)
-  const goSpelled = t.origins.length > 0 || warnings.size > 0
+  const goSpelled = t.origins.some((origin) => origin.derived !== true) || warnings.size > 0
   if (goSpelled && !Object.hasOwn(config, 'cable')) {
     warnings.add([], 'this file is written for the Go Navigator, which runs its TurboCable hub at /cable unless told otherwise; ' +
       'here the hub is off by default: add `cable: { enabled: true }` to keep it, or `cable: { enabled: false }` to say you do not use it')
   }
-  return { value: config, origins: t.origins }
+  return { value: config, origins: t.origins, goSpelled }
 }
 
 /** `routes.rewrites`: `{from, to}` and `{pattern, replacement}` are `{pattern, rewrite}`. */
@@ -307,11 +311,11 @@ function translateTenant (tenant: Map, at: KeyPath, ctx: TenantContext, t: Trans
   }
   if (!Object.hasOwn(tenant, 'path') && ctx.only) {
     tenant.path = '/'
-    t.origins.push({ canonical: [...at, 'path'], original: at })
+    t.origins.push({ canonical: [...at, 'path'], original: at, derived: true })
   }
   if (!Object.hasOwn(tenant, 'name') && typeof tenant.path === 'string') {
     tenant.name = tenantNameFromPath(tenant.path, rootPathOf(ctx.config))
-    t.origins.push({ canonical: [...at, 'name'], original: [...at, 'path'] })
+    t.origins.push({ canonical: [...at, 'name'], original: [...at, 'path'], derived: true })
   }
   replacePortReferences(tenant, at, t)
   return tenant

@@ -108,7 +108,13 @@ export function parseConfig (text: string, options: ParseOptions = {}): Navigato
   const warnings = new ProblemCollector(options.file ?? '<string>', source)
   const translated = translateGoForms(raw, problems, warnings)
   const value = substituteEnvironment(translated.value, [], environmentLookup(env), problems)
+  const before = problems.size
   reportSchemaProblems(value, problems)
+  if (translated.goSpelled) {
+    for (const problem of problems.problems.slice(before)) {
+      if (problem.message.startsWith('unknown key')) problem.message += ' (the Go Navigator ignores keys it does not know: this one did nothing there either)'
+    }
+  }
   const config = normalise(value, { dir, env, problems })
   if (problems.size === 0 && options.launchPaths === true) {
     checkLaunchPaths(config.applications, problems, env)

@@ -164,6 +164,13 @@ test('keys the Go loader ignores are errors that say where the setting lives', a
   ])
 })
 
+test('an unknown key of a file in the Go spelling is said to have done nothing in the Go Navigator either', async (t) => {
+  const go = problemsOf(() => parseConfig('applications:\n  pools: { start_port: 4100 }\n  tenants:\n    - path: /a/\n      auth_enabled: true\n', { dir: '/srv', env: {} }))
+  t.match(go, [{ path: 'applications.tenants.0.auth_enabled', message: /^unknown key `auth_enabled`; valid keys here: .* \(the Go Navigator ignores keys it does not know: this one did nothing there either\)$/ }])
+  const own = problemsOf(() => parseConfig('applications:\n  tenants:\n    - path: /a/\n      auth_enabled: true\n', { dir: '/srv', env: {} }))
+  t.notMatch(own?.[0].message, /Go Navigator/, 'not said of a file in this project\'s spelling')
+})
+
 test('Go inline regex flags', async (t) => {
   const config = parseConfig('routes:\n  rewrites:\n    - pattern: "(?i)^/API/(.*)"\n      replacement: "/api/$1"\n', { dir: '/srv', env: {} })
   t.ok(config.routes.rewrites[0].pattern.test('/api/x'))
