@@ -29,7 +29,15 @@ function aprMd5 (password: string, salt: string): string {
   return aprMd5Module(password, salt)
 }
 
-export type HashKind = 'bcrypt' | 'apr1' | 'md5-crypt' | 'sha' | 'ssha' | 'plain'
+// SHA-256 and SHA-512 crypt (`$5$`, `$6$`, what `mkpasswd` and glibc write): unixcrypt, an ES module only, so
+// imported (on first use) rather than required.
+let shaCryptModule: Promise<typeof import('unixcrypt')> | null = null
+async function shaCrypt (): Promise<typeof import('unixcrypt')> {
+  shaCryptModule ??= import('unixcrypt')
+  return await shaCryptModule
+}
+
+export type HashKind = 'bcrypt' | 'apr1' | 'md5-crypt' | 'sha-crypt' | 'sha' | 'ssha' | 'plain'
 
 export interface HtpasswdEntry { kind: HashKind, hash: string }
 
@@ -48,6 +56,7 @@ export function hashKind (hash: string): HashKind | null {
   if (/^\$2[aby]\$\d\d\$/.test(hash)) return 'bcrypt'
   if (hash.startsWith('$apr1$')) return 'apr1'
   if (hash.startsWith('$1$')) return 'md5-crypt'
+  if (/^\$[56]\$/.test(hash)) return 'sha-crypt'
   if (hash.startsWith('{SHA}')) return 'sha'
   if (hash.startsWith('{SSHA}')) return 'ssha'
   if (hash.startsWith('$') || hash.startsWith('{')) return null
@@ -96,6 +105,8 @@ export function verifyPassword (entry: HtpasswdEntry, password: string): boolean
     case 'apr1':
     case 'md5-crypt':
       return sameSecret(aprMd5(password, entry.hash), entry.hash)
+    case 'sha-crypt':
+      return shaCrypt().then((module) => module.verify(password, entry.hash)).catch(() => false)
     case 'sha':
       return sameSecret('{SHA}' + createHash('sha1').update(password).digest('base64'), entry.hash)
     case 'ssha':
@@ -199,7 +210,7 @@ export class HtpasswdFile {
     }
     const { users, unsupported } = parseHtpasswd(text)
     for (const { line, user } of unsupported) {
-      this.log.warn({ file: this.path, line, user }, 'htpasswd: hash of an unsupported kind (use bcrypt, $apr1$, $1$, {SHA} or {SSHA}): this user is refused')
+      this.log.warn({ file: this.path, line, user }, 'htpasswd: hash of an unsupported kind (use bcrypt, $apr1$, $1$, $5$, $6$, {SHA} or {SSHA}): this user is refused')
     }
     this.log.info({ file: this.path, users: users.size }, 'htpasswd file read')
     return users

@@ -8,7 +8,8 @@ import { HtpasswdFile, parseHtpasswd, verifyPassword } from '../src/htpasswd.js'
 import { compilePublicPath } from '../src/steps/auth.js'
 
 // The hash kinds the end-to-end test (auth.test.ts) does not go through, with hashes made by other tools:
-// `openssl passwd -1 -salt abcdefgh secret` and `openssl passwd -apr1 -salt gnL/9j47 secret`.
+// `openssl passwd -1 -salt abcdefgh secret`, `openssl passwd -apr1 -salt gnL/9j47 secret`, `openssl passwd -5
+// -salt saltsalt secret`, `openssl passwd -6 -salt saltsalt secret` and Python's crypt with 10000 rounds.
 
 const salt = Buffer.from('saltsalt')
 const ssha = '{SSHA}' + Buffer.concat([createHash('sha1').update('secret').update(salt).digest(), salt]).toString('base64')
@@ -22,11 +23,14 @@ test('each supported kind verifies its password and only it; an unknown prefix i
     'apr1:$apr1$gnL/9j47$ZqwNZ6pjc0dgI8wcaMDQv0',
     `ssha:${ssha}`,
     'plain:secret',
-    'sha512:$6$salt$abcdef',
+    'sha256:$5$saltsalt$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5sA',
+    'sha512:$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1',
+    'sha512rounds:$6$rounds=10000$saltsalt$WowrPBpEDVlCoruBosYlrZycTCx3//TyDHYqEhX9DUHHt0XTztUqzQDDUuvUGRA8aUe9p55hcAxeGcu58sm3u.',
+    'yescrypt:$y$j9T$abc$def',
     'windows:{PLAIN}x\r'
   ].join('\n'))
-  t.same([...users.keys()], ['bcrypt2a', 'md5crypt', 'apr1', 'ssha', 'plain'])
-  t.same(unsupported, [{ line: 8, user: 'sha512' }, { line: 9, user: 'windows' }])
+  t.same([...users.keys()], ['bcrypt2a', 'md5crypt', 'apr1', 'ssha', 'plain', 'sha256', 'sha512', 'sha512rounds'])
+  t.same(unsupported, [{ line: 11, user: 'yescrypt' }, { line: 12, user: 'windows' }])
   for (const [user, entry] of users) {
     t.equal(await verifyPassword(entry, 'secret'), true, `${user}: the right password`)
     t.equal(await verifyPassword(entry, 'secreT'), false, `${user}: a wrong one`)
