@@ -3,6 +3,7 @@ import { RestartDelays, type RestartBackoff } from './backoff.js'
 import type { SupervisorContext } from './context.js'
 import { outputHandler } from './context.js'
 import { ProcessGroup, spawnFailure, type GroupExit } from './process-group.js'
+import { Pending } from './pending.js'
 
 /** waiting: its start_delay runs; exited: it ended and is not restarted (status 0, or auto_restart off). */
 export type ManagedState = 'waiting' | 'running' | 'backoff' | 'exited' | 'stopped'
@@ -31,7 +32,7 @@ export class ManagedProcess {
   private upSince = 0
   private timer: NodeJS.Timeout | null = null
   private stopRequested = false
-  private spawning: Promise<void> | null = null
+  private readonly spawning = new Pending()
 
   constructor (private readonly context: SupervisorContext, public config: ManagedProcessConfig, backoff: RestartBackoff) {
     this.delays = new RestartDelays(backoff)
@@ -66,7 +67,7 @@ export class ManagedProcess {
       clearTimeout(this.timer)
       this.timer = null
     }
-    if (this.spawning !== null) await this.spawning
+    if (this.spawning.current !== null) await this.spawning.current
     const group = this.group
     this.state = 'stopped'
     if (group === null) return
@@ -84,11 +85,7 @@ export class ManagedProcess {
   }
 
   private spawnTracked (): Promise<void> {
-    const spawning = this.spawn()
-    this.spawning = spawning
-    const clear = (): void => { if (this.spawning === spawning) this.spawning = null }
-    spawning.then(clear, clear)
-    return spawning
+    return this.spawning.track(this.spawn())
   }
 
   private async spawn (): Promise<void> {

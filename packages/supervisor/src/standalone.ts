@@ -7,6 +7,7 @@ import { waitForDrain } from './drain.js'
 import { listenerOwner } from './listener-owner.js'
 import { isPortFree } from './ports.js'
 import { RestartDelays, type RestartBackoff } from './backoff.js'
+import { Pending } from './pending.js'
 
 export { RESTART_BACKOFF_INITIAL_MS, RESTART_BACKOFF_MAX_MS, RESTART_BACKOFF_RESET_MS, type RestartBackoff } from './backoff.js'
 
@@ -50,7 +51,7 @@ export class StandaloneServer {
   private inFlight = 0
   private webSockets = 0
   private stopRequested = false
-  private spawning: Promise<void> | null = null
+  private readonly spawning = new Pending()
   /** Set while drainRequests() waits; called when the in-flight count reaches 0 (or on stop()). */
   private drained: (() => void) | null = null
   /** Requests waiting for a starting server: told true once it runs, false when it fails or stops. */
@@ -148,7 +149,7 @@ export class StandaloneServer {
     }
     this.readiness?.abort()
     this.settleWaiters(false)
-    if (this.spawning !== null) await this.spawning
+    if (this.spawning.current !== null) await this.spawning.current
     const group = this.group
     if (group === null) {
       this.state = 'stopped'
@@ -161,13 +162,7 @@ export class StandaloneServer {
   }
 
   private spawnTracked (): Promise<void> {
-    const spawning = this.spawn()
-    this.spawning = spawning
-    const clear = (): void => {
-      if (this.spawning === spawning) this.spawning = null
-    }
-    spawning.then(clear, clear)
-    return spawning
+    return this.spawning.track(this.spawn())
   }
 
   private async spawn (): Promise<void> {
