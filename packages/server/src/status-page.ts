@@ -50,11 +50,11 @@ export function renderStatus (s: StatusSnapshot): string {
   const m = s.machine
 
   const processes = s.processes.length === 0
-    ? '<p class="empty">No tenants or standalone servers in this configuration.</p>'
+    ? '<p class="empty">No tenants, standalone servers or managed processes in this configuration.</p>'
     : '<table id="processes"><thead><tr><th>Process</th><th>Kind</th><th>Route</th><th>State</th><th class="n">Port</th>' +
       '<th class="n">PID</th><th class="n">Uptime</th><th class="n">Restarts</th><th class="n">In flight</th><th class="n">WebSockets</th></tr></thead><tbody>' +
       s.processes.map((p) => `<tr data-process="${e(p.kind + ':' + p.name)}"><td class="name">${e(p.name)}</td>` +
-        `<td>${p.kind === 'tenant' ? 'tenant' : 'standalone'}</td><td><code>${e(p.route)}</code></td><td>${badge(p.state)}</td>` +
+        `<td>${e(p.kind)}</td><td><code>${e(p.route)}</code></td><td>${badge(p.state)}</td>` +
         `<td class="n">${shown(p.port)}</td><td class="n">${shown(p.pid)}</td><td class="n">${e(formatSeconds(p.uptimeSeconds))}</td>` +
         `<td class="n">${e(p.restarts)}</td><td class="n">${e(p.requestsInFlight)}</td><td class="n">${e(p.webSockets)}</td></tr>`).join('') +
       '</tbody></table>'

@@ -30,16 +30,19 @@ export interface MachineStatus {
 }
 
 export interface ProcessStatus {
-  kind: 'tenant' | 'standalone'
+  kind: 'tenant' | 'standalone' | 'managed'
   name: string
-  /** A tenant's path prefix, a standalone server's match_path. */
+  /** A tenant's path prefix, a standalone server's match_path; empty for a managed process (it serves no HTTP). */
   route: string
   state: string
   port: number | null
   pid: number | null
   /** Since its process was spawned; null when it has none. */
   uptimeSeconds: number | null
-  /** A standalone server's restarts; a tenant's starts after its first (after an idle stop, an exit or a reload). */
+  /**
+   * A standalone server's or managed process's restarts; a tenant's starts after its first (after an idle stop, an
+   * exit or a reload).
+   */
   restarts: number
   requestsInFlight: number
   webSockets: number
@@ -109,13 +112,16 @@ export class NavigatorStatus {
   watch (sources: StatusSources): void {
     this.sources = sources
     const supervisor = sources.supervisor
-    supervisor.on('spawn', (event: SpawnEvent) => {
+    const spawned = (event: { name: string, pid: number }): void => {
       let byPid = this.spawnedAt.get(event.name)
       if (byPid === undefined) this.spawnedAt.set(event.name, byPid = new Map())
       byPid.set(event.pid, Date.now())
       this.spawns.set(event.name, (this.spawns.get(event.name) ?? 0) + 1)
-    })
+    }
+    supervisor.on('spawn', spawned)
+    supervisor.on('managed-spawn', spawned)
     supervisor.on('exit', (event: ExitEvent) => { this.forgetExited(event.name) })
+    supervisor.on('managed-exit', (event: ExitEvent) => { this.forgetExited(event.name) })
   }
 
   /** The address Navigator listens on, once it does. */
@@ -176,6 +182,10 @@ export class NavigatorStatus {
       const status = known(() => supervisor.standaloneStatus(server.name))
       if (status !== null) found.push(this.process(supervisor, 'standalone', server.name, server.matchPath, status, now))
     }
+    for (const managed of config.managedProcesses) {
+      const status = known(() => supervisor.managedStatus(managed.name))
+      if (status !== null) found.push(this.process(supervisor, 'managed', managed.name, '', { ...status, port: null }, now))
+    }
     return found
   }
 
@@ -206,7 +216,7 @@ export class NavigatorStatus {
 
 /** The pid the supervisor runs for a process name now, else null. */
 function runningPid (supervisor: Supervisor, name: string): number | null {
-  return known(() => supervisor.tenantStatus(name).pid) ?? known(() => supervisor.standaloneStatus(name).pid)
+  return known(() => supervisor.tenantStatus(name).pid) ?? known(() => supervisor.standaloneStatus(name).pid) ?? known(() => supervisor.managedStatus(name).pid)
 }
 
 /** A status read, or null for a name the supervisor does not know (a reload just removed it). */

@@ -38,7 +38,10 @@ async function snapshotWhen (address: string, ready: (s: Snapshot) => boolean, w
 
 const processNamed = (s: Snapshot, name: string): Record<string, unknown> | undefined => s.processes.find((p) => p.name === name)
 
-/** A site with a tenant on /app (eager), one never asked for, a standalone server, and sticky sessions on /app/*. */
+/**
+ * A site with a tenant on /app (eager), one never asked for, a standalone server, a managed process, and sticky
+ * sessions on /app/*.
+ */
 async function stickySite (t: Parameters<Parameters<typeof test>[1]>[0], fallback: string, server: string[] = ['  status: {}']): Promise<{ navigator: Running, cablePort: number }> {
   const cablePort = await freePort()
   const navigator = await startSite(t, {
@@ -54,7 +57,7 @@ async function stickySite (t: Parameters<Parameters<typeof test>[1]>[0], fallbac
       `        m2: "http://127.0.0.1:${await freePort()}"`
     ],
     tenants: [tenant('app', '/app', 'start: eager'), tenant('later', '/later')],
-    after: cableServer(cablePort)
+    after: [...cableServer(cablePort), 'managed_processes:', '  - name: worker', '    command: node', '    args: [-e, "setInterval(() => {}, 60000)"]']
   }, { env: ENV })
   return { navigator, cablePort }
 }
@@ -62,17 +65,20 @@ async function stickySite (t: Parameters<Parameters<typeof test>[1]>[0], fallbac
 test('the JSON twin shows this Machine, its processes, the sticky counters and the recent fallbacks', async (t) => {
   const { navigator, cablePort } = await stickySite(t, 'maintenance')
   const { address } = navigator
-  const running = await snapshotWhen(address, (s) => processNamed(s, 'app')?.state === 'ready' && processNamed(s, 'cable')?.state === 'running', 'the tenant and the standalone server starting')
+  const running = await snapshotWhen(address, (s) => processNamed(s, 'app')?.state === 'ready' && processNamed(s, 'cable')?.state === 'running' && processNamed(s, 'worker')?.state === 'running', 'the tenant, the standalone server and the managed process starting')
 
   t.match(running.machine, { id: 'm1', region: 'ord', app: 'status-test', version: VERSION, pid: navigator.child.pid, listen: address, webSockets: 0 }, 'this Machine')
   t.ok((running.machine.uptimeSeconds as number) > 0, 'up for some time')
   t.equal(running.machine.requestsInFlight, 1, 'the status request itself is in flight')
-  t.same(running.processes.map((p) => [p.kind, p.name, p.route]), [['tenant', 'app', '/app'], ['tenant', 'later', '/later'], ['standalone', 'cable', '/cable']], 'every process of the configuration, in its order')
+  t.same(running.processes.map((p) => [p.kind, p.name, p.route]), [['tenant', 'app', '/app'], ['tenant', 'later', '/later'], ['standalone', 'cable', '/cable'], ['managed', 'worker', '']], 'every process of the configuration, in its order')
   const app = processNamed(running, 'app') as Record<string, unknown>
   t.match(app, { state: 'ready', port: Number, pid: Number, restarts: 0, requestsInFlight: 0, webSockets: 0 }, 'the eager tenant: ready')
   t.ok((app.uptimeSeconds as number) >= 0, 'with an uptime')
   t.match(processNamed(running, 'later'), { state: 'stopped', pid: null, uptimeSeconds: null, restarts: 0 }, 'the tenant nobody asked for: stopped')
   t.match(processNamed(running, 'cable'), { state: 'running', port: cablePort, pid: Number, restarts: 0 }, 'the standalone server: running on its port')
+  const worker = processNamed(running, 'worker') as Record<string, unknown>
+  t.match(worker, { state: 'running', port: null, pid: Number, restarts: 0, requestsInFlight: 0 }, 'the managed process: running, no port')
+  t.ok((worker.uptimeSeconds as number) >= 0, 'with an uptime')
   t.same(running.sticky, {
     enabled: true,
     decisions: { new: 0, own: 0, rejected: 0, replayed: 0, proxied: 0, fallback: 0, 're-pinned': 0, routed: 0 },

@@ -53,6 +53,7 @@ const CASES: Record<string, Case[]> = {
     { path: '/private/page', headers: { authorization: basic('ann:wrong') } },
     { path: '/private/page', headers: { authorization: basic('ann:secret') } }
   ],
+  'tenant-static-files': [{ path: '/own/own.txt' }, { path: '/own/own.txt', headers: { authorization: basic('ann:secret') } }],
   cgi: [{ method: 'POST', path: '/script?x=1', headers: { 'content-type': 'text/plain' }, body: 'posted' }, { path: '/script' }],
   'replay-rules': [{ path: '/api/things' }, { method: 'POST', path: '/api/things', headers: { 'fly-replay-failed': 'reason=timeout' }, body: 'x' }],
   'sticky-sessions': [
@@ -134,6 +135,9 @@ function configText (ports: Ports): string {
     '    - name: app',
     '      path: /app',
     '      start: eager',
+    '    - name: own',
+    '      path: /own',
+    '      public_dir: own-public',
     '  standalone_servers:',
     '    - name: cable',
     '      match_path: /cable',
@@ -314,6 +318,7 @@ interface Site { ports: Ports, dir: string }
 async function site (): Promise<Site> {
   const dir = tempDir({
     'public/file.txt': 'a static file\n',
+    'own-public/own.txt': 'a file of the tenant own\n',
     'script.sh': '#!/bin/sh\nprintf \'Content-Type: text/plain\\n\\n%s %s \' "$REQUEST_METHOD" "$QUERY_STRING"\ncat\n',
     htpasswd: `ann:{SHA}${createHash('sha1').update('secret').digest('base64')}\n`
   })

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'tap'
@@ -94,4 +95,25 @@ test('a path that could name a file outside a tenant\'s public_dir is never serv
   }
   proxiedTo(t, await http(nav.address, '/alpha/link.txt'), '/alpha/link.txt', 'a symbolic link out of the folder')
   proxiedTo(t, await http(nav.address, '/alpha/secret.txt'), '/alpha/secret.txt', 'the file beside the folder, by its own name')
+})
+
+test('with auth on, a tenant\'s own files need the password (its path\'s), where server.static.public_dir does not', async (t) => {
+  const authorised = `Basic ${Buffer.from('ann:secret').toString('base64')}`
+  const nav = await startSite(t, {
+    tenants: [tenant('alpha', '/alpha', 'public_dir: alpha/public')],
+    after: ['auth:', '  enabled: true', '  htpasswd: htpasswd', '  public_paths: ["/alpha/open/*"]']
+  }, {
+    files: {
+      htpasswd: `ann:{SHA}${createHash('sha1').update('secret').digest('base64')}\n`,
+      'alpha/public/report.txt': 'alpha report\n',
+      'alpha/public/open/notice.txt': 'alpha notice\n',
+      'public/shared.txt': 'server file\n'
+    }
+  })
+  const refused = await http(nav.address, '/alpha/report.txt')
+  t.equal(refused.status, 401, 'a tenant\'s file without the password')
+  t.not(refused.text, 'alpha report\n')
+  t.same([(await http(nav.address, '/alpha/report.txt', { headers: { authorization: authorised } })).text], ['alpha report\n'], 'with it')
+  t.same([(await http(nav.address, '/alpha/open/notice.txt')).text], ['alpha notice\n'], 'a public path of the tenant: no password')
+  t.same([(await http(nav.address, '/shared.txt')).text], ['server file\n'], 'server.static.public_dir: before authentication, as in the Go Navigator')
 })

@@ -21,7 +21,7 @@ import { replayRules } from './replay-rules.js'
 import { reverseProxies } from './reverse-proxies.js'
 import { rewrites } from './rewrites.js'
 import { standaloneServers } from './standalone-servers.js'
-import { staticFiles } from './static-files.js'
+import { staticFiles, tenantsWithFolders } from './static-files.js'
 import { status } from './status.js'
 import { stickySessions } from './sticky-sessions.js'
 import { tenants } from './tenants.js'
@@ -113,6 +113,7 @@ export function createSteps (options: StepOptions): Steps {
   // The steps that proxy to other Machines give up on one that stops taking a request body (routes.fly.peer_write_timeout).
   const toPeers = { ...options, proxy: withForwardOptions(options.proxy, { writeProgressTimeoutMs: options.config.routes.fly.peerWriteTimeoutMs }) }
   const sticky = stickySessions(toPeers)
+  const separateTenantFiles = options.config.auth !== null && tenantsWithFolders(options.config).length > 0
   const list = [
     normalisePath(),
     metrics(options),
@@ -122,8 +123,10 @@ export function createSteps (options: StepOptions): Steps {
     hostname(options),
     rewrites(options),
     botDetection(options),
-    staticFiles(options),
+    // With auth on, a tenant's own static files are served only to whom auth lets through.
+    staticFiles(options, separateTenantFiles ? 'server' : 'all'),
     auth(options),
+    separateTenantFiles ? staticFiles(options, 'tenants') : null,
     cgi(options),
     replayRules(toPeers),
     maintenanceMode(options),

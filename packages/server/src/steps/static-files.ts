@@ -223,6 +223,14 @@ function sendOptionsFor (plan: CacheControlPlan, path: string): SendOptions {
   return plan.fallback
 }
 
+/** Which folders a lookup reads: every one, only server.static.public_dir, or only the tenants' own. */
+export type StaticFolders = 'all' | 'server' | 'tenants'
+
+/** The tenants with a public_dir of their own. */
+export function tenantsWithFolders (config: NavigatorConfig): NavigatorConfig['applications']['tenants'] {
+  return config.applications.tenants.filter((tenant) => typeof tenant.publicDir === 'string')
+}
+
 /** A static file found, and the folder it is in. */
 export interface FoundFile extends StaticFile {
   /** The folder it was found in: a tenant's public_dir or server.static.public_dir. */
@@ -238,15 +246,17 @@ export type StaticLookup = (forwardedPath: string) => Promise<FoundFile | null> 
  * when it is below it). Every folder is read under the same rules (server.static). The static files step serves with
  * it, and bot detection asks it whether a bot's request is for a static file.
  */
-export function createStaticLookup (config: NavigatorConfig): StaticLookup {
+export function createStaticLookup (config: NavigatorConfig, folders: StaticFolders = 'all'): StaticLookup {
   const { publicDir, allowDotfiles, staticRules: rules, rootPath } = config.server
   const inServerRoot = createStaticFileFinder(publicDir, allowDotfiles, rules)
   const belowRoot = rootPath === null ? null : rootPath + '/'
-  const serverFile = (path: string): Promise<FoundFile | null> | null => {
-    const found = inServerRoot(belowRoot !== null && path.startsWith(belowRoot) ? path.slice(belowRoot.length - 1) : path)
-    return found === null ? null : found.then((file) => file === null ? null : { ...file, root: publicDir })
-  }
-  const withFolders = config.applications.tenants.filter((tenant) => typeof tenant.publicDir === 'string')
+  const serverFile = folders === 'tenants'
+    ? () => null
+    : (path: string): Promise<FoundFile | null> | null => {
+        const found = inServerRoot(belowRoot !== null && path.startsWith(belowRoot) ? path.slice(belowRoot.length - 1) : path)
+        return found === null ? null : found.then((file) => file === null ? null : { ...file, root: publicDir })
+      }
+  const withFolders = folders === 'server' ? [] : tenantsWithFolders(config)
   if (withFolders.length === 0) return serverFile
 
   // Routed as the tenants step routes, over every tenant: a tenant without a folder of its own has none here.
@@ -266,14 +276,16 @@ export function createStaticLookup (config: NavigatorConfig): StaticLookup {
 
 /**
  * Static files, for GET and HEAD on the forwarded path (an upgrade is never a file): a tenant's public_dir, then
- * `server.static.public_dir` (see createStaticLookup). The file is sent by @fastify/static (ETag, Last-Modified,
+ * `server.static.public_dir` (see createStaticLookup). With `auth` on, the tenants' folders are a step of their own
+ * (`tenant-static-files`, `folders: 'tenants'`) after authentication: only server.static.public_dir is answered before
+ * it, as in the Go Navigator. The file is sent by @fastify/static (ETag, Last-Modified,
  * Range, precompressed siblings, the Cache-Control of server.static.cache_control, matched on the URL path), so a raw
  * path hands the request to Fastify once a file is found. A folder asked for without its slash is redirected to it
  * with normalize_trailing_slashes, and server.root_path alone to itself with a slash.
  */
-export function staticFiles ({ config }: StepOptions): Step {
+export function staticFiles ({ config }: StepOptions, folders: StaticFolders = 'all'): Step {
   const rules = config.server.staticRules
-  const findStaticFile = createStaticLookup(config)
+  const findStaticFile = createStaticLookup(config, folders)
   const cacheControl = planCacheControl(rules.cacheControl)
   const normalizeTrailingSlashes = rules.normalizeTrailingSlashes
   const rootPath = config.server.rootPath
@@ -292,12 +304,12 @@ export function staticFiles ({ config }: StepOptions): Step {
     (ctx.reply as NonNullable<RequestContext['reply']>).sendFile(file.relative, file.root, sendOptionsFor(cacheControl, ctx.forwardedPath))
   }
   return {
-    name: 'static-files',
+    name: folders === 'tenants' ? 'tenant-static-files' : 'static-files',
     run (ctx) {
       const method = ctx.req.method
       if ((method !== 'GET' && method !== 'HEAD') || isUpgrade(ctx.req)) return NEXT
       // The site's root without its slash: its relative links resolve inside it only with the slash.
-      if (ctx.forwardedPath === rootPath && ctx.path === rootPath) {
+      if (folders !== 'tenants' && ctx.forwardedPath === rootPath && ctx.path === rootPath) {
         answerRedirect(ctx, 301, rootPath + '/' + queryOf(ctx))
         return ANSWERED
       }
