@@ -1,7 +1,7 @@
 import type { NavigatorConfig, StatusConfig } from '@navigator/config'
 import type { WebSocketRelay } from '@navigator/proxy'
 import type { StickyObserver } from '@navigator/sticky-sessions'
-import type { ExitEvent, SpawnEvent, Supervisor } from '@navigator/supervisor'
+import type { ExitEvent, Supervisor } from '@navigator/supervisor'
 import type { NavigatorMetrics } from './metrics.js'
 import { stickyCounter, type StickyCounter, type StickyCounts } from './sticky-counts.js'
 import type { Identity } from './steps/index.js'
