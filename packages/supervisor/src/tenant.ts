@@ -161,7 +161,6 @@ export class Tenant implements PoolMember {
     this.context.pool.notify()
     this.clearIdleTimer()
     const starting = this.starting
-    if (this.group !== null && this.state === 'ready') await this.runStopHooks(this.group)
     if (this.group !== null) await this.stopGroup(this.group)
     if (starting !== null) await starting.catch(() => {})
     if (this.stopping !== null) await this.stopping
@@ -305,11 +304,17 @@ export class Tenant implements PoolMember {
     }
   }
 
+  /**
+   * Stops the process group, after the tenant.stop hooks when it was ready. The state is `stopping` from the first
+   * moment, hooks included: no request is routed to it while its hooks run (ensure() waits for the stop, then starts
+   * it again), so the requests the termination cuts are only those that were already in flight.
+   */
   private stopGroup (group: ProcessGroup): Promise<void> {
     if (this.stopping !== null) return this.stopping
+    const hooks = this.state === 'ready' ? this.runStopHooks(group) : Promise.resolve()
     this.state = 'stopping'
     this.clearIdleTimer()
-    const stopping = group.terminate(this.context.stopGraceMs).then((exit) => {
+    const stopping = hooks.then(async () => await group.terminate(this.context.stopGraceMs)).then((exit) => {
       this.stopping = null
       if (this.group === group) this.markStopped()
       this.emitExit(exit, true)

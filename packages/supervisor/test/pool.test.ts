@@ -113,6 +113,28 @@ test('max_size: the stopped tenant goes through its normal stop, tenant.stop hoo
   t.equal(readFileSync(marker, 'utf8'), String(port), 'the stop hook ran, with the tenant\'s environment, before the new one was ready')
 })
 
+test('max_size: while its stop hooks run, the stopped tenant takes no request', async (t) => {
+  const slowStop = { command: process.execPath, args: ['-e', 'setTimeout(() => {}, 1000)'], timeoutMs: 5000, reloadConfig: null }
+  const applications = await applicationsConfig({
+    maxSize: 1,
+    tenants: [poolTenant('old', { hooks: { start: [], stop: [slowStop] } }), poolTenant('new')]
+  })
+  const { logger, lines } = recordingLogger()
+  const supervisor = new Supervisor({ applications, logger })
+  t.teardown(() => supervisor.stop())
+  const first = await pidOf(supervisor, 'old')
+  const making = supervisor.ensureTenant('new')
+  t.ok(await eventually(() => lines.some((line) => line.msg === 'hook started' && line.hook === 'tenant.stop')), 'the stop hook runs')
+  // The server routes to a tenant at once only when its state is `ready` (processManager.readyPort).
+  t.equal(supervisor.tenantStatus('old').state, 'stopping', 'the tenant says it is stopping from the start of its hooks: no request is routed to it')
+  t.ok(pidRunning(first), 'while its process still runs')
+  await making
+  t.notOk(pidRunning(first), 'the first process is gone once the new tenant is ready')
+  const { port } = await supervisor.ensureTenant('old')
+  t.not(supervisor.tenantStatus('old').pid, first, 'asked for again, it runs a new process')
+  t.equal(supervisor.tenantStatus('old').port, port)
+})
+
 test('track_websockets false: an open WebSocket keeps the tenant neither from max_size nor from the idle stop', async (t) => {
   const applications = await applicationsConfig({
     maxSize: 1,
