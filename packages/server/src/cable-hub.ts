@@ -26,6 +26,9 @@ export const CABLE_MAX_MESSAGE_BYTES = 128 * 1024
  * Navigator drops a message for a connection with a full queue: one frozen client cannot grow Navigator's memory.
  */
 export const CABLE_MAX_BUFFERED_BYTES = 4 * 1024 * 1024
+/** Streams one WebSocket may subscribe to; one more closes it (1008): the hub's memory is not a client's to grow. */
+export const CABLE_MAX_STREAMS_PER_SOCKET = 1000
+const POLICY_VIOLATION = 1008
 /** At shutdown, how long a client gets to answer the close frame (1001) before its socket is destroyed. */
 export const CABLE_CLOSE_GRACE_MS = 1_000
 
@@ -67,6 +70,7 @@ export class CableHub {
   readonly #machineIdle: MachineIdle | null
   readonly #pingIntervalMs: number
   readonly #subscribers = new Set<Subscriber>()
+  #closing = false
   readonly #streams = new Map<string, Set<Subscriber>>()
   #server: WebSocketServer | null = null
   #pinger: NodeJS.Timeout | null = null
@@ -92,6 +96,11 @@ export class CableHub {
    * hub. `cookies` (the sticky cookie) go on the 101. A handshake `ws` refuses (no key, a bad version) gets its 400.
    */
   accept (req: IncomingMessage, socket: Duplex, head: Buffer, cookies: readonly string[]): void {
+    // Shutting down: closeAll() has taken its list, a socket accepted now would keep the server open.
+    if (this.#closing) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      return
+    }
     if (cookies.length > 0) (req as HubRequest)[kCookies] = cookies
     this.#server ??= this.#createServer()
     this.#server.handleUpgrade(req, socket, head, this.#connected)
@@ -118,6 +127,7 @@ export class CableHub {
 
   /** At shutdown: a close frame 1001 to every hub WebSocket; a socket still open CABLE_CLOSE_GRACE_MS later is destroyed. */
   async closeAll (): Promise<void> {
+    this.#closing = true
     this.#stopPinging()
     const subscribers = [...this.#subscribers]
     if (subscribers.length === 0) return
@@ -180,6 +190,11 @@ export class CableHub {
   }
 
   #subscribe (subscriber: Subscriber, stream: string): void {
+    if ((subscriber[kStreams]?.size ?? 0) >= CABLE_MAX_STREAMS_PER_SOCKET && subscriber[kStreams]?.has(stream) !== true) {
+      this.#log.warn({ limit: CABLE_MAX_STREAMS_PER_SOCKET }, 'a cable WebSocket asked for more streams than a page needs; closed')
+      subscriber.close(POLICY_VIOLATION)
+      return
+    }
     let subscribers = this.#streams.get(stream)
     if (subscribers === undefined) this.#streams.set(stream, subscribers = new Set())
     subscribers.add(subscriber)

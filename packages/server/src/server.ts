@@ -167,7 +167,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const status = config.server.status === null ? null : new NavigatorStatus(config.server.status, { identity, version: navigatorVersion(), metrics })
   // The TurboCable hub: one for every configuration, so that a reload keeps its WebSockets.
   const cable = new CableHub({ log, machineIdle, pingIntervalMs: cablePingInterval(options.cablePingIntervalMs, env) })
-  const shared: Shared = { supervisor, processes: processManager(supervisor, machineIdle), proxy, webSockets, identity, port, log, metrics, status, env, reloadConfig, cable, rawPath: options.rawPath !== false }
+  const shared: Shared = { trustForwarded, supervisor, processes: processManager(supervisor, machineIdle), proxy, webSockets, identity, port, log, metrics, status, env, reloadConfig, cable, rawPath: options.rawPath !== false }
   const generations = new Generations(await prepare(first, config, shared), log, machineIdle, logsRequests(log), metrics)
   const server = createHttpServer(generations, log)
   metrics?.watch({ supervisor, webSockets, machineIdle, applications: () => generations.current.config.applications, inFlight: () => generations.inFlight })
@@ -209,8 +209,22 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     return await prepare(app, next, shared)
   }
 
+  // One reload at a time, whoever asks (a hook's or a CGI script's reload_config, the navigator's own reload):
+  // each reads its file when its turn comes, so the last one asked for is the one in effect.
+  let reloads: Promise<void> = Promise.resolve()
+  const inTurn = async (reloading: () => Promise<void>): Promise<void> => {
+    const turn = reloads.then(reloading)
+    reloads = turn.catch(() => {})
+    await turn
+  }
   const reloadFrom = async (file: string): Promise<void> => {
-    await navigator.reload(await loadConfig(file, { launchPaths: true }))
+    await inTurn(async () => { await applyReload(await loadConfig(file, { launchPaths: true })) })
+  }
+  const applyReload = async (next: NavigatorConfig): Promise<void> => {
+    await reload({ generations, supervisor, log, newApp, prepare: prepareNext }, next)
+    if (generations.closing) return
+    // In the background, as a replaced tenant's drain: a changed managed process restarts, an unchanged one runs on.
+    supervisor.updateManagedProcesses(next.managedProcesses).catch((err: Error) => { log.error({ err }, 'applying the reloaded managed_processes failed') })
   }
   const navigator: NavigatorServer = {
     get fastify () { return generations.current.app },
@@ -220,12 +234,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     server,
     log,
     listen,
-    reload: async (next) => {
-      await reload({ generations, supervisor, log, newApp, prepare: prepareNext }, next)
-      if (generations.closing) return
-      // In the background, as a replaced tenant's drain: a changed managed process restarts, an unchanged one runs on.
-      supervisor.updateManagedProcesses(next.managedProcesses).catch((err: Error) => { log.error({ err }, 'applying the reloaded managed_processes failed') })
-    },
+    reload: async (next) => { await inTurn(async () => { await applyReload(next) }) },
     close: async () => {
       await shutdown(parts)
       await closeServer(metricsServer)

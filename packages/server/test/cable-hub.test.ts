@@ -415,3 +415,36 @@ test('off (the default): cable.path and broadcast_path are not the hub\'s and go
   t.equal((await broadcast(nav.address, { stream: 's' })).status, 404)
   t.equal((await http(nav.address, '/cable')).status, 404)
 })
+
+test('with auth on, an upgrade opened by another site\'s page is refused (403): the browser would send the password for it', async (t) => {
+  const hub = await startHub(t)
+  const dir = tempDir({ htpasswd: `ann:{SHA}${createHash('sha1').update('secret').digest('base64')}\n` })
+  writeConfig(dir, hubConfig() + 'auth:\n  enabled: true\n  htpasswd: htpasswd\n')
+  const guarded = await startNavigator(t, dir)
+  const authorization = `Basic ${Buffer.from('ann:secret').toString('base64')}`
+  const host = new URL(guarded.address).host
+  const refused = await new Promise<number>((resolve, reject) => {
+    const ws = new WebSocket(`${guarded.address.replace('http', 'ws')}/cable`, { headers: { authorization, origin: 'https://elsewhere.example' } })
+    ws.once('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0) })
+    ws.once('open', () => { ws.terminate(); resolve(101) })
+    ws.once('error', reject)
+  })
+  t.equal(refused, 403, 'another site\'s page')
+  const own = await connect(t, guarded.address, '/cable', { headers: { authorization, origin: `http://${host}` } })
+  t.equal(await own.subscribe('s'), JSON.stringify({ type: 'subscribed', stream: 's' }), 'a page of this site')
+  const tool = await connect(t, guarded.address, '/cable', { headers: { authorization } })
+  t.equal(await tool.subscribe('s'), JSON.stringify({ type: 'subscribed', stream: 's' }), 'a client that is not a browser (no Origin)')
+  const open = await connect(t, hub.address, '/cable', { headers: { origin: 'https://elsewhere.example' } })
+  t.equal(await open.subscribe('s'), JSON.stringify({ type: 'subscribed', stream: 's' }), 'without auth, as the Go hub: any origin')
+})
+
+test('a WebSocket that subscribes to more than 1,000 streams is closed with 1008', async (t) => {
+  const hub = await startHub(t)
+  const client = await connect(t, hub.address)
+  for (let n = 0; n < 1000; n++) client.send({ type: 'subscribe', stream: `s${n}` })
+  for (let n = 0; n < 1000; n++) await client.next()
+  client.send({ type: 'subscribe', stream: 's0' })
+  t.equal(await client.next(), JSON.stringify({ type: 'subscribed', stream: 's0' }), 'one it has again: fine')
+  client.send({ type: 'subscribe', stream: 'one-too-many' })
+  t.same(await within(client.closed, 'the close'), { code: 1008 })
+})

@@ -20,12 +20,33 @@ export function cable ({ config, cable: hub }: StepOptions): Step | null {
         answer(ctx, 400, NOT_AN_UPGRADE, 'Bad Request\n')
         return ANSWERED
       }
+      // With auth on, a browser sends its cached password with any page's WebSocket: another site's page must not
+      // subscribe in its name (the upgrade's Origin names another host than the request's).
+      if (config.auth !== null && crossOrigin(ctx)) {
+        answer(ctx, 403, FORBIDDEN, 'Forbidden: the page that opened this WebSocket is on another site\n')
+        return ANSWERED
+      }
       const cookies = pendingCookies(ctx)
       const upgrade = takeUpgrade(ctx)
       if (upgrade !== null) hub.accept(ctx.req, upgrade.socket, upgrade.head, cookies)
       return ANSWERED
     }
   }
+}
+
+const FORBIDDEN = Object.freeze(['content-type', 'text/plain; charset=utf-8', 'x-content-type-options', 'nosniff'])
+
+/** Whether the upgrade's Origin (a browser sends it) names another host than its Host; no Origin is not a browser's. */
+function crossOrigin (ctx: RequestContext): boolean {
+  const origin = ctx.req.headers.origin
+  if (origin === undefined) return false
+  let host: string
+  try {
+    host = new URL(origin).host
+  } catch {
+    return true
+  }
+  return host.toLowerCase() !== (ctx.req.headers.host ?? '').toLowerCase()
 }
 
 /** The cookies a step set for this request's answer (the sticky cookie), for the 101. */

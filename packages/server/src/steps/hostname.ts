@@ -1,5 +1,5 @@
 import { ANSWERED, answer, NEXT, type RequestContext, type Step } from '@navigator/proxy'
-import { requestHost, trustsForwarded } from '../forwarded.js'
+import { requestHost } from '../forwarded.js'
 import type { StepOptions } from './index.js'
 
 const HEADERS = Object.freeze(['content-type', 'text/plain; charset=utf-8'])
@@ -17,11 +17,11 @@ const WARNED_HOSTS = 20
  * the apps' broadcasts), which a platform or an app asks for by address, and before everything the site serves. The
  * first refusals of each host are logged at warn: a hostname set to another name than the site's refuses everything.
  */
-export function hostname ({ config, identity }: StepOptions): Step | null {
+export function hostname ({ config, trustForwarded }: StepOptions): Step | null {
   const name = config.server.hostname
   if (name === null) return null
   const names = name === 'localhost' ? LOOPBACK : [name]
-  const trusted = trustsForwarded(config, identity)
+  const trusted = trustForwarded
   const warned = new Set<string>()
   const refuse = (ctx: RequestContext, host: string | null): void => {
     if (host !== null && !warned.has(host) && warned.size < WARNED_HOSTS) {

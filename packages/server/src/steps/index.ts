@@ -57,6 +57,11 @@ export interface StepOptions {
   cannotStart: MaintenanceResponder
   webSockets: WebSocketRelay
   identity: Identity
+  /**
+   * Whether X-Forwarded-* of the client are believed (server.trust_proxy, or a Fly Machine when it is not set), as
+   * decided at start: the proxy and the WebSocket relay, which outlive reloads, hold the same answer.
+   */
+  trustForwarded: boolean
   /** The port this Navigator listens on; other Machines are reached on it for the direct proxy. */
   port: number
   log: FastifyBaseLogger

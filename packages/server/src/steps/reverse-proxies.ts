@@ -1,7 +1,7 @@
 import { addResponseHeaders, ANSWERED, answer, isUpgrade, NEXT } from '@navigator/proxy'
 import type { ForwardOptions, HeaderList, RequestContext, Step } from '@navigator/proxy'
 import type { ReverseProxyRule } from '@navigator/config'
-import { clientAddress, clientScheme, requestHost, trustsForwarded } from '../forwarded.js'
+import { clientAddress, clientScheme, requestHost } from '../forwarded.js'
 import { answerHeaders } from './health-check.js'
 import type { StepOptions } from './index.js'
 
@@ -37,11 +37,11 @@ interface Route {
  * sends the request to its target, any http(s) URL, through the one upstream proxy (502 when it cannot be reached).
  * The target gets its own Host; the request's is in X-Forwarded-Host. With `websocket: true` an upgrade is relayed.
  */
-export function reverseProxies ({ config, proxy, webSockets, identity }: StepOptions): Step | null {
+export function reverseProxies ({ config, proxy, webSockets, trustForwarded }: StepOptions): Step | null {
   const routes = config.routes.reverseProxies.map(compileRoute)
   if (routes.length === 0) return null
   // server.trust_proxy: $remote_addr, $scheme and $host are then those the trusted proxy says.
-  const trusted = trustsForwarded(config, identity)
+  const trusted = trustForwarded
   return {
     name: 'reverse-proxies',
     run (ctx) {
