@@ -37,6 +37,41 @@ async function shaCrypt (): Promise<typeof import('unixcrypt')> {
   return await shaCryptModule
 }
 
+/** SHA-crypt verifications waiting for their turn at most; one more is refused as a wrong password. */
+export const SHA_CRYPT_MAX_WAITING = 64
+let shaCryptQueue: Promise<void> = Promise.resolve()
+let shaCryptWaiting = 0
+
+/**
+ * unixcrypt verifies synchronously: about 12 ms of this process's one thread for the default 5,000 rounds. So the
+ * verifications take turns, and after each the thread is left to everything else for as long as it took: a stream
+ * of wrong passwords for a `$5$`/`$6$` user holds at most half of the event loop, and a verified password is
+ * remembered (see HtpasswdFile) so a returning client costs none. Beyond SHA_CRYPT_MAX_WAITING waiting, a
+ * verification is not made and counts as a wrong password.
+ */
+async function verifyShaCrypt (password: string, hash: string): Promise<boolean> {
+  if (shaCryptWaiting >= SHA_CRYPT_MAX_WAITING) return false
+  shaCryptWaiting++
+  const turn = shaCryptQueue.then(async () => {
+    const module = await shaCrypt()
+    const started = performance.now()
+    let verified = false
+    try {
+      verified = module.verify(password, hash)
+    } catch {}
+    return { verified, took: performance.now() - started }
+  })
+  // The next one's turn comes once this one is done and as long again has passed.
+  shaCryptQueue = turn.then(async ({ took }) => { await new Promise((resolve) => { setTimeout(resolve, took) }) }, () => {})
+  try {
+    return (await turn).verified
+  } catch {
+    return false
+  } finally {
+    shaCryptWaiting--
+  }
+}
+
 export type HashKind = 'bcrypt' | 'apr1' | 'md5-crypt' | 'sha-crypt' | 'sha' | 'ssha' | 'plain'
 
 export interface HtpasswdEntry { kind: HashKind, hash: string }
@@ -106,7 +141,7 @@ export function verifyPassword (entry: HtpasswdEntry, password: string): boolean
     case 'md5-crypt':
       return sameSecret(aprMd5(password, entry.hash), entry.hash)
     case 'sha-crypt':
-      return shaCrypt().then((module) => module.verify(password, entry.hash)).catch(() => false)
+      return verifyShaCrypt(password, entry.hash)
     case 'sha':
       return sameSecret('{SHA}' + createHash('sha1').update(password).digest('base64'), entry.hash)
     case 'ssha':

@@ -4,7 +4,7 @@ import bcrypt from 'bcryptjs'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { HtpasswdFile, parseHtpasswd, verifyPassword } from '../src/htpasswd.js'
+import { HtpasswdFile, parseHtpasswd, SHA_CRYPT_MAX_WAITING, verifyPassword } from '../src/htpasswd.js'
 import { compilePublicPath } from '../src/steps/auth.js'
 
 // The hash kinds the end-to-end test (auth.test.ts) does not go through, with hashes made by other tools:
@@ -71,4 +71,18 @@ test('an unknown user costs a bcrypt check too, so timing does not tell which na
   const noBcrypt = new HtpasswdFile(file, silent)
   await noBcrypt.decoyMade
   t.equal(noBcrypt.check(basic('mallory:secret')), false, 'without bcrypt users there is no slow check to match')
+})
+
+test('SHA-crypt verifications take turns, with the event loop free between them, and at most 64 wait', async (t) => {
+  const { users } = parseHtpasswd('fast:$5$rounds=1000$saltsalt$eKLZU9t9OoPWrqOQsoTIKG0aYkZ5rGOoOQhiIvoSWX2\n')
+  const entry = users.get('fast') as NonNullable<ReturnType<typeof users.get>>
+  t.equal(await verifyPassword(entry, 'secret'), true, 'the right password (Python crypt, 1000 rounds)')
+  let ticks = 0
+  const ticker = setInterval(() => { ticks++ }, 0)
+  const five = await Promise.all(Array.from({ length: 5 }, async () => await verifyPassword(entry, 'wrong')))
+  clearInterval(ticker)
+  t.same(five, [false, false, false, false, false])
+  t.ok(ticks >= 3, `timers ran between the verifications (${ticks} ticks; back to back they would get none)`)
+  const many = await Promise.all(Array.from({ length: SHA_CRYPT_MAX_WAITING + 6 }, async () => await verifyPassword(entry, 'secret')))
+  t.equal(many.filter((verified) => verified).length, SHA_CRYPT_MAX_WAITING, 'those beyond the waiting limit are refused without a hash')
 })
