@@ -44,7 +44,9 @@ export class MemoryLimits {
   apply (name: string, pid: number, bytes: number): string | null {
     this.check()
     if (this.usable === null || !('dir' in this.usable)) return null
-    const dir = join(this.usable.dir, `navigator-${name.replace(/[^A-Za-z0-9_.-]/g, '_')}`)
+    // One cgroup per process, named for the tenant and its pid: a replaced tenant still draining keeps its own
+    // limit, and two names that read the same once cleaned (`a/b`, `a_b`) never share one.
+    const dir = join(this.usable.dir, `navigator-${name.replace(/[^A-Za-z0-9_.-]/g, '_')}-${pid}`)
     try {
       mkdirSync(dir, { recursive: true })
       writeFileSync(join(dir, 'memory.max'), `${bytes}\n`)

@@ -268,11 +268,11 @@ test(`memory_limit on this machine: ${cgroupWritable() ? 'memory.max is set' : '
   if (cgroupWritable()) {
     t.equal(warnings.length, 0)
     const dir = ownCgroupDir() as string
-    t.equal(readFileSync(join(dir, 'navigator-small', 'memory.max'), 'utf8').trim(), String(512 * 1024 ** 2))
-    t.equal(readFileSync(join(dir, 'navigator-large', 'memory.max'), 'utf8').trim(), String(1024 ** 3), 'the tenant\'s own limit')
-    t.match(readFileSync(join(dir, 'navigator-small', 'cgroup.procs'), 'utf8'), new RegExp(`^${small}$`, 'm'))
+    t.equal(readFileSync(join(dir, `navigator-small-${small}`, 'memory.max'), 'utf8').trim(), String(512 * 1024 ** 2))
+    t.equal(readFileSync(join(dir, `navigator-large-${large}`, 'memory.max'), 'utf8').trim(), String(1024 ** 3), 'the tenant\'s own limit')
+    t.match(readFileSync(join(dir, `navigator-small-${small}`, 'cgroup.procs'), 'utf8'), new RegExp(`^${small}$`, 'm'))
     await supervisor.stop()
-    t.notOk(existsSync(join(dir, 'navigator-small')), 'removed once the tenant stopped')
+    t.notOk(existsSync(join(dir, `navigator-small-${small}`)), 'removed once the tenant stopped')
   } else {
     t.equal(warnings.length, 1, 'one warning for two tenants with limits')
     t.match(warnings[0], { level: 'warn', reason: /\S/ })
@@ -292,8 +292,8 @@ test('memory_limit with a cgroup v2 directory: the tenant\'s cgroup gets memory.
   await supervisor.start()
   const pid = await pidOf(supervisor, 'limited/one')
   t.equal(readFileSync(join(dir, 'cgroup.subtree_control'), 'utf8'), '+memory\n', 'the memory controller is enabled for child cgroups')
-  t.equal(readFileSync(join(dir, 'navigator-limited_one', 'memory.max'), 'utf8'), `${256 * 1024 ** 2}\n`)
-  t.equal(readFileSync(join(dir, 'navigator-limited_one', 'cgroup.procs'), 'utf8'), `${pid}\n`)
+  t.equal(readFileSync(join(dir, `navigator-limited_one-${pid}`, 'memory.max'), 'utf8'), `${256 * 1024 ** 2}\n`)
+  t.equal(readFileSync(join(dir, `navigator-limited_one-${pid}`, 'cgroup.procs'), 'utf8'), `${pid}\n`)
   t.notOk(lines.some((line) => String(line.msg).startsWith('memory_limit is not enforced')))
   t.match(lines.find((line) => line.msg === 'tenant memory limit set'), { process: 'limited/one', memoryMax: 256 * 1024 ** 2 })
 })
