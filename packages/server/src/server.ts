@@ -171,7 +171,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const generations = new Generations(await prepare(first, config, shared), log, machineIdle, logsRequests(log), metrics)
   const server = createHttpServer(generations, log)
   metrics?.watch({ supervisor, webSockets, machineIdle, applications: () => generations.current.config.applications, inFlight: () => generations.inFlight })
-  status?.watch({ supervisor, webSockets, config: () => generations.current.config, inFlight: () => generations.inFlight })
+  status?.watch({ supervisor, webSockets, cable, config: () => generations.current.config, inFlight: () => generations.inFlight })
   let metricsServer: Server | null = null
 
   async function listen (): Promise<string> {

@@ -78,6 +78,7 @@ export function renderStatus (s: StatusSnapshot): string {
     card('Listening on', `<code>${shown(m.listen)}</code>`, 'listen') +
     card('Requests in flight', e(m.requestsInFlight), 'in-flight') +
     card('WebSockets', e(m.webSockets), 'websockets') +
+    (m.cable.webSockets > 0 || m.cable.streams > 0 ? card('Cable hub', `${e(m.cable.webSockets)} <small>on ${e(m.cable.streams)} streams</small>`, 'cable') : '') +
     '</section>' +
     `<section><h2>Processes</h2>${processes}</section>` +
     '<section class="split"><div><h2>Sticky decisions</h2>' +

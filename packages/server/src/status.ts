@@ -26,7 +26,10 @@ export interface MachineStatus {
   listen: string | null
   /** Requests and WebSocket handshakes in flight on this Machine (the status request included). */
   requestsInFlight: number
+  /** WebSockets relayed to the apps. */
   webSockets: number
+  /** The TurboCable hub's own WebSockets, and the streams they subscribe to (0 when `cable` is off). */
+  cable: { webSockets: number, streams: number }
 }
 
 export interface ProcessStatus {
@@ -72,6 +75,7 @@ export interface StatusSnapshot {
 export interface StatusSources {
   supervisor: Supervisor
   webSockets: WebSocketRelay
+  cable: { size: number, streams: number }
   /** The configuration in force. */
   config: () => NavigatorConfig
   /** Requests and pending WebSocket handshakes in flight. */
@@ -154,7 +158,8 @@ export class NavigatorStatus {
         uptimeSeconds: (now - this.startedAt) / 1000,
         listen: this.address,
         requestsInFlight: sources?.inFlight() ?? 0,
-        webSockets: sources?.webSockets.size ?? 0
+        webSockets: sources?.webSockets.size ?? 0,
+        cable: { webSockets: sources?.cable.size ?? 0, streams: sources?.cable.streams ?? 0 }
       },
       processes: sources === null || config === null ? [] : this.processes(sources.supervisor, config, now),
       sticky: {

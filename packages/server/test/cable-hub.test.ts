@@ -448,3 +448,13 @@ test('a WebSocket that subscribes to more than 1,000 streams is closed with 1008
   client.send({ type: 'subscribe', stream: 'one-too-many' })
   t.same(await within(client.closed, 'the close'), { code: 1008 })
 })
+
+test('the status page counts the hub\'s WebSockets and their streams', async (t) => {
+  const hub = await startHub(t, { server: ['  status: {}'] })
+  const client = await connect(t, hub.address)
+  await client.subscribe('a')
+  await client.subscribe('b')
+  const status = JSON.parse((await http(hub.address, '/navigator/status.json')).text) as { machine: { cable: unknown } }
+  t.same(status.machine.cable, { webSockets: 1, streams: 2 })
+  t.match((await http(hub.address, '/navigator/status')).text, /Cable hub.*1 <small>on 2 streams<\/small>/s)
+})
