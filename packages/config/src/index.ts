@@ -1,6 +1,6 @@
 export * from './types.js'
 export { loadConfig, parseConfig, canonicalYaml, ConfigError } from './load.js'
-export { tenantNameFromPath } from './go-forms.js'
+export { GO_KEY_PATHS, tenantNameFromPath } from './go-forms.js'
 export { isValidMachineId, MACHINE_ID_PATTERN } from './machine-id.js'
 export type { LoadOptions, ParseOptions } from './load.js'
 export { formatProblem } from './problems.js'
