@@ -1,20 +1,11 @@
 import { test } from 'tap'
-import { ConfigError, DEFAULT_CABLE_BROADCAST_PATH, DEFAULT_CABLE_ENABLED, DEFAULT_CABLE_PATH, parseConfig } from '../src/index.js'
+import { DEFAULT_CABLE_BROADCAST_PATH, DEFAULT_CABLE_ENABLED, DEFAULT_CABLE_PATH, parseConfig } from '../src/index.js'
+import { problemLines as problems } from './helpers.js'
 
 // cable: the TurboCable hub. Off unless enabled (the Go Navigator's default is on); its two paths are URL paths of
 // their own, distinct from each other and, when the hub is on, from Navigator's other own paths.
 
 const OPTIONS = { dir: '/srv/app', env: {} }
-
-function problems (yaml: string): string[] {
-  try {
-    parseConfig(yaml, OPTIONS)
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems.map((problem) => `${problem.path}: ${problem.message}`)
-    throw err
-  }
-  return []
-}
 
 test('absent, empty or without enabled: off, at /cable and /_broadcast', async (t) => {
   const off = { enabled: false, path: '/cable', broadcastPath: '/_broadcast' }

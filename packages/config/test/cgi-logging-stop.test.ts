@@ -3,21 +3,10 @@ import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseConfig } from '../src/load.js'
-import { ConfigError } from '../src/problems.js'
 import type { ConfigProblem } from '../src/types.js'
+import { problemsOf } from './helpers.js'
 
 // server.cgi_scripts, logging.file / logging.vector and hooks.server.stop: their normalised form and their problems.
-
-function problemsOf (t: Tap.Test, yaml: string, options: { dir?: string, launchPaths?: boolean } = {}): ConfigProblem[] {
-  try {
-    parseConfig(yaml, { file: 'navigator.yml', env: {}, ...options })
-  } catch (err) {
-    t.type(err, ConfigError)
-    return (err as ConfigError).problems
-  }
-  t.fail('expected a ConfigError')
-  return []
-}
 
 const summary = (problems: ConfigProblem[]): Array<[string, number, string]> => problems.map((p) => [p.path, p.line, p.message])
 

@@ -1,19 +1,10 @@
 import { test } from 'tap'
-import { ConfigError, parseConfig } from '../src/index.js'
+import { parseConfig } from '../src/index.js'
+import { problemLines as problems } from './helpers.js'
 
 // server.disable_compression: proxied responses are compressed unless it is true.
 
 const OPTIONS = { dir: '/srv/app', env: {} }
-
-function problems (yaml: string): string[] {
-  try {
-    parseConfig(yaml, OPTIONS)
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems.map((problem) => `${problem.path}: ${problem.message}`)
-    throw err
-  }
-  return []
-}
 
 test('compression is on unless server.disable_compression is true', async (t) => {
   t.equal(parseConfig('', OPTIONS).server.disableCompression, false, 'absent: compressed')

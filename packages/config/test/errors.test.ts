@@ -4,17 +4,7 @@ import { tmpdir } from 'node:os'
 import { loadConfig, parseConfig } from '../src/load.js'
 import { ConfigError } from '../src/problems.js'
 import type { ConfigProblem } from '../src/types.js'
-
-function problemsOf (t: Tap.Test, yaml: string, env: NodeJS.ProcessEnv = {}): ConfigProblem[] {
-  try {
-    parseConfig(yaml, { file: 'navigator.yml', env })
-  } catch (err) {
-    t.type(err, ConfigError)
-    return (err as ConfigError).problems
-  }
-  t.fail('expected a ConfigError')
-  return []
-}
+import { problemsOf } from './helpers.js'
 
 const summary = (problems: ConfigProblem[]): Array<[string, number, number]> => problems.map((p) => [p.path, p.line, p.column])
 
@@ -192,7 +182,7 @@ test('tenant names and paths must be unique and paths must start with "/"', asyn
 })
 
 test('a secret from an unset variable is reported without echoing anything secret', async (t) => {
-  const problems = problemsOf(t, 'routes:\n  fly:\n    sticky_sessions:\n      secret: ["${KEY_A}", ""]\n', { KEY_B: 'x' })
+  const problems = problemsOf(t, 'routes:\n  fly:\n    sticky_sessions:\n      secret: ["${KEY_A}", ""]\n', { env: { KEY_B: 'x' } })
   t.same(summary(problems), [
     ['routes.fly.sticky_sessions.secret', 4, 15],
     ['routes.fly.sticky_sessions.secret.0', 4, 16]

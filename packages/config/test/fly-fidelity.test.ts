@@ -1,22 +1,11 @@
 import { test } from 'tap'
 import { parseConfig } from '../src/load.js'
-import { ConfigError } from '../src/problems.js'
 import { DEFAULT_MAX_REPLAY_BODY, DEFAULT_PEER_WRITE_TIMEOUT } from '../src/defaults.js'
 import type { ConfigProblem } from '../src/types.js'
+import { problemsOf } from './helpers.js'
 
 // The keys of "sticky sessions that hold on real Fly": the replay limit, the peer write timeout, the direct proxy
 // mode and its Flycast address, the sticky header, and the cookie's Domain, Partitioned and session lifetime.
-
-function problemsOf (t: Tap.Test, yaml: string): ConfigProblem[] {
-  try {
-    parseConfig(yaml, { file: 'navigator.yml', env: {} })
-  } catch (err) {
-    t.type(err, ConfigError)
-    return (err as ConfigError).problems
-  }
-  t.fail('expected a ConfigError')
-  return []
-}
 
 const sticky = (...lines: string[]): string => ['routes:', '  fly:', '    sticky_sessions:', ...lines.map((line) => `      ${line}`)].join('\n')
 const summary = (problems: ConfigProblem[]): Array<[string, number, number]> => problems.map((p) => [p.path, p.line, p.column])

@@ -1,17 +1,8 @@
 import { test } from 'tap'
-import { ConfigError, parseConfig } from '../src/index.js'
+import { parseConfig } from '../src/index.js'
+import { problemLines as problems } from './helpers.js'
 
 // server.metrics: off unless the section is there; its path, its own listener and the addresses allowed, checked.
-
-function problems (yaml: string): string[] {
-  try {
-    parseConfig(yaml, { dir: '/srv/app', env: {} })
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems.map((problem) => `${problem.path}: ${problem.message}`)
-    throw err
-  }
-  return []
-}
 
 test('an empty metrics section turns them on at /metrics, on the main port, for this computer only', async (t) => {
   const config = parseConfig('server:\n  metrics: {}\n', { dir: '/srv/app', env: {} })

@@ -1,21 +1,9 @@
 import { test } from 'tap'
 import { parseConfig } from '../src/load.js'
-import { ConfigError } from '../src/problems.js'
-import type { ConfigProblem } from '../src/types.js'
+import { problemsOf } from './helpers.js'
 
 // server.hostname, server.root_path, server.trust_proxy, and bot_detection of the server and of a tenant; a tenant's
 // public_dir.
-
-function problemsOf (t: Tap.Test, yaml: string): ConfigProblem[] {
-  try {
-    parseConfig(yaml, { file: 'navigator.yml', env: {} })
-  } catch (err) {
-    t.type(err, ConfigError)
-    return (err as ConfigError).problems
-  }
-  t.fail('expected a ConfigError')
-  return []
-}
 
 const TENANT = ['applications:', '  tenants:', '    - name: alpha', '      path: /alpha']
 

@@ -1,20 +1,11 @@
 import { test } from 'tap'
-import { ConfigError, parseConfig } from '../src/index.js'
+import { parseConfig } from '../src/index.js'
+import { problemLines as problems } from './helpers.js'
 
 // server.status: off unless the section is there; its path (and its JSON twin) none of Navigator's other own paths,
 // and the addresses allowed, checked as the metrics' are.
 
 const OPTIONS = { dir: '/srv/app', env: {} }
-
-function problems (yaml: string): string[] {
-  try {
-    parseConfig(yaml, OPTIONS)
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems.map((problem) => `${problem.path}: ${problem.message}`)
-    throw err
-  }
-  return []
-}
 
 test('an empty status section turns the page on at /navigator/status, for this computer only', async (t) => {
   t.same(parseConfig('server:\n  status: {}\n', OPTIONS).server.status, {
