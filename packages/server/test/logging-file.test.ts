@@ -2,7 +2,7 @@ import { test } from 'tap'
 import { spawn } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { BIN, TENANT_APP, http, reservePort, runCli, startNavigator, tempDir, tenantStartPort, writeConfig } from './helpers.js'
+import { BIN, http, reservePort, runCli, siteConfig, startNavigator, tempDir, tenant, writeConfig } from './helpers.js'
 
 // logging.file through the real navigator: `{{app}}` files per process beside stdout, in the configured format,
 // appended to and created with their folder; logging.vector refused with what to do instead; no key twice in a JSON
@@ -60,32 +60,23 @@ test('{{app}}: each process\'s output in its own file, Navigator\'s lines in nav
     'noisy.sh': '#!/bin/sh\necho "script complaint" >&2\nprintf \'Content-Type: text/plain\\n\\nok\\n\'\n'
   })
   chmodSync(join(dir, 'noisy.sh'), 0o755)
-  writeConfig(dir, [
-    'server:',
-    '  listen: "127.0.0.1:0"',
-    '  cgi_scripts:',
-    '    - path: /noisy',
-    '      script: noisy.sh',
-    'logging:',
-    '  file: logs/{{app}}/out.log',
-    'managed_processes:',
-    '  - name: worker',
-    '    command: sh',
-    '    args: ["-c", "echo hello from worker; echo worker trouble >&2; exec sleep 60"]',
-    'hooks:',
-    '  server:',
-    '    ready:',
-    '      - command: sh',
-    '        args: ["-c", "echo hook output line"]',
-    'applications:',
-    '  command: node',
-    `  args: [${JSON.stringify(TENANT_APP)}]`,
-    `  start_port: ${tenantStartPort()}`,
-    '  tenants:',
-    '    - name: app',
-    '      path: /app',
-    ''
-  ].join('\n'))
+  writeConfig(dir, await siteConfig({
+    server: ['  cgi_scripts:', '    - path: /noisy', '      script: noisy.sh'],
+    tenants: [tenant('app', '/app')],
+    after: [
+      'logging:',
+      '  file: logs/{{app}}/out.log',
+      'managed_processes:',
+      '  - name: worker',
+      '    command: sh',
+      '    args: ["-c", "echo hello from worker; echo worker trouble >&2; exec sleep 60"]',
+      'hooks:',
+      '  server:',
+      '    ready:',
+      '      - command: sh',
+      '        args: ["-c", "echo hook output line"]'
+    ]
+  }))
   const nav = await startNavigator(t, dir, { LOG_LEVEL: 'debug' })
   t.equal((await http(nav.address, '/app/slow?ms=1')).status, 200, 'the tenant answers (and logs a line)')
   t.equal((await http(nav.address, '/noisy')).text, 'ok\n', 'the CGI script answers (and writes to stderr)')
@@ -139,29 +130,20 @@ test('a log file that cannot be opened stops the start with the reason', async (
 /** A `navigator` of one Machine, with text logs at debug on stdout (kept) and in its logging.file. */
 async function startTextMachine (t: { teardown: (fn: () => unknown) => void }, id: string, ports: Record<string, number>): Promise<{ stdout: () => string, file: string }> {
   const dir = tempDir()
-  writeFileSync(join(dir, 'config.yml'), [
-    'server:',
-    `  listen: "127.0.0.1:${ports[id]}"`,
-    '  shutdown_timeout: 1s',
-    'logging:',
-    '  format: text',
-    '  file: log/navigator.log',
-    'routes:',
-    '  fly:',
-    '    sticky_sessions:',
-    '      enabled: true',
-    '      paths: ["/app/*"]',
-    '      peers:',
-    ...Object.entries(ports).map(([peer, port]) => `        ${peer}: "http://127.0.0.1:${port}"`),
-    'applications:',
-    '  command: node',
-    `  args: [${JSON.stringify(TENANT_APP)}]`,
-    `  start_port: ${tenantStartPort()}`,
-    '  tenants:',
-    '    - name: app',
-    '      path: /app',
-    ''
-  ].join('\n'))
+  writeFileSync(join(dir, 'config.yml'), await siteConfig({
+    listen: `"127.0.0.1:${ports[id]}"`,
+    server: ['  shutdown_timeout: 1s'],
+    routes: [
+      '  fly:',
+      '    sticky_sessions:',
+      '      enabled: true',
+      '      paths: ["/app/*"]',
+      '      peers:',
+      ...Object.entries(ports).map(([peer, port]) => `        ${peer}: "http://127.0.0.1:${port}"`)
+    ],
+    tenants: [tenant('app', '/app')],
+    after: ['logging:', '  format: text', '  file: log/navigator.log']
+  }))
   mkdirSync(join(dir, 'log'), { recursive: true })
   let stdout = ''
   const child = spawn(process.execPath, [BIN, 'config.yml'], {

@@ -2,7 +2,7 @@ import { spawn, execFileSync } from 'node:child_process'
 import { openSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'tap'
-import { BIN, TENANT_APP, freePort, tempDir, tenantStartPort } from './helpers.js'
+import { BIN, freePort, siteConfig, tempDir, tenant } from './helpers.js'
 
 // The troubleshooting recipes of the sticky-sessions guide, run as written (with this machine's port): a cookie jar
 // kept by curl, text logs at debug read with grep, and the "machine unavailable" lines counted with grep -c.
@@ -26,28 +26,20 @@ async function waitFor (check: () => boolean, ms: number): Promise<boolean> {
 test('the guide\'s recipes: curl\'s cookie jar, LOG_LEVEL=debug text logs with grep, and counting "machine unavailable"', async (t) => {
   const port = await freePort()
   const dir = tempDir()
-  writeFileSync(join(dir, 'config.yml'), [
-    'server:',
-    `  listen: "127.0.0.1:${port}"`,
-    'logging:',
-    '  format: text',
-    'routes:',
-    '  fly:',
-    '    sticky_sessions:',
-    '      enabled: true',
-    '      paths: ["/app/*", "/app"]',
-    '      peers:',
-    `        m1: "http://127.0.0.1:${port}"`,
-    `        m2: "http://127.0.0.1:${await freePort()}"`,
-    'applications:',
-    '  command: node',
-    `  args: [${JSON.stringify(TENANT_APP)}]`,
-    `  start_port: ${tenantStartPort()}`,
-    '  tenants:',
-    '    - name: app',
-    '      path: /app',
-    ''
-  ].join('\n'))
+  writeFileSync(join(dir, 'config.yml'), await siteConfig({
+    listen: `"127.0.0.1:${port}"`,
+    routes: [
+      '  fly:',
+      '    sticky_sessions:',
+      '      enabled: true',
+      '      paths: ["/app/*", "/app"]',
+      '      peers:',
+      `        m1: "http://127.0.0.1:${port}"`,
+      `        m2: "http://127.0.0.1:${await freePort()}"`
+    ],
+    tenants: [tenant('app', '/app')],
+    after: ['logging:', '  format: text']
+  }))
   // LOG_LEVEL=debug navigator config.yml, its output kept in a file to grep.
   const log = openSync(join(dir, 'navigator.log'), 'w')
   const child = spawn(process.execPath, [BIN, 'config.yml'], {

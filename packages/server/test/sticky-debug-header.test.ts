@@ -5,7 +5,7 @@ import { request } from 'node:http'
 import pino from 'pino'
 import { parseConfig } from '@navigator/config'
 import { buildServer } from '../src/server.js'
-import { freePort, http, TENANT_APP, tempDir, tenantStartPort } from './helpers.js'
+import { freePort, http, siteConfig, tempDir, tenant } from './helpers.js'
 
 // routes.fly.sticky_sessions.debug_header: every response on a sticky path says what was decided, on the raw path
 // and through Fastify alike, on the refusal of a WebSocket handshake too, and never when it is off.
@@ -24,30 +24,21 @@ async function peer (t: Teardown): Promise<string> {
 }
 
 async function start (t: Teardown, options: { rawPath: boolean, debugHeader: boolean, fallback: string, peerUrl: string }): Promise<string> {
-  const yaml = [
-    'server:',
-    '  listen: "127.0.0.1:0"',
-    'routes:',
-    '  fly:',
-    '    max_replay_body: 10',
-    '    sticky_sessions:',
-    '      enabled: true',
-    '      paths: ["/app/*"]',
-    `      fallback_mode: ${options.fallback}`,
-    `      debug_header: ${String(options.debugHeader)}`,
-    '      peers:',
-    `        m2: "${options.peerUrl}"`,
-    `        m3: "http://127.0.0.1:${await freePort()}"`,
-    'applications:',
-    '  command: node',
-    `  args: [${JSON.stringify(TENANT_APP)}]`,
-    `  start_port: ${tenantStartPort()}`,
-    '  tenants:',
-    '    - name: app',
-    '      path: /app',
-    '      start: eager',
-    ''
-  ].join('\n')
+  const yaml = await siteConfig({
+    routes: [
+      '  fly:',
+      '    max_replay_body: 10',
+      '    sticky_sessions:',
+      '      enabled: true',
+      '      paths: ["/app/*"]',
+      `      fallback_mode: ${options.fallback}`,
+      `      debug_header: ${String(options.debugHeader)}`,
+      '      peers:',
+      `        m2: "${options.peerUrl}"`,
+      `        m3: "http://127.0.0.1:${await freePort()}"`
+    ],
+    tenants: [tenant('app', '/app', 'start: eager')]
+  })
   const navigator = await buildServer(parseConfig(yaml, { dir: tempDir() }), {
     env: { FLY_MACHINE_ID: 'm1', FLY_APP_NAME: 'debug', FLY_REGION: 'ord' },
     logger: pino({ level: 'silent' }),
