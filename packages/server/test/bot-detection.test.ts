@@ -1,9 +1,8 @@
 import { createRequire } from 'node:module'
 import { test } from 'tap'
-import WebSocket from 'ws'
 import { parseConfig } from '@navigator/config'
 import { buildServer } from '../src/server.js'
-import { http, startSite, tempDir, tenant } from './helpers.js'
+import { handshake, http, startSite, tempDir, tenant } from './helpers.js'
 import type { Running } from './helpers.js'
 
 // bot_detection through the real navigator: a bot (by the isbot package's list of User-Agents) is refused, let
@@ -16,23 +15,6 @@ const BROWSER = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (K
 const FILES = {
   'public/file.txt': 'a static file\n',
   'shop-public/logo.txt': 'the shop\'s logo\n'
-}
-
-/** The status of a WebSocket handshake with this User-Agent: 101 when it opened (then closed again). */
-async function handshake (nav: Running, path: string, userAgent: string): Promise<number> {
-  const ws = new WebSocket(nav.address.replace(/^http/, 'ws') + path, { headers: { 'user-agent': userAgent } })
-  return await new Promise((resolve, reject) => {
-    ws.once('open', () => {
-      ws.close()
-      resolve(101)
-    })
-    ws.once('unexpected-response', (req, res) => {
-      res.resume()
-      req.destroy()
-      resolve(res.statusCode ?? 0)
-    })
-    ws.once('error', reject)
-  })
 }
 
 async function statuses (nav: Running, paths: string[], userAgent?: string, method = 'GET'): Promise<number[]> {
@@ -73,22 +55,22 @@ test('server-wide reject: a bot gets 403 for pages, files and WebSockets; the he
   const refused = await http(nav.address, '/alpha/page', { headers: { 'user-agent': GOOGLEBOT } })
   t.match(refused, { status: 403, text: 'Forbidden\n', headers: { 'content-type': 'text/plain; charset=utf-8' } })
   t.same(await statuses(nav, ['/alpha/page'], GOOGLEBOT, 'POST'), [403], 'whatever the method')
-  t.equal(await handshake(nav, '/alpha/cable', GOOGLEBOT), 403, 'a WebSocket upgrade of a bot: 403, never relayed')
+  t.equal(await handshake(nav.address, '/alpha/cable', { 'user-agent': GOOGLEBOT }), 403, 'a WebSocket upgrade of a bot: 403, never relayed')
   t.match(await http(nav.address, '/up', { headers: { 'user-agent': GOOGLEBOT } }), { status: 200, text: 'OK\n' }, 'the health check answers bots too')
 
   t.same(await statuses(nav, ['/alpha/page', '/file.txt', '/demo/page', '/shop/page', '/shop/logo.txt'], BROWSER), [200, 200, 200, 200, 200], 'a browser reaches everything')
   t.same(await statuses(nav, ['/alpha/page', '/file.txt'], undefined), [200, 200], 'so does a client without a User-Agent')
-  t.equal(await handshake(nav, '/alpha/cable', BROWSER), 101, 'and a browser\'s WebSocket opens')
+  t.equal(await handshake(nav.address, '/alpha/cable', { 'user-agent': BROWSER }), 101, 'and a browser\'s WebSocket opens')
 
   const demo = await http(nav.address, '/demo/page', { headers: { 'user-agent': GOOGLEBOT } })
   t.equal(demo.status, 200, 'a tenant with action ignore: the bot reaches it')
   t.equal((JSON.parse(demo.text) as { headers: Record<string, string> }).headers['user-agent'], GOOGLEBOT, 'as it is')
-  t.equal(await handshake(nav, '/demo/cable', GOOGLEBOT), 101, 'its WebSockets too')
+  t.equal(await handshake(nav.address, '/demo/cable', { 'user-agent': GOOGLEBOT }), 101, 'its WebSockets too')
 
   t.match(await http(nav.address, '/shop/logo.txt', { headers: { 'user-agent': GOOGLEBOT } }), { status: 200, text: 'the shop\'s logo\n' }, 'a tenant with static-only: its static files are served to the bot')
   t.same(await statuses(nav, ['/shop/page', '/shop/missing.txt'], GOOGLEBOT), [403, 403], 'and nothing else')
   t.same(await statuses(nav, ['/shop/logo.txt'], GOOGLEBOT, 'POST'), [403], 'a POST to a file is no static request')
-  t.equal(await handshake(nav, '/shop/cable', GOOGLEBOT), 403)
+  t.equal(await handshake(nav.address, '/shop/cable', { 'user-agent': GOOGLEBOT }), 403)
 })
 
 test('server-wide static-only: a bot gets static files and 403 for the rest; a tenant can turn detection off for itself', async (t) => {
@@ -104,7 +86,7 @@ test('server-wide static-only: a bot gets static files and 403 for the rest; a t
   t.match(await http(nav.address, '/file.txt', { method: 'HEAD', headers: { 'user-agent': GOOGLEBOT } }), { status: 200, text: '' }, 'HEAD as well')
   t.same(await statuses(nav, ['/alpha/page', '/missing.txt', '/alpha/..%2ffile.txt'], GOOGLEBOT), [403, 403, 400], 'a page or a missing file: 403 (a hidden dot segment is refused before)')
   t.same(await statuses(nav, ['/alpha/page', '/missing.txt'], 'curl/8.5.0'), [403, 403], 'command-line clients count as bots, as isbot has it')
-  t.equal(await handshake(nav, '/alpha/cable', GOOGLEBOT), 403, 'an upgrade is never a static request')
+  t.equal(await handshake(nav.address, '/alpha/cable', { 'user-agent': GOOGLEBOT }), 403, 'an upgrade is never a static request')
   t.same(await statuses(nav, ['/open/page'], GOOGLEBOT), [200], 'a tenant with bot_detection.enabled false: bots pass')
   t.same(await statuses(nav, ['/alpha/page', '/missing.txt'], BROWSER), [200, 404], 'a browser: the page, and the 404 of a missing file')
 })

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
-import { BIN, http, startNavigator, tempDir, writeConfig } from './helpers.js'
+import { alive, BIN, http, startNavigator, tempDir, waitFor, writeConfig } from './helpers.js'
 
 // server.cgi_scripts through the real navigator: the CGI/1.1 environment a script sees, the request body on its
 // stdin, its headers (Status, Location) and streamed body as the answer, its timeout, allowed_users with auth, a
@@ -91,29 +91,6 @@ function site (): string {
 }
 
 const basic = (credentials: string): string => `Basic ${Buffer.from(credentials).toString('base64')}`
-
-async function waitFor (check: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) return false
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-  return true
-}
-
-function alive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch {
-    return false
-  }
-  // A zombie is as good as gone.
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
-  } catch {
-    return false
-  }
-}
 
 interface Seen { env: Record<string, string>, body: string, uid: number, cwd: string }
 

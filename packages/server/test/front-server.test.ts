@@ -1,9 +1,8 @@
 import { test } from 'tap'
 import pino from 'pino'
-import WebSocket from 'ws'
 import { parseConfig } from '@navigator/config'
 import { buildServer } from '../src/server.js'
-import { http, startSite, tempDir, tenant, tenantStartPort } from './helpers.js'
+import { handshake, http, startSite, tempDir, tenant, tenantStartPort } from './helpers.js'
 import type { LogLine, Running } from './helpers.js'
 
 // server.root_path, server.hostname and server.trust_proxy through the real navigator, with a tenant that echoes the
@@ -17,23 +16,6 @@ const FORGED = {
   'x-forwarded-for': '203.0.113.9',
   'x-forwarded-proto': 'https',
   'x-forwarded-host': 'example.test'
-}
-
-/** The status of a WebSocket handshake with these headers: 101 when it opened (then closed again). */
-async function handshake (nav: Running, path: string, headers: Record<string, string>): Promise<number> {
-  const ws = new WebSocket(nav.address.replace(/^http/, 'ws') + path, { headers })
-  return await new Promise((resolve, reject) => {
-    ws.once('open', () => {
-      ws.close()
-      resolve(101)
-    })
-    ws.once('unexpected-response', (req, res) => {
-      res.resume()
-      req.destroy()
-      resolve(res.statusCode ?? 0)
-    })
-    ws.once('error', reject)
-  })
 }
 
 test('root_path: static files are looked up below it, its bare path is redirected, tenants see their whole path', async (t) => {
@@ -127,8 +109,8 @@ test('hostname: a request for another host gets 421, WebSockets included; the he
   t.equal(await statusFor('other.test', '/ext/page'), 421, 'a reverse proxy route too')
   t.equal(await statusFor('other.test', '/nowhere'), 421, 'before the 404 of a path nothing serves')
   t.match(await http(nav.address, '/up', { headers: { host: '10.0.0.7:3000' } }), { status: 200, text: 'OK\n' }, 'the platform\'s health check, by address')
-  t.equal(await handshake(nav, '/alpha/cable', { host: 'other.test' }), 421, 'a WebSocket upgrade for another host')
-  t.equal(await handshake(nav, '/alpha/cable', { host: 'example.test' }), 101, 'and for this one')
+  t.equal(await handshake(nav.address, '/alpha/cable', { host: 'other.test' }), 421, 'a WebSocket upgrade for another host')
+  t.equal(await handshake(nav.address, '/alpha/cable', { host: 'example.test' }), 101, 'and for this one')
 })
 
 test('hostname localhost: the loopback addresses are localhost too; the first refusal of each host is logged', async (t) => {

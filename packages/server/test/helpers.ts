@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { mkdtempSync, mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { createServer as createHttpServer, request } from 'node:http'
 import type { IncomingHttpHeaders } from 'node:http'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import WebSocket from 'ws'
 
 export const BIN = fileURLToPath(new URL('../bin/navigator.js', import.meta.url))
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url))
@@ -383,4 +384,42 @@ export function sample (text: string, series: string): number | undefined {
     if (line.startsWith(series + ' ')) return Number(line.slice(series.length + 1))
   }
   return undefined
+}
+
+/** Whether a process runs: it exists and is not a zombie (dead, not yet reaped by whoever inherited it). */
+export function alive (pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+    return state !== 'Z' && state !== 'X'
+  } catch {
+    return false
+  }
+}
+
+/** Polls `check` every `stepMs` until it holds (true) or `ms` have passed (false). */
+export async function waitFor (check: () => boolean, ms: number, stepMs = 25): Promise<boolean> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) return false
+    await new Promise((resolve) => setTimeout(resolve, stepMs))
+  }
+  return true
+}
+
+/** The status of a WebSocket handshake with these headers: 101 when it opened (then closed again). */
+export async function handshake (address: string, path: string, headers: Record<string, string> = {}): Promise<number> {
+  const ws = new WebSocket(address.replace(/^http/, 'ws') + path, { headers })
+  return await new Promise((resolve, reject) => {
+    ws.once('open', () => {
+      ws.close()
+      resolve(101)
+    })
+    ws.once('unexpected-response', (req, res) => {
+      res.resume()
+      req.destroy()
+      resolve(res.statusCode ?? 0)
+    })
+    ws.once('error', reject)
+  })
 }

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'tap'
-import { FIXTURES, http, runCli, siteConfig, startFakeMachinesApi, startNavigator, tempDir, tenant, withTestShutdown, writeConfig } from './helpers.js'
+import { alive, FIXTURES, http, runCli, siteConfig, startFakeMachinesApi, startNavigator, tempDir, tenant, withTestShutdown, writeConfig } from './helpers.js'
 
 const HOOK = join(FIXTURES, 'hook.mjs')
 
@@ -20,17 +20,6 @@ function recorded (record: string): Array<{ label: string, at: number, seen: str
     const [label, at, ...seen] = line.split(' ')
     return { label, at: Number(at), seen: seen.join(' ') }
   })
-}
-
-/** Whether a process is alive; a zombie (dead, not yet reaped by whoever inherited it) is not. */
-function running (pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
-    return state !== 'Z' && state !== 'X'
-  } catch {
-    return false
-  }
 }
 
 test('server.start runs before Navigator listens, ready after; tenant hooks run with the tenant\'s environment around its life', async (t) => {
@@ -141,7 +130,7 @@ test('a hook that hangs is killed at its timeout, with everything in its process
   t.match(failed.reason, /timeout of 3000 ms/)
   const child = Number(recorded(record).find((line) => line.label === 'ready-child')?.at)
   t.ok(child > 0, 'the hook started a child')
-  t.notOk(running(child), 'the hook\'s child is gone too')
+  t.notOk(alive(child), 'the hook\'s child is gone too')
   t.equal((await http(nav.address, '/hello.txt')).status, 200, 'Navigator serves on')
 })
 

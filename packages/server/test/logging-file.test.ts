@@ -2,20 +2,11 @@ import { test } from 'tap'
 import { spawn } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { BIN, http, reservePort, runCli, siteConfig, startNavigator, tempDir, tenant, writeConfig } from './helpers.js'
+import { BIN, http, reservePort, runCli, siteConfig, startNavigator, tempDir, tenant, waitFor, writeConfig } from './helpers.js'
 
 // logging.file through the real navigator: `{{app}}` files per process beside stdout, in the configured format,
 // appended to and created with their folder; logging.vector refused with what to do instead; no key twice in a JSON
 // line; and the sticky-sessions troubleshooting recipe (LOG_LEVEL=debug, text format) with two Machines.
-
-async function waitFor (check: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) return false
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-  return true
-}
 
 const read = (file: string): string => existsSync(file) ? readFileSync(file, 'utf8') : ''
 const jsonLines = (text: string): Array<Record<string, unknown>> => text.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>)

@@ -2,7 +2,7 @@ import { spawn, execFileSync } from 'node:child_process'
 import { openSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'tap'
-import { BIN, freePort, siteConfig, tempDir, tenant } from './helpers.js'
+import { BIN, freePort, siteConfig, tempDir, tenant, waitFor } from './helpers.js'
 
 // The troubleshooting recipes of the sticky-sessions guide, run as written (with this machine's port): a cookie jar
 // kept by curl, text logs at debug read with grep, and the "machine unavailable" lines counted with grep -c.
@@ -12,15 +12,6 @@ const SHELL_TIMEOUT_MS = 15_000
 /** Runs a shell command line in `dir`, as a reader of the docs would, and returns its standard output. */
 function sh (dir: string, line: string): string {
   return execFileSync('sh', ['-c', line], { cwd: dir, encoding: 'utf8', timeout: SHELL_TIMEOUT_MS })
-}
-
-async function waitFor (check: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) return false
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return true
 }
 
 test('the guide\'s recipes: curl\'s cookie jar, LOG_LEVEL=debug text logs with grep, and counting "machine unavailable"', async (t) => {
@@ -53,7 +44,7 @@ test('the guide\'s recipes: curl\'s cookie jar, LOG_LEVEL=debug text logs with g
     await exited
   })
   const logText = (): string => readFileSync(join(dir, 'navigator.log'), 'utf8')
-  t.ok(await waitFor(() => logText().includes(' INFO listening '), 15_000), 'listening (a text line)')
+  t.ok(await waitFor(() => logText().includes(' INFO listening '), 15_000, 50), 'listening (a text line)')
   const url = `http://127.0.0.1:${port}/app`
 
   // Test Sticky Routing: a cookie jar, the same Machine every time, the cookie's value in the jar.
@@ -68,7 +59,7 @@ test('the guide\'s recipes: curl\'s cookie jar, LOG_LEVEL=debug text logs with g
   sh(dir, `curl -s -o /dev/null -b _navigator_machine=m2 ${url}`)
   for (let i = 0; i < 3; i++) sh(dir, `curl -s -o /dev/null -b _navigator_machine=m2 -H 'fly-replay-failed: reason=timeout' ${url}`)
 
-  t.ok(await waitFor(() => (logText().match(/machine unavailable/g) ?? []).length >= 3, 5_000), 'the fallbacks are logged')
+  t.ok(await waitFor(() => (logText().match(/machine unavailable/g) ?? []).length >= 3, 5_000, 50), 'the fallbacks are logged')
   t.match(sh(dir, 'grep "Sticky session cookie found machine=" navigator.log'), /^\S+Z DEBUG Sticky session cookie found machine=m1$/m,
     'LOG_LEVEL=debug: "<time> DEBUG Sticky session cookie found machine=<id>"')
   t.match(sh(dir, 'grep "Routing to machine via Fly-Replay" navigator.log'), /^\S+Z INFO Routing to machine via Fly-Replay machine=m2$/m,

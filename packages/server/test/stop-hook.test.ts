@@ -1,23 +1,10 @@
 import { test } from 'tap'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { http, siteConfig, startNavigator, tempDir, tenant, writeConfig } from './helpers.js'
+import { alive, http, siteConfig, startNavigator, tempDir, tenant, writeConfig } from './helpers.js'
 
 // hooks.server.stop through the real navigator: run at SIGTERM once the tenants are stopped, each killed at its
 // timeout (or when server.shutdown_timeout runs out), and Navigator exits all the same.
-
-function alive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch {
-    return false
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
-  } catch {
-    return false
-  }
-}
 
 async function siteWithStopHooks (hooks: string[], server: string[] = []): Promise<string> {
   const dir = tempDir()
