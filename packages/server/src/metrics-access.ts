@@ -30,12 +30,17 @@ export function readAccess (allow: readonly AddressBlock[]): ReadAccess {
     if ((method !== 'GET' && method !== 'HEAD') || isUpgrade(req)) return false
     const headers = req.headers
     for (const name of PROXIED) if (headers[name] !== undefined) return false
-    let address = req.socket.remoteAddress
-    if (address === undefined) return false
-    // A dual-stack socket shows an IPv4 client as ::ffff:a.b.c.d; the blocks are written as plain IPv4.
-    if (address.startsWith(IPV4_MAPPED) && isIPv4(address.slice(IPV4_MAPPED.length))) address = address.slice(IPV4_MAPPED.length)
-    return blocks.check(address, isIPv4(address) ? 'ipv4' : 'ipv6')
+    return peerIn(blocks, req)
   }
+}
+
+/** Whether the request's socket comes from an address of `blocks`: its peer, never a header. */
+export function peerIn (blocks: BlockList, req: IncomingMessage): boolean {
+  let address = req.socket.remoteAddress
+  if (address === undefined) return false
+  // A dual-stack socket shows an IPv4 client as ::ffff:a.b.c.d; the blocks are written as plain IPv4.
+  if (address.startsWith(IPV4_MAPPED) && isIPv4(address.slice(IPV4_MAPPED.length))) address = address.slice(IPV4_MAPPED.length)
+  return blocks.check(address, isIPv4(address) ? 'ipv4' : 'ipv6')
 }
 
 /** Nobody: the main port's answer for the metrics path when they have a listener of their own. */

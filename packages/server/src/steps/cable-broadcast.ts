@@ -1,13 +1,13 @@
-import { BlockList, isIPv4 } from 'node:net'
+import { BlockList } from 'node:net'
 import type { IncomingMessage } from 'node:http'
 import { ANSWERED, answer, NEXT, type RequestContext, type Step, type StepOutcome } from '@navigator/proxy'
 import { parseBroadcast } from '../cable-message.js'
+import { peerIn } from '../metrics-access.js'
 import type { StepOptions } from './index.js'
 
 /** A broadcast body larger than this gets 413 (a Turbo Stream of a whole page is far below it). */
 export const CABLE_MAX_BROADCAST_BYTES = 4 * 1024 * 1024
 
-const IPV4_MAPPED = '::ffff:'
 const PLAIN = Object.freeze(['content-type', 'text/plain; charset=utf-8', 'x-content-type-options', 'nosniff'])
 const NOT_A_POST = Object.freeze(['allow', 'POST', ...PLAIN])
 
@@ -64,12 +64,7 @@ LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4')
 LOOPBACK.addAddress('::1', 'ipv6')
 
 /** Whether the request's socket comes from a loopback address: its peer, never a header. */
-function fromLoopback (req: IncomingMessage): boolean {
-  let address = req.socket.remoteAddress
-  if (address === undefined) return false
-  if (address.startsWith(IPV4_MAPPED) && isIPv4(address.slice(IPV4_MAPPED.length))) address = address.slice(IPV4_MAPPED.length)
-  return LOOPBACK.check(address, isIPv4(address) ? 'ipv4' : 'ipv6')
-}
+const fromLoopback = (req: IncomingMessage): boolean => peerIn(LOOPBACK, req)
 
 /**
  * The whole body, or null when it is larger than CABLE_MAX_BROADCAST_BYTES (read to its end all the same, without
