@@ -6,8 +6,9 @@ import { http, startNavigator, tempDir } from './helpers.js'
 // `auth` in front of routes.reverse_proxies, through the real navigator: a reverse proxy's target (a server Navigator
 // does not run) sees neither a request nor a WebSocket upgrade without the password.
 
-// admin:secret, bcrypt of cost 4.
-const HTPASSWD = 'admin:$2b$04$ulo/tqKHqnaOanphZTRH5OMNgzjlKAfu2dkWhtTSLiIJxpbjBOLfO\n'
+// admin:secret, bcrypt of cost 4; ops:secret, SHA-512 crypt (`openssl passwd -6 -salt saltsalt secret`).
+const HTPASSWD = 'admin:$2b$04$ulo/tqKHqnaOanphZTRH5OMNgzjlKAfu2dkWhtTSLiIJxpbjBOLfO\n' +
+  'ops:$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1\n'
 const AUTHORISED = `Basic ${Buffer.from('admin:secret').toString('base64')}`
 
 test('a reverse proxy behind auth: 401 without the password, before anything reaches the target', async (t) => {
@@ -63,6 +64,9 @@ test('a reverse proxy behind auth: 401 without the password, before anything rea
 
   const served = await http(nav.address, '/api/things', { headers: { authorization: AUTHORISED } })
   t.same([served.status, served.text], [200, 'target'], 'with the password: proxied')
+  const ops = (password: string): Record<string, string> => ({ authorization: `Basic ${Buffer.from(`ops:${password}`).toString('base64')}` })
+  t.equal((await http(nav.address, '/api/sha', { headers: ops('wrong') })).status, 401, 'a SHA-512 crypt user with a wrong password')
+  t.equal((await http(nav.address, '/api/sha', { headers: ops('secret') })).status, 200, 'and with the right one')
   const echoed = await new Promise<string>((resolve, reject) => {
     const ws = new WebSocket(`${nav.address.replace('http', 'ws')}/api/socket`, { headers: { authorization: AUTHORISED } })
     ws.on('open', () => { ws.send('hi') })
@@ -70,5 +74,5 @@ test('a reverse proxy behind auth: 401 without the password, before anything rea
     ws.on('error', reject)
   })
   t.equal(echoed, 'echo hi', 'and the upgrade is relayed')
-  t.same(seen, ['GET /api/things', 'upgrade /api/socket'])
+  t.same(seen, ['GET /api/things', 'GET /api/sha', 'upgrade /api/socket'])
 })
