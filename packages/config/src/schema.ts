@@ -286,6 +286,7 @@ export const FlySchema = Type.Object({
   sticky_sessions: Type.Optional(StickySessionsSchema),
   max_replay_body: Type.Optional(Type.Integer({
     minimum: 0,
+    maximum: Number.MAX_SAFE_INTEGER,
     description: 'Largest request body, in bytes, answered with `fly-replay` (replay rules and sticky sessions alike): a Content-Length up to this, or no body. A larger body, or one of unknown length (chunked), is proxied directly. Fly cannot replay more than 1 MB (1,000,000 bytes).',
     default: DEFAULT_MAX_REPLAY_BODY
   })),

@@ -8,7 +8,9 @@ import { problemsOf } from './helpers.js'
 // mode and its Flycast address, the sticky header, and the cookie's Domain, Partitioned and session lifetime.
 
 const sticky = (...lines: string[]): string => ['routes:', '  fly:', '    sticky_sessions:', ...lines.map((line) => `      ${line}`)].join('\n')
-const summary = (problems: ConfigProblem[]): Array<[string, number, number]> => problems.map((p) => [p.path, p.line, p.column])
+// Each problem's file is part of what is compared: a problem of navigator.yml shows as its key path alone.
+const summary = (problems: ConfigProblem[]): Array<[string, number, number]> =>
+  problems.map((p) => [p.file === 'navigator.yml' ? p.path : `${p.file}: ${p.path}`, p.line, p.column])
 
 test('the replay limit is 1 MB (1,000,000 bytes) and the peer write timeout 5s unless set', async (t) => {
   t.equal(DEFAULT_MAX_REPLAY_BODY, 1_000_000)
@@ -31,6 +33,11 @@ test('a bad replay limit or peer write timeout is reported at its value', async 
   t.same(summary(words), [['routes.fly.max_replay_body', 3, 22], ['routes.fly.peer_write_timeout', 4, 25]])
   t.match(words[0].message, 'must be an integer')
   t.match(words[1].message, 'Go duration')
+
+  // Past 2^53 a byte count is no longer exact: refused by --check rather than at start by the sticky plugin.
+  const huge = problemsOf(t, 'routes:\n  fly:\n    max_replay_body: 99999999999999999999\n')
+  t.same(summary(huge), [['routes.fly.max_replay_body', 3, 22]])
+  t.match(huge[0].message, String(Number.MAX_SAFE_INTEGER))
 })
 
 test('direct_proxy, flycast_port and flycast_url load as given; the URL is kept as its origin', async (t) => {

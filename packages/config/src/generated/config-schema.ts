@@ -962,6 +962,7 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
             "max_replay_body": {
               "type": "integer",
               "minimum": 0,
+              "maximum": 9007199254740991,
               "description": "Largest request body, in bytes, answered with `fly-replay` (replay rules and sticky sessions alike): a Content-Length up to this, or no body. A larger body, or one of unknown length (chunked), is proxied directly. Fly cannot replay more than 1 MB (1,000,000 bytes).",
               "default": 1000000
             },
