@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
+import { checkEdgeConfig } from './check.js'
 import { DEFAULT_APP, DEFAULT_EDGE_PORT, startLocalFly, stopOnSignals } from './local-fly.js'
 import { parseReplayCacheRule, type ReplayCacheRule } from './replay-cache.js'
 
 const HELP = `Usage: fly-edge --config <navigator.yml> [options]
+       fly-edge --check --config <navigator.yml> [--machines <n>] [--app <name>] [--regions <list>]
 
 A local stand-in for Fly.io's edge proxy: launches N navigator processes as the
 Machines of one app and balances requests over them, honouring fly-replay.
@@ -23,14 +25,21 @@ Options:
                       [[http_service.http_options.replay_cache]], with its key names:
                       path_prefix=/,ttl_seconds=300,type=cookie,name=<cookie>[,allow_bypass=true]
                       (type=header keys on a request header); repeat for more rules
+  --check             check the config as each Machine would run it, with the edge's
+                      variables (NAVIGATOR_PORT, NAVIGATOR_DATA, FLY_*) set and its ports
+                      moved; print every problem as navigator --check does; exit 0
+                      (valid) or 2 (invalid); start nothing
   --verbose           print routing decisions and all Machine output (without it:
                       the Machines' warnings and errors)
   --help              print this help
 `
 
+// As navigator's: a usage or config problem.
+const EXIT_CONFIG_ERROR = 2
+
 function fail (message: string): never {
   process.stderr.write(`fly-edge: ${message}\n\n${HELP}`)
-  process.exit(2)
+  process.exit(EXIT_CONFIG_ERROR)
 }
 
 async function main (): Promise<void> {
@@ -46,6 +55,7 @@ async function main (): Promise<void> {
         regions: { type: 'string' },
         'no-autostart': { type: 'boolean', default: false },
         'replay-cache': { type: 'string', multiple: true, default: [] },
+        check: { type: 'boolean', default: false },
         verbose: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false }
       }
@@ -63,6 +73,14 @@ async function main (): Promise<void> {
   const port = Number(values.port)
   if (!Number.isInteger(machines) || machines < 1) fail('--machines must be a whole number >= 1')
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail('--port must be a port number')
+  const regions = values.regions?.split(',').map((r) => r.trim()).filter(Boolean)
+  if (values.check) {
+    const { problems, warnings } = await checkEdgeConfig({ config: values.config, machines, app: values.app, regions })
+    for (const line of [...warnings, ...problems]) process.stderr.write(line + '\n')
+    if (problems.length > 0) process.exit(EXIT_CONFIG_ERROR)
+    process.stdout.write(`${values.config}: ok for ${machines} Machine${machines === 1 ? '' : 's'} behind the edge\n`)
+    return
+  }
   let replayCache: ReplayCacheRule[]
   try {
     replayCache = values['replay-cache'].map(parseReplayCacheRule)
@@ -76,7 +94,7 @@ async function main (): Promise<void> {
     port,
     host: values.host,
     app: values.app,
-    regions: values.regions?.split(',').map((r) => r.trim()).filter(Boolean),
+    regions,
     autostart: !values['no-autostart'],
     replayCache,
     verbose: values.verbose

@@ -1,21 +1,29 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { NAV_FLY_EDGE_INVALID_OPTION, NAV_FLY_EDGE_LAUNCH_FAILED, NAV_FLY_EDGE_UNKNOWN_MACHINE } from './errors.js'
 import { checkMachineConfig, machineConfigText, planPorts } from './machine-config.js'
 import { DEFAULT_REGION, isValidAppName, type MachineLauncher, type MachineSpec } from './machines.js'
 
 export const DEFAULT_STARTUP_TIMEOUT_MS = 30_000
 export const DEFAULT_STOP_GRACE_MS = 10_000
-export const DEFAULT_NAVIGATOR_BIN = fileURLToPath(new URL('../../server/bin/navigator.js', import.meta.url))
+/** The `navigator` bin of the installed @navigator/server (from a clone, a release's tarballs or the registry). */
+export const DEFAULT_NAVIGATOR_BIN = navigatorBin()
 // Below Linux's ephemeral range (32768+), where port-0 listeners of other tests land.
-const FIRST_BLOCK_PORT = 20_000
+export const FIRST_BLOCK_PORT = 20_000
 const EPHEMERAL_PORTS = 32_768
+
+function navigatorBin (): string {
+  const manifest = createRequire(import.meta.url).resolve('@navigator/server/package.json')
+  const { bin } = JSON.parse(readFileSync(manifest, 'utf8')) as { bin: { navigator: string } }
+  return join(dirname(manifest), bin.navigator)
+}
 
 export interface LaunchOptions {
   /** The Navigator config every Machine runs, as it is: each Machine gets a copy with its own ports. */
@@ -39,7 +47,7 @@ export interface LaunchOptions {
   dataDir?: string
   /** Machine IDs to use; default random 14-hex IDs like Fly's. */
   ids?: string[]
-  /** Path of the navigator CLI script; default this repository's packages/server/bin/navigator.js. */
+  /** Path of the navigator CLI script; default DEFAULT_NAVIGATOR_BIN, the bin of the installed @navigator/server. */
   navigator?: string
   startupTimeoutMs?: number
   stopGraceMs?: number
@@ -215,11 +223,46 @@ function processLauncher (processes: Map<string, Process>, options: ProcessOptio
 }
 
 /** Each Machine's data folder under `root` (created, or a new temporary one), and how to remove what was created. */
-async function dataFolders (ids: string[], app: string, root: string | undefined): Promise<{ dirs: Record<string, string>, remove: () => Promise<void> }> {
+export async function dataFolders (ids: string[], app: string, root: string | undefined): Promise<{ dirs: Record<string, string>, remove: () => Promise<void> }> {
   const parent = root === undefined ? await mkdtemp(join(tmpdir(), `fly-edge-${app}-`)) : resolve(root)
   const dirs = Object.fromEntries(ids.map((id) => [id, join(parent, id)]))
   await Promise.all(Object.values(dirs).map((dir) => mkdir(dir, { recursive: true })))
   return { dirs, remove: async () => { if (root === undefined) await rm(parent, { recursive: true, force: true }) } }
+}
+
+/** Where a set of Machines listen: their blocks from `firstPort`, then one private address port each, then Flycast. */
+export function machineLayout (ids: string[], regions: string[], app: string, firstPort: number, blockSize: number): {
+  machines: MachineSpec[]
+  peers: Record<string, string>
+  flycastPort: number
+  flycastUrl: string
+} {
+  const firstPrivatePort = firstPort + ids.length * blockSize
+  const flycastPort = firstPrivatePort + ids.length
+  const machines: MachineSpec[] = ids.map((id, i) => ({
+    id,
+    region: regions[i % regions.length],
+    url: `http://127.0.0.1:${firstPort + i * blockSize}`,
+    app,
+    privatePort: firstPrivatePort + i
+  }))
+  // Peers dial each other's private addresses, which the edge closes while a Machine is stopped or suspended.
+  const peers = Object.fromEntries(machines.map((m) => [m.id, `http://127.0.0.1:${m.privatePort as number}`]))
+  return { machines, peers, flycastPort, flycastUrl: `http://127.0.0.1:${flycastPort}` }
+}
+
+/** A Machine's environment: the edge's, then `extra`, then Fly's variables, NAVIGATOR_PORT and NAVIGATOR_DATA. */
+export function machineEnv (machine: MachineSpec, app: string, port: number, dataDir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    ...extra,
+    FLY_MACHINE_ID: machine.id,
+    FLY_ALLOC_ID: machine.id,
+    FLY_APP_NAME: app,
+    FLY_REGION: machine.region,
+    NAVIGATOR_PORT: String(port),
+    NAVIGATOR_DATA: dataDir
+  }
 }
 
 /**
@@ -239,19 +282,7 @@ export async function launchMachines (options: LaunchOptions): Promise<LaunchedM
   const ids = options.ids ?? Array.from({ length: options.count }, randomMachineId)
   if (ids.length !== options.count) throw new NAV_FLY_EDGE_INVALID_OPTION('ids must have count entries')
   const firstPort = options.basePort ?? await freePortBlock(options.count * (plan.blockSize + 1) + 1)
-  const firstPrivatePort = firstPort + options.count * plan.blockSize
-  const flycastPort = firstPrivatePort + options.count
-  const flycastUrl = `http://127.0.0.1:${flycastPort}`
-
-  const machines: MachineSpec[] = ids.map((id, i) => ({
-    id,
-    region: regions[i % regions.length],
-    url: `http://127.0.0.1:${firstPort + i * plan.blockSize}`,
-    app: options.app,
-    privatePort: firstPrivatePort + i
-  }))
-  // Peers dial each other's private addresses, which the edge closes while a Machine is stopped or suspended.
-  const peers = Object.fromEntries(machines.map((m) => [m.id, `http://127.0.0.1:${m.privatePort as number}`]))
+  const { machines, peers, flycastPort, flycastUrl } = machineLayout(ids, regions, options.app, firstPort, plan.blockSize)
   const data = await dataFolders(ids, options.app, options.dataDir)
   const processes = new Map<string, Process>()
   const configFiles: Record<string, string> = {}
@@ -262,16 +293,7 @@ export async function launchMachines (options: LaunchOptions): Promise<LaunchedM
   try {
     for (const [i, machine] of machines.entries()) {
       const port = firstPort + i * plan.blockSize
-      const env = {
-        ...process.env,
-        ...options.env,
-        FLY_MACHINE_ID: machine.id,
-        FLY_ALLOC_ID: machine.id,
-        FLY_APP_NAME: options.app,
-        FLY_REGION: machine.region,
-        NAVIGATOR_PORT: String(port),
-        NAVIGATOR_DATA: data.dirs[machine.id]
-      }
+      const env = machineEnv(machine, options.app, port, data.dirs[machine.id], options.env)
       const configFile = join(dirname(configPath), `.fly-edge-${machine.id}-${basename(configPath)}`)
       const text = machineConfigText(base, port, peers, { flycastUrl, env })
       checkMachineConfig({ id: machine.id, port, env }, base, text, configPath, plan)

@@ -113,12 +113,6 @@ class LineEdits {
     this.replacements.set(value.line, list)
   }
 
-  /** Replaces every `from` number (not part of a longer number) within the value. */
-  replaceNumber (value: YamlValue, from: number, to: number): void {
-    const changed = value.text.replace(new RegExp(`(?<![0-9])${from}(?![0-9])`, 'g'), String(to))
-    if (changed !== value.text) this.replace(value, changed)
-  }
-
   addAfter (line: number, text: string): void {
     this.additions.set(line, [...this.additions.get(line) ?? [], text])
   }
@@ -162,17 +156,45 @@ function moveTenantRange (values: YamlValue[], edits: LineEdits, startPort: numb
   }
 }
 
-/** A standalone server's `port`, and the same number in its `args` and `env` values (a `--bind` URL, say). */
-function moveStandalone (values: YamlValue[], edits: LineEdits, index: number, port: number, env: NodeJS.ProcessEnv): void {
-  const written = values.find((v) => standaloneIndex(v) === index)
-  if (written === undefined) return
-  edits.replace(written, String(port))
-  const before = Number(substitute(scalarText(written.text), environmentLookup(env)).value)
-  if (!Number.isInteger(before)) return
+// `${PORT}` in a standalone server's args and env: the server's own port. Navigator resolves it from its own
+// environment when the file is loaded, which under the edge would be one PORT for every Machine's server.
+const OWN_PORT_REFERENCE = /\$\{PORT(?::-[^}]*)?\}/g
+
+/** The port a standalone server's `port` value names, `${NAVIGATOR_PORT...}` filled in for the Machine at `port`. */
+function writtenPort (written: YamlValue, port: number, env: NodeJS.ProcessEnv): number {
+  return Number(substitute(fillPortReferences(scalarText(written.text), port), environmentLookup(env)).value)
+}
+
+/**
+ * A standalone server's `args` and `env` values on the Machine: its old port number (`before`, when the edge moved
+ * the port) replaced by `port`, and every `${PORT}` (with or without a default) filled in with `port`.
+ */
+function fillStandaloneValues (values: YamlValue[], edits: LineEdits, index: number, before: number | null, port: number): void {
+  const number = before === null ? null : new RegExp(`(?<![0-9])${before}(?![0-9])`, 'g')
   for (const value of values) {
-    if (startsWith(value.path, [...STANDALONE, index]) && (value.path[3] === 'args' || value.path[3] === 'env')) {
-      edits.replaceNumber(value, before, port)
+    if (!startsWith(value.path, [...STANDALONE, index]) || (value.path[3] !== 'args' && value.path[3] !== 'env')) continue
+    const changed = (number === null ? value.text : value.text.replace(number, String(port))).replace(OWN_PORT_REFERENCE, String(port))
+    if (changed !== value.text) edits.replace(value, changed)
+  }
+}
+
+/**
+ * Each standalone server's port on the Machine at `port`: moved into the block as `plan` says (its `port` value
+ * rewritten, the old number following it in `args` and `env`), or as written; `${PORT}` in its `args` and `env`
+ * becomes that port either way.
+ */
+function placeStandalone (values: YamlValue[], edits: LineEdits, plan: PortPlan | null, port: number, env: NodeJS.ProcessEnv): void {
+  for (const written of values) {
+    const index = standaloneIndex(written)
+    if (index === null) continue
+    const before = writtenPort(written, port, env)
+    const offset = plan?.standalone.get(index)
+    if (offset === undefined) {
+      if (Number.isInteger(before)) fillStandaloneValues(values, edits, index, null, before)
+      continue
     }
+    edits.replace(written, String(port + offset))
+    fillStandaloneValues(values, edits, index, Number.isInteger(before) ? before : null, port + offset)
   }
 }
 
@@ -191,8 +213,9 @@ function addPeers (values: YamlValue[], edits: LineEdits, peers: Record<string, 
 /**
  * The config text the Machine whose block starts at `port` runs: `server.listen` on `port` (its host kept; added
  * when absent), `applications.start_port` and each standalone server's `port` (with the same number in its `args` and
- * `env`) moved into the block as `planPorts` lays it out, `${NAVIGATOR_PORT}` and `${NAVIGATOR_PORT+N}` filled in,
- * and under routes.fly.sticky_sessions `peers` and, for `direct_proxy: flycast` without a `flycast_url`, `flycast_url`.
+ * `env`, and as `${PORT}` there) moved into the block as `planPorts` lays it out, `${NAVIGATOR_PORT}` and
+ * `${NAVIGATOR_PORT+N}` filled in, and under routes.fly.sticky_sessions `peers` and, for `direct_proxy: flycast`
+ * without a `flycast_url`, `flycast_url`.
  */
 export function machineConfigText (base: string, port: number, peers: Record<string, string>, options: MachineConfigOptions = {}): string {
   const env = { ...options.env ?? process.env, NAVIGATOR_PORT: String(port) }
@@ -201,7 +224,7 @@ export function machineConfigText (base: string, port: number, peers: Record<str
   const edits = new LineEdits()
   moveListen(values, edits, port, env)
   if (plan.startPort !== null) moveTenantRange(values, edits, port + plan.startPort)
-  for (const [index, offset] of plan.standalone) moveStandalone(values, edits, index, port + offset, env)
+  placeStandalone(values, edits, plan, port, env)
   addPeers(values, edits, peers, options.flycastUrl)
   return fillPortReferences(edits.apply(base), port)
 }
@@ -210,14 +233,45 @@ function fillPortReferences (text: string, port: number): string {
   return text.replace(PORT_REFERENCE, (_ref, offset: string | undefined) => String(port + Number(offset ?? 0)))
 }
 
-/** The config as Navigator loads it, or its problems as Navigator prints them. */
-function load (text: string, file: string, env: NodeJS.ProcessEnv): NavigatorConfig | string {
+/**
+ * The user's file as the Machine at `port` reads it before the edge moves anything: `${NAVIGATOR_PORT}`,
+ * `${NAVIGATOR_PORT+N}` and each standalone server's `${PORT}` filled in, every value on its own line, so that a
+ * problem is reported at its line in the user's file.
+ */
+export function ownConfigText (base: string, port: number, env: NodeJS.ProcessEnv): string {
+  const edits = new LineEdits()
+  placeStandalone(yamlValues(base), edits, null, port, env)
+  return fillPortReferences(edits.apply(base), port)
+}
+
+/** The config as Navigator loads it, or its problems as Navigator prints them (one a line). */
+export function loadMachineConfig (text: string, file: string, env: NodeJS.ProcessEnv, launchPaths = false): NavigatorConfig | string {
   try {
-    return parseConfig(text, { file, env })
+    return parseConfig(text, { file, env, launchPaths })
   } catch (err) {
     if (err instanceof ConfigError) return err.message
     throw err
   }
+}
+
+/** The keys a Machine's copy should have moved into its block and did not (a flow mapping, say). */
+export function unmovedPorts (copy: NavigatorConfig, port: number, plan: PortPlan): string[] {
+  const unmoved: string[] = []
+  if (copy.server.listen.port !== port) unmoved.push('server.listen')
+  if (plan.startPort !== null && copy.applications.startPort !== port + plan.startPort) unmoved.push('applications.start_port')
+  for (const [index, offset] of plan.standalone) {
+    if (copy.applications.standaloneServers[index]?.port !== port + offset) unmoved.push(`applications.standalone_servers.${index}.port`)
+  }
+  return unmoved
+}
+
+export function unmovedMessage (file: string, unmoved: string[]): string {
+  return `${file}: cannot give each Machine its own ${unmoved.join(', ')}: ` +
+    'write each as a "key: value" line of a block mapping, or derive it from ${NAVIGATOR_PORT}'
+}
+
+export function invalidCopyMessage (file: string, problems: string): string {
+  return `${file}: the Machine's copy of the config is not valid:\n${problems}`
 }
 
 /**
@@ -226,18 +280,10 @@ function load (text: string, file: string, env: NodeJS.ProcessEnv): NavigatorCon
  * mapping, say) is an invalid option, never two Machines fighting over one port.
  */
 export function checkMachineConfig (machine: { id: string, port: number, env: NodeJS.ProcessEnv }, base: string, text: string, file: string, plan: PortPlan): void {
-  const own = load(fillPortReferences(base, machine.port), file, machine.env)
+  const own = loadMachineConfig(ownConfigText(base, machine.port, machine.env), file, machine.env)
   if (typeof own === 'string') throw new NAV_FLY_EDGE_LAUNCH_FAILED(machine.id, own)
-  const copy = load(text, file, machine.env)
-  if (typeof copy === 'string') throw new NAV_FLY_EDGE_INVALID_OPTION(`${file}: the Machine's copy of the config is not valid:\n${copy}`)
-  const unmoved: string[] = []
-  if (copy.server.listen.port !== machine.port) unmoved.push('server.listen')
-  if (plan.startPort !== null && copy.applications.startPort !== machine.port + plan.startPort) unmoved.push('applications.start_port')
-  for (const [index, offset] of plan.standalone) {
-    if (copy.applications.standaloneServers[index]?.port !== machine.port + offset) unmoved.push(`applications.standalone_servers.${index}.port`)
-  }
-  if (unmoved.length > 0) {
-    throw new NAV_FLY_EDGE_INVALID_OPTION(`${file}: cannot give each Machine its own ${unmoved.join(', ')}: ` +
-      'write each as a "key: value" line of a block mapping, or derive it from ${NAVIGATOR_PORT}')
-  }
+  const copy = loadMachineConfig(text, file, machine.env)
+  if (typeof copy === 'string') throw new NAV_FLY_EDGE_INVALID_OPTION(invalidCopyMessage(file, copy))
+  const unmoved = unmovedPorts(copy, machine.port, plan)
+  if (unmoved.length > 0) throw new NAV_FLY_EDGE_INVALID_OPTION(unmovedMessage(file, unmoved))
 }

@@ -19,7 +19,7 @@ routes:
   fly:
     sticky_sessions:
       enabled: true
-      paths: ["/app/*", "/port"]
+      paths: ["/app/*", "/port", "/own-port"]
 applications:
   start_port: 4100
   tenants:
@@ -37,10 +37,17 @@ applications:
       port: 4001
       env:
         SELF_URL: "http://127.0.0.1:4001/port"
+    - name: own-port-server
+      match_path: /own-port
+      command: node
+      args: [port-server.mjs, "\${PORT}"]
+      working_dir: ${FIXTURES}
+      port: 4002
 `
 
 interface PortReply { machine: string, port: number, envPort: string, selfUrl: string | null }
 
+// The second standalone server takes its port as ${PORT} in its args: the edge gives it the Machine's own port there too.
 test('a config with a fixed listen, start_port and standalone port runs on two Machines, each on its own ports, both standalone servers up', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'fly-edge-own-config-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
@@ -59,8 +66,8 @@ test('a config with a fixed listen, start_port and standalone port runs on two M
     }
   })
   t.teardown(() => launched.stop())
-  const logged = (id: string, text: string): boolean => output.some((line) => line.startsWith(`[${id}] `) && line.includes(text))
-  const bothReady = (): boolean => launched.machines.every((m) => logged(m.id, '"msg":"standalone server ready"'))
+  const readyCount = (id: string): number => output.filter((line) => line.startsWith(`[${id}] `) && line.includes('"msg":"standalone server ready"')).length
+  const bothReady = (): boolean => launched.machines.every((m) => readyCount(m.id) === 2)
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the standalone servers did not come up:\n${output.join('\n')}`)), READY_MS)
     const check = (): void => {
@@ -79,16 +86,20 @@ test('a config with a fixed listen, start_port and standalone port runs on two M
     const port = Number(new URL(machine.url).port)
     const copy = await readFile(launched.configFiles[machine.id], 'utf8')
     t.match(copy, `listen: ${port}\n`, 'the Machine listens on its own port')
-    t.match(copy, `start_port: ${port + 2}\n`)
+    t.match(copy, `start_port: ${port + 3}\n`)
     t.match(copy, `args: [port-server.mjs, "${port + 1}"]`)
+    t.match(copy, `args: [port-server.mjs, "${port + 2}"]`, '${PORT} in a standalone server\'s args is its own port on this Machine')
     const standalone = (await request(`${machine.url}/port`)).json<PortReply>()
     t.same(standalone, { machine: machine.id, port: port + 1, envPort: String(port + 1), selfUrl: `http://127.0.0.1:${port + 1}/port` },
       'the standalone server runs on the Machine\'s own port, which its args, PORT and env agree on')
+    const ownPort = (await request(`${machine.url}/own-port`)).json<PortReply>()
+    t.same(ownPort, { machine: machine.id, port: port + 2, envPort: String(port + 2), selfUrl: null },
+      'the server given ${PORT} in its args listens on the Machine\'s own port, the one Navigator relays to')
     const tenant = (await request(`${machine.url}/app/whoami`)).json<PortReply>()
     t.equal(tenant.machine, machine.id)
-    t.ok(tenant.port >= port + 2 && tenant.port < port + blockSize, `the tenant's port ${tenant.port} is in the Machine's own range`)
-    ports.push(port, standalone.port, tenant.port)
+    t.ok(tenant.port >= port + 3 && tenant.port < port + blockSize, `the tenant's port ${tenant.port} is in the Machine's own range`)
+    ports.push(port, standalone.port, ownPort.port, tenant.port)
   }
-  t.equal(new Set(ports).size, 6, 'no port is shared between the Machines')
+  t.equal(new Set(ports).size, 8, 'no port is shared between the Machines')
   t.notOk(output.some((line) => /exited unexpectedly|in use by another process/.test(line)), 'no child crash-looped')
 })

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { test, type Test } from 'tap'
 import { launchMachines } from '../src/launch.js'
-import { machineConfigText, planPorts, PORTS_PER_MACHINE, SPARE_TENANT_PORTS } from '../src/machine-config.js'
+import { machineConfigText, ownConfigText, planPorts, PORTS_PER_MACHINE, SPARE_TENANT_PORTS } from '../src/machine-config.js'
 import { yamlValues } from '../src/yaml-lines.js'
 
 const navigator = fileURLToPath(new URL('./fixtures/fake-navigator.mjs', import.meta.url))
@@ -79,6 +79,32 @@ test('values derived from ${NAVIGATOR_PORT} stay as written, and the ports the e
   t.equal(machineConfigText(base, 20010, {}), base
     .replace('${NAVIGATOR_PORT}', '20010').replace('${NAVIGATOR_PORT+1}', '20011')
     .replace('start_port: 4100', 'start_port: 20013').replaceAll('5000', '20012'), 'an indentless sequence is followed too')
+})
+
+test('${PORT} in a standalone server\'s args and env is the port that server gets on the Machine, moved or derived', async (t) => {
+  const base = [
+    'applications:',
+    '  standalone_servers:',
+    '    - name: moved',
+    '      args: [srv.mjs, "${PORT}", "--url=http://127.0.0.1:${PORT:-4001}/"]',
+    '      port: 4001',
+    '      env:',
+    '        OWN: "${PORT}"',
+    '    - name: derived',
+    '      args:',
+    '        - "${PORT}"',
+    '      port: ${NAVIGATOR_PORT+5}',
+    ''
+  ].join('\n')
+  const text = machineConfigText(base, 20010, {}, { env: {} })
+  t.match(text, 'args: [srv.mjs, "20011", "--url=http://127.0.0.1:20011/"]', 'a moved port: every form of ${PORT}, defaults too')
+  t.match(text, 'OWN: "20011"')
+  t.match(text, '        - "20015"', 'a port derived from ${NAVIGATOR_PORT+N}: the derived port')
+  t.notMatch(text, '${PORT', 'no ${PORT} is left for Navigator to take from its own environment')
+  t.equal(ownConfigText(base, 20010, {}), base.replaceAll('${PORT}', '4001').replace('${PORT:-4001}', '4001')
+    .replace('- "4001"', '- "20015"').replace('${NAVIGATOR_PORT+5}', '20015'),
+  'the file as written reads each server\'s own port as ${PORT}, every value on its line')
+  t.equal(machineConfigText(base, 20010, {}, { env: { PORT: '9999' } }), text, 'a PORT in the edge\'s environment does not leak into the Machines')
 })
 
 test('the tenant range grows the block: one port per tenant and SPARE_TENANT_PORTS more', async (t) => {

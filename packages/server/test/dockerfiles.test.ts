@@ -10,13 +10,13 @@ import t0, { test } from 'tap'
 import type { Test } from 'tap'
 import { resolveCommand, runDockerfile, stageEnv } from '../../../scripts/dockerfile-steps.mjs'
 import type { Build } from '../../../scripts/dockerfile-steps.mjs'
-import { freePort, http } from './helpers.js'
+import { freePort, http, processesIn, waitFor } from './helpers.js'
 
 // The repository's two Dockerfiles, built without a container engine by scripts/dockerfile-steps.mjs: their steps
 // run unchanged in temporary roots, a real `pnpm install --frozen-lockfile` and release included, and fail here when
 // they would fail in Docker. Navigator's own image (the root Dockerfile) must hold Node and the navigator command
 // only, which must run and serve with nothing else on PATH; the Rails example's image must run that command as its
-// CMD and pass --check on its configuration. The emulation itself is checked first: it must stop where a build
+// CMD, pass --check on its configuration and serve. The emulation itself is checked first: it must stop where a build
 // would break, not carry on against the host.
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
@@ -224,4 +224,39 @@ test('the Rails image builds Navigator from the repository and runs it as its CM
   const check = spawnSync(command?.path ?? '', ['--check', ...(image.cmd ?? []).slice(1)], { cwd: app, env, encoding: 'utf8' })
   t.equal(check.status, 0, `navigator --check config/navigator.yml: ${check.stderr}`)
   t.match(check.stdout, 'config/navigator.yml: ok')
+
+  // The CMD itself, in the image's root. Its ports are the host's here, shared with whatever else runs: the copy of
+  // the configuration in the temporary root listens on free ports instead of 3000 and the cable server's 4001, and
+  // keeps the tenants' databases out of the host's /data. Nothing else changes.
+  const config = join(app, 'config/navigator.yml')
+  const port = await freePort()
+  const cablePort = await freePort()
+  const data = temp(t, 'rails-image-data-')
+  writeFileSync(config, readFileSync(config, 'utf8')
+    .replace(/^ {2}listen: 3000\b/m, `  listen: ${port}`)
+    .replaceAll('4001', String(cablePort))
+    .replaceAll('sqlite3:/data/', `sqlite3:${data}/`))
+  const child = spawn(command?.path ?? '', (image.cmd ?? []).slice(1), {
+    cwd: app, env: { ...env, SECRET_KEY_BASE: 'k'.repeat(64) }, stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const exited = new Promise<number | null>((resolve) => { child.once('exit', resolve) })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let output = ''
+  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString()
+      if (output.includes('"msg":"listening"')) resolve()
+    })
+    void exited.then((code) => { reject(new Error(`the CMD exited with ${String(code)}: ${output}`)) })
+  })
+  const address = `http://127.0.0.1:${port}`
+  const health = await http(address, '/up')
+  t.equal(health.status, 200, 'the health check fly.toml names, answered by Navigator')
+  const robots = await http(address, '/robots.txt')
+  t.equal(robots.status, 200)
+  t.equal(robots.text, readFileSync(join(RAILS, 'public/robots.txt'), 'utf8'), "a static file from the app's public folder")
+  child.kill('SIGTERM')
+  t.equal(await exited, 0, 'stopped cleanly on SIGTERM')
+  t.ok(await waitFor(() => processesIn(app).length === 0, 30_000), 'with its children (the cable server)')
 })
