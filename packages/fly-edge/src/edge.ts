@@ -366,6 +366,22 @@ export class FlyEdge extends EventEmitter {
     await this.#transition(this.#known(id), 'suspended')
   }
 
+  /**
+   * Destroys a Machine, as `fly machine destroy` does: its process is stopped and it leaves its app for good. It gets
+   * no more requests and has no private address; a replay naming it finds no candidate (`reason=no_candidate` in
+   * `fly-replay-failed`), a `prefer_instance` or `fly-prefer-instance-id` naming it goes to another Machine, and a
+   * `fly-force-instance-id` naming it is refused as an unknown Machine. A stopped Machine that cannot be started is
+   * different: it still exists, and a replay to it ends with `retries_exhausted` or `timeout`.
+   */
+  async destroyMachine (id: string): Promise<void> {
+    const machine = this.#known(id)
+    await this.#transition(machine, 'stopped')
+    this.#registry.remove(id)
+    await this.#private.get(id)?.close()
+    this.#private.delete(id)
+    this.emit('machine', { id, app: machine.app, from: 'stopped', state: 'destroyed' })
+  }
+
   #known (id: string): Machine {
     const machine = this.#registry.get(id)
     if (machine === undefined) throw new NAV_FLY_EDGE_UNKNOWN_MACHINE(id)
@@ -912,8 +928,10 @@ export class FlyEdge extends EventEmitter {
       return
     }
     if (exchange.stream !== null && !exchange.stream.complete) {
-      // Stop reading a body no Machine will take.
-      response.setHeader('Connection', 'close')
+      // The rest of a body no Machine will take is read and dropped, and the connection kept, so that the client gets
+      // this answer: closing at once would reset the connection under a client still sending, which could lose it.
+      exchange.stream.unpipe()
+      exchange.stream.resume()
     }
     response.writeHead(statusCode, {
       'content-type': 'text/plain; charset=utf-8',

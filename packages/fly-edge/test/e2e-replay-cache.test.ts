@@ -4,9 +4,9 @@ import { COOKIE, CookieJarClient, demoConfig, startDemoFly } from './e2e-helpers
 
 interface WhoAmI { machine: string }
 
-// Navigator with `replay_cache: true` replays a pinned request with a bare `instance=` (no state, timeout or fallback),
-// which the edge's session replay cache, keyed on the sticky cookie, can keep: after one replay the pinned client's
-// requests go straight to its Machine.
+// Navigator with `replay_cache: true` replays a pinned request with `prefer_instance=<machine>` alone (no state,
+// timeout or fallback), which the edge's session replay cache, keyed on the sticky cookie, can keep: after one replay
+// the pinned client's requests go straight to its Machine.
 test('with replay_cache and a cookie rule at the edge, a pinned client is replayed once, then served from the cache', async (t) => {
   const config = await demoConfig(t, [['replay_timeout: 5s', 'replay_timeout: 5s\n      replay_cache: true']])
   const fly = await startDemoFly(t, {

@@ -6,7 +6,7 @@ import { ANSWERED, answer, createUpstreamProxy, NEXT, stepHook } from '@navigato
 import type { MaintenanceResponder, RequestContext, Step, StepResult, UpstreamProxy } from '@navigator/proxy'
 import { InvalidOptionError } from './errors.js'
 import { APP_PATTERN, REGION_PATTERN } from './grammar.js'
-import { NAVIGATOR_VIA_HEADER, UNIDENTIFIED_MACHINE } from './loop-marker.js'
+import { markRoutedHere, NAVIGATOR_VIA_HEADER, UNIDENTIFIED_MACHINE } from './loop-marker.js'
 import { buildReplayHeader } from './replay-header.js'
 import { navigatorReplayState } from './replay-src.js'
 import { isReplayable } from './replayable.js'
@@ -42,6 +42,8 @@ interface CompiledRule {
   header: string
   /** True when this Machine already is the rule's target: the request is served here. */
   satisfied: boolean
+  /** The rule names this very Machine (a `machine` target): no other Machine may serve what it matches. */
+  pinnedHere: boolean
   origin: string | null
 }
 
@@ -97,6 +99,7 @@ function compileRule (rule: ReplayRule, index: number, identity: { machineId: st
     status: rule.status,
     header,
     satisfied: isSatisfied(target, identity.machineId, identity.appName, identity.region),
+    pinnedHere: target.kind === 'machine' && target.machine === identity.machineId,
     origin: resolveAddress !== undefined ? resolveAddress(target) : flyAddress(target, identity.appName, port)
   }
 }
@@ -183,7 +186,12 @@ export function createReplayRules (options: FlyReplayRulesOptions): ReplayRules 
       const index = findRule(rules, ctx.req.method as string, ctx.path)
       if (index === -1) return NEXT
       const rule = rules[index]
-      if (rule.satisfied) return NEXT
+      if (rule.satisfied) {
+        // A rule naming this Machine: sticky sessions, after this step, must not send the request to another one either.
+        // (A region or app target may be satisfied by other Machines too, among them the cookie's.)
+        if (rule.pinnedHere) markRoutedHere(ctx.req)
+        return NEXT
+      }
       const headers = ctx.req.headers
       // Replayed by Navigator already (a rule, or sticky sessions sending it to the user's Machine): served here.
       if (navigatorReplayState(headers['fly-replay-src']) !== null) return NEXT

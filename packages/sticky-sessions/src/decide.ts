@@ -36,7 +36,8 @@ export type DecisionKind =
   /**
    * The cookie names another Machine, but another part of Navigator sent this request here already: a
    * `routes.fly.replay` rule replayed it (its `state` also starts with `nav-`), or a Machine proxied it here
-   * (`x-navigator-via`). That routing stands, so the request is served here and the cookie is left as it is.
+   * (`x-navigator-via`); or (decided by the step) a replay rule that names this Machine matched it. That
+   * routing stands, so the request is served here and the cookie is left as it is.
    * Sending it on again could bounce it between the two for ever.
    */
   | 'routed'

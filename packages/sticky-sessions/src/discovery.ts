@@ -78,8 +78,21 @@ export function createDnsDiscovery (options: DnsDiscoveryOptions): MachineDiscov
     return inFlight
   }
 
+  // A lookup asked for within a second of the last one is not dropped: it runs once that second is over, so a Machine
+  // destroyed just after a lookup is still noticed at once rather than at the next periodic refresh.
+  let deferred: NodeJS.Timeout | null = null
   function refreshNow (): void {
-    if (Date.now() - attemptedAt >= EXTRA_REFRESH_INTERVAL_MS) void refresh()
+    const wait = attemptedAt + EXTRA_REFRESH_INTERVAL_MS - Date.now()
+    if (wait <= 0) {
+      void refresh()
+      return
+    }
+    if (deferred !== null) return
+    deferred = setTimeout(() => {
+      deferred = null
+      void refresh()
+    }, wait)
+    deferred.unref()
   }
 
   const timer = setInterval(() => { void refresh() }, refreshMs)
@@ -96,6 +109,9 @@ export function createDnsDiscovery (options: DnsDiscoveryOptions): MachineDiscov
     },
     refresh,
     refreshNow,
-    close: () => { clearInterval(timer) }
+    close: () => {
+      clearInterval(timer)
+      if (deferred !== null) clearTimeout(deferred)
+    }
   }
 }

@@ -2,7 +2,7 @@ import { stickySessions } from './plugin.js'
 
 export { stickySessions, createStickySessions } from './plugin.js'
 export type { StickySessions } from './plugin.js'
-export { StickyStep, REPLAY_RESPONSE_BODY, REJECTION_LOG_INTERVAL_MS, ASLEEP_HINT, SECURE_OVER_HTTP_HINT, STICKY_DEBUG_HEADER } from './step.js'
+export { StickyStep, REPLAY_RESPONSE_BODY, REJECTION_LOG_INTERVAL_MS, ASLEEP_HINT, SECURE_OVER_HTTP_HINT, STICKY_DEBUG_HEADER, NO_CANDIDATE_REFRESH } from './step.js'
 export type { StickySession, StickyAction } from './step.js'
 export {
   resolveOptions,

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyBaseLogger } from 'fastify'
-import { buildReplayHeader, parseReplayFailed } from '@navigator/fly-replay'
+import { buildReplayHeader, isRoutedHere, parseReplayFailed } from '@navigator/fly-replay'
 import { addResponseHeaders, ANSWERED, answer, NEXT, removeResponseHeader } from '@navigator/proxy'
 import type { MaintenanceResponder, RequestContext, Step, StepResult, UpstreamProxy } from '@navigator/proxy'
 import {
@@ -33,6 +33,8 @@ const REPLAY_CONTENT_TYPE = 'text/plain; charset=utf-8'
 const REPLAY_LOG_LINE = 'Routing to machine via Fly-Replay'
 const COOKIE_FOUND = 'Sticky session cookie found'
 const UNAVAILABLE = 'machine unavailable'
+/** Debug line of a replay that came back with `reason=no_candidate`: discovery is asked to look again at once. */
+export const NO_CANDIDATE_REFRESH = 'sticky sessions: Fly found no candidate for the replay; refreshing Machine discovery'
 /** Why a Machine that discovery lists could not be reached on the direct path, in the warning that says so. */
 export const ASLEEP_HINT = 'a body over the replay limit cannot wake a stopped or suspended Machine over the private network; direct_proxy: flycast would'
 /** The values Fly gives `fly-replay-cache-status`; anything else is logged as "other", never as sent. */
@@ -142,21 +144,23 @@ export class StickyStep implements Step {
     const decision = this.decide(value, headers)
     switch (decision.kind) {
       case 'new':
-        this.onDecision?.('new', null, this.servedHere.machine)
+        this.onDecision?.('new', null, this.servedHere.machine, ctx)
         return this.serveHere(ctx, this.servedHere, this.servedHereHeaders)
       case 'own':
         ctx.log.debug(this.ownMachineLogFields, COOKIE_FOUND)
-        this.onDecision?.('own', null, this.servedHere.machine)
+        this.onDecision?.('own', null, this.servedHere.machine, ctx)
         return this.serveHere(ctx, this.servedHere, this.servedHereHeaders)
       case 'rejected':
         return this.rejected(ctx, decision.rejection as CookieRejection, value as string, cookie === undefined ? 'header' : 'cookie')
     }
     if (debugging(ctx.log)) ctx.log.debug({ machine: decision.machine }, COOKIE_FOUND)
-    switch (decision.kind) {
+    // A replay rule naming this Machine matched the request: that routing stands, as for a request it replayed here.
+    const routed = (decision.kind === 'replay' || decision.kind === 'proxy') && isRoutedHere(req)
+    switch (routed ? 'routed' : decision.kind) {
       case 'replay': return this.replay(ctx, decision.machine)
       case 'proxy': return this.proxyTo(ctx, decision.machine)
       case 'unavailable':
-        this.refreshOnNoCandidate(headers)
+        this.refreshOnNoCandidate(ctx.log, headers, decision.machine)
         return this.fallback(ctx, decision.machine)
       default:
         // 'routed': another part of Navigator replayed or proxied the request here; that routing stands.
@@ -168,14 +172,14 @@ export class StickyStep implements Step {
 
   /** A decision about another Machine: told to the observer, and said in the debug header when it is on. */
   private decided (ctx: RequestContext, decision: StickyDecision, machine: string): void {
-    this.onDecision?.(decision, null, machine)
+    this.onDecision?.(decision, null, machine, ctx)
     if (this.debugHeader) addResponseHeaders(ctx, { [STICKY_DEBUG_HEADER]: `${decision}; machine=${machine}` })
   }
 
   /** A cookie (or sticky header) that cannot stand: served here and pinned to this Machine, with a warning. */
   private rejected (ctx: RequestContext, reason: CookieRejection, value: string, from: 'cookie' | 'header'): StepResult {
     this.warnRejected(ctx.log, reason, value, from)
-    this.onDecision?.('rejected', reason, this.servedHere.machine)
+    this.onDecision?.('rejected', reason, this.servedHere.machine, ctx)
     return this.serveHere(ctx, this.servedHere, this.rejectedHeaders.get(reason) as ServedHereHeaders)
   }
 
@@ -208,7 +212,7 @@ export class StickyStep implements Step {
     recordFor(ctx, target, 'replay')
     ctx.log.info({ machine: target }, REPLAY_LOG_LINE)
     removeResponseHeader(ctx, 'set-cookie')
-    this.onDecision?.('replayed', null, target)
+    this.onDecision?.('replayed', null, target, ctx)
     const headers = ['fly-replay', `${this.replayPrefix}${target}${this.replaySuffix}`, 'content-type', REPLAY_CONTENT_TYPE]
     if (this.debugHeader) headers.push(STICKY_DEBUG_HEADER, `replayed; machine=${target}`)
     answer(ctx, this.options.replayStatus, headers, REPLAY_BODY)
@@ -218,7 +222,7 @@ export class StickyStep implements Step {
   /** The cookie's Machine cannot be reached: maintenance (cookie kept) or serve here (cookie moved to us). */
   private fallback (ctx: RequestContext, target: string): StepResult {
     if (this.options.fallbackMode === 'route_to_available') {
-      this.onDecision?.('re-pinned', null, target)
+      this.onDecision?.('re-pinned', null, target, ctx)
       return this.serveHere(ctx, this.reassigned, this.repinnedHeaders)
     }
     return this.unavailable(ctx, target, null)
@@ -246,7 +250,7 @@ export class StickyStep implements Step {
       onUnreachable: () => { outcome = this.unreachable(ctx, target) }
     }).then(() => {
       if (outcome !== null) return outcome
-      this.onDecision?.('proxied', null, target)
+      this.onDecision?.('proxied', null, target, ctx)
       return ANSWERED
     })
   }
@@ -267,10 +271,12 @@ export class StickyStep implements Step {
   }
 
   /** Fly found no Machine to deliver a replay to: the cookie's Machine may be gone, so discovery looks again now. */
-  private refreshOnNoCandidate (headers: IncomingHttpHeaders): void {
+  private refreshOnNoCandidate (log: FastifyBaseLogger, headers: IncomingHttpHeaders, target: string): void {
     const failed = headers['fly-replay-failed']
     if (failed === undefined || this.discovery.refreshNow === undefined) return
-    if (parseReplayFailed(failed)?.reason === 'no_candidate') this.discovery.refreshNow()
+    if (parseReplayFailed(failed)?.reason !== 'no_candidate') return
+    log.debug({ machine: target }, NO_CANDIDATE_REFRESH)
+    this.discovery.refreshNow()
   }
 
   private logCacheStatus (log: FastifyBaseLogger, status: string | string[]): void {

@@ -57,7 +57,7 @@ test('static discovery knows exactly its peers; none knows nothing', async (t) =
   t.equal(noDiscovery.has('m3'), undefined)
 })
 
-test('refreshNow looks again at once, but at most once a second however often it is asked', async (t) => {
+test('refreshNow looks again at once, but at most once a second however often it is asked; one asked too soon runs when the second is over', async (t) => {
   let calls = 0
   let answer = [['m1 ord,m2 iad']]
   const discovery = createDnsDiscovery({ appName: 'web', resolveTxt: async () => { calls++; return answer } })
@@ -65,13 +65,17 @@ test('refreshNow looks again at once, but at most once a second however often it
   await discovery.refresh()
   t.equal(calls, 1)
   answer = [['m1 ord']]
+  const asked = Date.now()
   for (let i = 0; i < 1000; i++) discovery.refreshNow()
-  t.equal(calls, 1, 'within the second after a lookup: no new lookup, whatever the flood')
+  t.equal(calls, 1, 'within the second after a lookup: no new lookup yet, whatever the flood')
+  t.equal(discovery.has('m2'), true)
+  while (calls < 2 && Date.now() - asked < 5_000) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(calls, 2, 'once the second is over: exactly one, for the whole flood')
+  t.ok(Date.now() - asked >= EXTRA_REFRESH_INTERVAL_MS - 50, 'not before the second was over')
   await new Promise((resolve) => setTimeout(resolve, EXTRA_REFRESH_INTERVAL_MS + 50))
-  for (let i = 0; i < 1000; i++) discovery.refreshNow()
-  await discovery.refresh()
-  t.equal(calls, 2, 'a second later: exactly one')
-  t.equal(discovery.has('m2'), false, 'and its answer is used')
+  t.equal(calls, 2, 'nothing more was asked, nothing more was looked up')
+  t.equal(discovery.has('m2'), false, 'its answer is used')
+  t.equal(calls, 3, 'and the ID it lacks is looked up again at once, a second after the last lookup')
 })
 
 test('a fly-replay-failed with reason=no_candidate makes discovery look again; other reasons do not', async (t) => {
