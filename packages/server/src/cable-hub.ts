@@ -2,6 +2,7 @@ import { createRequire } from 'node:module'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
+import { closeRefusedUpgrade } from '@navigator/proxy'
 import type { MachineIdle } from '@navigator/supervisor'
 import type { WebSocket, WebSocketServer } from 'ws'
 import { parseClientMessage, subscribedMessage } from './cable-message.js'
@@ -96,9 +97,10 @@ export class CableHub {
    * hub. `cookies` (the sticky cookie) go on the 101. A handshake `ws` refuses (no key, a bad version) gets its 400.
    */
   accept (req: IncomingMessage, socket: Duplex, head: Buffer, cookies: readonly string[]): void {
-    // Shutting down: closeAll() has taken its list, a socket accepted now would keep the server open.
+    // Shutting down: closeAll() has taken its list, a socket accepted now would keep the server open. Refused as the
+    // proxy refuses an upgrade: half-closed, then destroyed after a linger, so a client cannot hold it open.
     if (this.#closing) {
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      closeRefusedUpgrade(socket, 'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       return
     }
     if (cookies.length > 0) (req as HubRequest)[kCookies] = cookies

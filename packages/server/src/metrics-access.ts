@@ -22,12 +22,17 @@ const NOT_FOUND = 'Not Found\n'
  */
 export type ReadAccess = (req: IncomingMessage) => boolean
 
+/** A GET or HEAD that is not a WebSocket upgrade: the only requests Navigator's own pages answer. */
+export function isRead (req: IncomingMessage): boolean {
+  const method = req.method
+  return (method === 'GET' || method === 'HEAD') && !isUpgrade(req)
+}
+
 export function readAccess (allow: readonly AddressBlock[]): ReadAccess {
   const blocks = new BlockList()
   for (const block of allow) blocks.addSubnet(block.address, block.prefix, block.family)
   return function mayRead (req) {
-    const method = req.method
-    if ((method !== 'GET' && method !== 'HEAD') || isUpgrade(req)) return false
+    if (!isRead(req)) return false
     const headers = req.headers
     for (const name of PROXIED) if (headers[name] !== undefined) return false
     return peerIn(blocks, req)

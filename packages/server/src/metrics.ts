@@ -5,7 +5,7 @@ import type { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { ApplicationsConfig, MetricsConfig } from '@navigator/config'
 import { parseReplayFailed } from '@navigator/fly-replay'
 import type { ForwardOptions, UpstreamFailure, WebSocketRelay } from '@navigator/proxy'
-import type { StickyObserver } from '@navigator/sticky-sessions'
+import type { StickyDecision, StickyObserver } from '@navigator/sticky-sessions'
 import type { ExitEvent, MachineIdle, ReadyEvent, RestartEvent, SpawnEvent, IdleStopEvent, Supervisor } from '@navigator/supervisor'
 import { stickyCounter, type StickyCounter, type StickyCounts } from './sticky-counts.js'
 
@@ -26,6 +26,41 @@ const NO_STATUS = 5
 const UPSTREAM_FAILURES: readonly UpstreamFailure[] = ['unreachable', 'timeout', 'write-timeout', 'response-failed']
 /** The step that answered a request, set on its response by the pipeline's runners (when metrics are on). */
 const kAnsweredBy = Symbol('navigator.answeredBy')
+/** The answer a sticky decision gave a request (a replay, a fallback, a re-pin), set on its response by the metrics' sticky observer. */
+const kStickyAnswer = Symbol('navigator.stickyAnswer')
+
+type MarkedResponse = ServerResponse & { [kAnsweredBy]?: string, [kStickyAnswer]?: string }
+
+/**
+ * The `answer` label of navigator_requests_total: what answered, finer than the step. Most steps answer one way; the
+ * sticky-sessions step answers with a replay, the direct proxy to another Machine or the maintenance page, and a
+ * request re-pinned to this Machine is served by a later step. A step not listed here is its own answer.
+ */
+export const STEP_ANSWERS: Readonly<Record<string, string>> = Object.freeze({
+  'normalise-path': 'bad-path',
+  metrics: 'metrics',
+  status: 'status',
+  'health-check': 'health',
+  'cable-broadcast': 'cable-broadcast',
+  hostname: 'wrong-host',
+  rewrites: 'redirect',
+  'bot-detection': 'bot-refused',
+  'static-files': 'static',
+  auth: 'auth-refused',
+  'tenant-static-files': 'static',
+  cgi: 'cgi',
+  'replay-rules': 'replay-rule',
+  'maintenance-mode': 'maintenance',
+  'sticky-sessions': 'sticky-direct-proxy',
+  cable: 'cable',
+  'reverse-proxies': 'reverse-proxy',
+  'standalone-servers': 'standalone',
+  tenants: 'tenant',
+  'not-found': 'not-found',
+  none: 'none'
+})
+/** The answers a sticky decision gives: the sticky step's own, or a re-pin served by whichever step came next. */
+const STICKY_ANSWERS: Partial<Record<StickyDecision, string>> = { replayed: 'sticky-replay', fallback: 'fallback-maintenance', 're-pinned': 'fallback-re-pin' }
 
 type Labels = Record<string, string>
 /** One counted series: `value` grows on the request path, `reported` is what prom-client has been given. */
@@ -72,15 +107,19 @@ function tallied (registry: Registry, name: string, help: string, labelNames: st
 
 /** Marks the step that answered a request (the pipeline's runners call it when metrics are on). */
 export function markAnswered (res: ServerResponse, step: string): void {
-  (res as ServerResponse & { [kAnsweredBy]?: string })[kAnsweredBy] = step
+  (res as MarkedResponse)[kAnsweredBy] = step
 }
 
 /** What the gauges read when scraped; set once the server is assembled. */
 export interface MetricsSources {
   supervisor: Supervisor
   webSockets: WebSocketRelay
+  /** The TurboCable hub's open WebSockets. */
+  cable: { size: number }
   /** The applications of the configuration now in force. */
   applications: () => ApplicationsConfig
+  /** The managed processes of the configuration now in force. */
+  managed: () => ReadonlyArray<{ name: string }>
   /** Requests and pending WebSocket handshakes in flight. */
   inFlight: () => number
   machineIdle: MachineIdle | null
@@ -98,7 +137,9 @@ export class NavigatorMetrics {
   readonly onStickyDecision: StickyObserver
   private readonly sticky: StickyCounter
   private readonly requests: Tally
+  /** The cells of each step's usual answer, and of each sticky answer by the step that gave it. */
   private readonly byStep = new Map<string, Cell[]>()
+  private readonly byStickyAnswer = new Map<string, Map<string, Cell[]>>()
   private readonly replayFailed = new Map<string, Cell>()
   private readonly upstreamErrors: Tally
   private readonly upstreamSeconds: Histogram<string>
@@ -111,14 +152,21 @@ export class NavigatorMetrics {
     this.settings = settings
     const registry = this.registry
     promClient().collectDefaultMetrics({ register: registry })
-    this.requests = tallied(registry, 'navigator_requests_total', 'HTTP requests, by the step of the pipeline that answered (none: the response closed first) and the status class.', ['step', 'status_class'])
+    this.requests = tallied(registry, 'navigator_requests_total', 'HTTP requests, by the step of the pipeline that answered (none: the response closed first), what it answered with, and the status class.', ['step', 'answer', 'status_class'])
     this.sticky = this.stickyCounter()
-    this.onStickyDecision = this.sticky.observe
+    const observe = this.sticky.observe
+    // Only a decision that changes the answer is noted on the response: a visitor served here (new, own) costs no write.
+    this.onStickyDecision = (decision, reason, machine, ctx) => {
+      observe(decision, reason, machine, ctx)
+      const answer = STICKY_ANSWERS[decision]
+      if (answer !== undefined) (ctx.res as MarkedResponse)[kStickyAnswer] = answer
+    }
     const replayFailed = tallied(registry, 'navigator_fly_replay_failed_total', 'Requests that arrived with fly-replay-failed (Fly handed a replay back), by reason.', ['reason'])
     for (const reason of [...REPLAY_FAILED_REASONS, 'other']) this.replayFailed.set(reason, replayFailed.cell({ reason }))
-    this.upstreamErrors = tallied(registry, 'navigator_upstream_errors_total', 'Requests to a tenant or standalone server that failed upstream, by failure.', ['upstream', 'kind', 'failure'])
     const metrics = this
     const { Histogram } = promClient()
+    // Registered before the failures: its collect makes every configured upstream's cells, which the failures'
+    // collect then reports in the same scrape.
     this.upstreamSeconds = new Histogram({
       name: 'navigator_upstream_response_seconds',
       help: 'Time from handing a request to the proxy to the response headers of a tenant or standalone server.',
@@ -127,20 +175,43 @@ export class NavigatorMetrics {
       registers: [registry],
       collect () { metrics.knowConfigured() }
     })
+    this.upstreamErrors = tallied(registry, 'navigator_upstream_errors_total', 'Requests to a tenant or standalone server that failed upstream, by failure.', ['upstream', 'kind', 'failure'])
     this.startSeconds = new Histogram({ name: 'navigator_tenant_start_seconds', help: 'Tenant starts, from spawn to ready.', labelNames: ['tenant'], buckets: [...START_BUCKETS], registers: [registry] })
     this.processGauges()
   }
 
   /** Counts a request whose response closed; `this` is not needed, so the server's one close listener calls it. */
   requestClosed (res: ServerResponse): void {
-    const step = (res as ServerResponse & { [kAnsweredBy]?: string })[kAnsweredBy] ?? 'none'
-    let cells = this.byStep.get(step)
-    if (cells === undefined) {
-      cells = STATUS_CLASSES.map((statusClass) => this.requests.cell({ step, status_class: statusClass }))
-      this.byStep.set(step, cells)
-    }
+    const marked = res as MarkedResponse
+    const step = marked[kAnsweredBy] ?? 'none'
+    const stickyAnswer = marked[kStickyAnswer]
+    const cells = stickyAnswer === undefined ? this.stepCells(step) : this.stickyCells(step, stickyAnswer)
     const status = res.statusCode
     cells[res.headersSent && status >= 100 && status < 600 ? Math.floor(status / 100) - 1 : NO_STATUS].value++
+  }
+
+  private stepCells (step: string): Cell[] {
+    let cells = this.byStep.get(step)
+    if (cells === undefined) {
+      cells = this.requestCells(step, STEP_ANSWERS[step] ?? step)
+      this.byStep.set(step, cells)
+    }
+    return cells
+  }
+
+  private stickyCells (step: string, answer: string): Cell[] {
+    let byStep = this.byStickyAnswer.get(answer)
+    if (byStep === undefined) this.byStickyAnswer.set(answer, byStep = new Map())
+    let cells = byStep.get(step)
+    if (cells === undefined) {
+      cells = this.requestCells(step, answer)
+      byStep.set(step, cells)
+    }
+    return cells
+  }
+
+  private requestCells (step: string, answer: string): Cell[] {
+    return STATUS_CLASSES.map((statusClass) => this.requests.cell({ step, answer, status_class: statusClass }))
   }
 
   /** Counts a request that carries `fly-replay-failed`. */
@@ -228,10 +299,21 @@ export class NavigatorMetrics {
       collect () { metrics.collectStandalone(this) }
     })
     new Gauge({
-      name: 'navigator_websockets_open',
-      help: 'WebSockets relayed now.',
+      name: 'navigator_managed_up',
+      help: '1 while a managed process runs, else 0.',
+      labelNames: ['process'],
       registers,
-      collect () { this.set(metrics.sources?.webSockets.size ?? 0) }
+      collect () { metrics.collectManaged(this) }
+    })
+    new Gauge({
+      name: 'navigator_websockets_open',
+      help: 'WebSockets open now: relayed to an app (relayed), or held by the TurboCable hub (cable).',
+      labelNames: ['kind'],
+      registers,
+      collect () {
+        this.set({ kind: 'relayed' }, metrics.sources?.webSockets.size ?? 0)
+        this.set({ kind: 'cable' }, metrics.sources?.cable.size ?? 0)
+      }
     })
     new Gauge({
       name: 'navigator_requests_in_flight',
@@ -263,17 +345,31 @@ export class NavigatorMetrics {
     }
   }
 
+  private collectManaged (gauge: Gauge<string>): void {
+    gauge.reset()
+    const sources = this.sources
+    if (sources === null) return
+    for (const managed of sources.managed()) {
+      gauge.set({ process: managed.name }, sources.supervisor.managedStatus(managed.name).state === 'running' ? 1 : 0)
+    }
+  }
+
   private processCounters (supervisor: Supervisor): void {
     const registers = [this.registry]
     const { Counter } = promClient()
     const unexpected = new Counter({ name: 'navigator_process_unexpected_exits_total', help: 'Tenants and standalone servers that exited without being asked to (a tenant starts again on its next request, a standalone server after its backoff).', labelNames: ['process', 'kind'], registers })
     const restarts = new Counter({ name: 'navigator_standalone_restarts_total', help: 'Standalone server restarts scheduled after an exit or a failed spawn.', labelNames: ['server'], registers })
     const idleStops = new Counter({ name: 'navigator_tenant_idle_stops_total', help: 'Tenants stopped for being idle (applications.idle_timeout).', labelNames: ['tenant'], registers })
+    const tenantRestarts = new Counter({ name: 'navigator_tenant_restarts_total', help: 'Tenants started again after they exited without being asked to (the start that follows an unexpected exit).', labelNames: ['tenant'], registers })
+    const managedRestarts = new Counter({ name: 'navigator_managed_restarts_total', help: 'Managed process restarts scheduled after a failed exit or spawn (auto_restart).', labelNames: ['process'], registers })
     const kinds = new Map<string, 'tenant' | 'standalone'>()
     const spawnedAt = new Map<string, number>()
+    const exitedUnexpectedly = new Set<string>()
     supervisor.on('spawn', (event: SpawnEvent) => {
       kinds.set(event.name, event.kind)
-      if (event.kind === 'tenant') spawnedAt.set(event.name, performance.now())
+      if (event.kind !== 'tenant') return
+      spawnedAt.set(event.name, performance.now())
+      if (exitedUnexpectedly.delete(event.name)) tenantRestarts.inc({ tenant: event.name })
     })
     supervisor.on('ready', (event: ReadyEvent) => {
       const at = spawnedAt.get(event.name)
@@ -284,9 +380,13 @@ export class NavigatorMetrics {
     })
     supervisor.on('exit', (event: ExitEvent) => {
       spawnedAt.delete(event.name)
-      if (!event.expected) unexpected.inc({ process: event.name, kind: kinds.get(event.name) ?? 'tenant' })
+      if (event.expected) return
+      const kind = kinds.get(event.name) ?? 'tenant'
+      unexpected.inc({ process: event.name, kind })
+      if (kind === 'tenant') exitedUnexpectedly.add(event.name)
     })
     supervisor.on('restart', (event: RestartEvent) => { restarts.inc({ server: event.name }) })
+    supervisor.on('managed-restart', (event: { name: string }) => { managedRestarts.inc({ process: event.name }) })
     supervisor.on('idle-stop', (event: IdleStopEvent) => { idleStops.inc({ tenant: event.name }) })
   }
 

@@ -170,7 +170,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
   const shared: Shared = { trustForwarded, supervisor, processes: processManager(supervisor, machineIdle), proxy, webSockets, identity, port, log, metrics, status, env, reloadConfig, cable, rawPath: options.rawPath !== false }
   const generations = new Generations(await prepare(first, config, shared), log, machineIdle, logsRequests(log), metrics)
   const server = createHttpServer(generations, log)
-  metrics?.watch({ supervisor, webSockets, machineIdle, applications: () => generations.current.config.applications, inFlight: () => generations.inFlight })
+  metrics?.watch({ supervisor, webSockets, cable, machineIdle, applications: () => generations.current.config.applications, managed: () => generations.current.config.managedProcesses, inFlight: () => generations.inFlight })
   status?.watch({ supervisor, webSockets, cable, config: () => generations.current.config, inFlight: () => generations.inFlight })
   let metricsServer: Server | null = null
 

@@ -136,8 +136,8 @@ export class NavigatorStatus {
   /** The sticky-sessions step's observer: counts every decision (into the metrics when they are on) and notes fallbacks. */
   stickyObserver (): StickyObserver {
     const count = this.metrics?.onStickyDecision ?? (this.ownCounter as StickyCounter).observe
-    return (decision, reason, machine) => {
-      count(decision, reason, machine)
+    return (decision, reason, machine, ctx) => {
+      count(decision, reason, machine, ctx)
       if (decision === 'fallback' || decision === 're-pinned') this.fellBack(decision, machine)
     }
   }

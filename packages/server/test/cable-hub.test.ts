@@ -1,9 +1,15 @@
 import { test } from 'tap'
 import { createHash } from 'node:crypto'
 import { request } from 'node:http'
+import type { IncomingMessage } from 'node:http'
+import { connect as tcpConnect, createServer } from 'node:net'
+import type { Socket } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
+import pino from 'pino'
 import WebSocket from 'ws'
+import { ANSWERED_UPGRADE_LINGER_MS } from '@navigator/proxy'
+import { CableHub } from '../src/cable-hub.js'
 import { freePort, http, startFakeMachinesApi, startNavigator, tempDir, writeConfig } from './helpers.js'
 import type { Answer, Running } from './helpers.js'
 
@@ -457,4 +463,30 @@ test('the status page counts the hub\'s WebSockets and their streams', async (t)
   const status = JSON.parse((await http(hub.address, '/navigator/status.json')).text) as { machine: { cable: unknown } }
   t.same(status.machine.cable, { webSockets: 1, streams: 2 })
   t.match((await http(hub.address, '/navigator/status')).text, /Cable hub.*1 <small>on 2 streams<\/small>/s)
+})
+
+test('a hub that is closing refuses an upgrade with 503 and lets go of its socket even when the client holds its side open', async (t) => {
+  const hub = new CableHub({ log: pino({ level: 'silent' }), machineIdle: null })
+  await hub.closeAll()
+  const accepted = new Promise<Socket>((resolve) => {
+    const server = createServer(resolve)
+    t.teardown(() => { server.close() })
+    server.listen(0, '127.0.0.1', () => {
+      const client = tcpConnect((server.address() as { port: number }).port, '127.0.0.1')
+      t.teardown(() => { client.destroy() })
+      let received = ''
+      client.on('data', (chunk: Buffer) => { received += chunk.toString() })
+      // The client never ends its side: only Navigator can close the connection.
+      client.once('end', () => { clientEnded(received) })
+    })
+  })
+  let clientEnded: (received: string) => void = () => {}
+  const ended = new Promise<string>((resolve) => { clientEnded = resolve })
+  const socket = await accepted
+  const closed = new Promise<number>((resolve) => { const at = Date.now(); socket.once('close', () => { resolve(Date.now() - at) }) })
+  const req = { headers: { upgrade: 'websocket', connection: 'upgrade' }, url: '/cable', method: 'GET' } as unknown as IncomingMessage
+  hub.accept(req, socket, Buffer.alloc(0), [])
+  t.match(await ended, /^HTTP\/1\.1 503 Service Unavailable\r\n/, 'the client got the 503, then the server\'s FIN')
+  const bound = new Promise<null>((resolve) => { setTimeout(resolve, ANSWERED_UPGRADE_LINGER_MS + 5_000, null).unref() })
+  t.not(await Promise.race([closed, bound]), null, `the socket was destroyed after the linger (${ANSWERED_UPGRADE_LINGER_MS} ms), the client still holding it`)
 })

@@ -99,9 +99,9 @@ test('through the edge, every counter of every Machine grows by exactly what the
 
   t.same(growth(m1Before, m1After, COUNTERS), {
     // 2 new visitors, the pinned visitor there, the one m2 replayed, the upload m2 proxied.
-    'navigator_requests_total{step="tenants",status_class="2xx"}': 5,
-    'navigator_requests_total{step="sticky-sessions",status_class="3xx"}': 1,
-    'navigator_requests_total{step="sticky-sessions",status_class="5xx"}': 1,
+    'navigator_requests_total{step="tenants",answer="tenant",status_class="2xx"}': 5,
+    'navigator_requests_total{step="sticky-sessions",answer="sticky-replay",status_class="3xx"}': 1,
+    'navigator_requests_total{step="sticky-sessions",answer="fallback-maintenance",status_class="5xx"}': 1,
     'navigator_sticky_decisions_total{decision="new"}': 2,
     'navigator_sticky_decisions_total{decision="own"}': 3,
     'navigator_sticky_decisions_total{decision="replayed"}': 1,
@@ -111,9 +111,9 @@ test('through the edge, every counter of every Machine grows by exactly what the
   }, 'm1')
   t.same(growth(m2Before, m2After, COUNTERS), {
     // The new visitor and the tampered cookie were served here; the replay and the upload were not.
-    'navigator_requests_total{step="tenants",status_class="2xx"}': 2,
-    'navigator_requests_total{step="sticky-sessions",status_class="2xx"}': 1,
-    'navigator_requests_total{step="sticky-sessions",status_class="3xx"}': 1,
+    'navigator_requests_total{step="tenants",answer="tenant",status_class="2xx"}': 2,
+    'navigator_requests_total{step="sticky-sessions",answer="sticky-direct-proxy",status_class="2xx"}': 1,
+    'navigator_requests_total{step="sticky-sessions",answer="sticky-replay",status_class="3xx"}': 1,
     'navigator_sticky_decisions_total{decision="new"}': 1,
     'navigator_sticky_decisions_total{decision="replayed"}': 1,
     'navigator_sticky_decisions_total{decision="proxied"}': 1,
@@ -122,5 +122,6 @@ test('through the edge, every counter of every Machine grows by exactly what the
     'navigator_upstream_response_seconds_count{upstream="app",kind="tenant"}': 2
   }, 'm2')
   t.equal(sample(m1After, 'navigator_tenants{state="ready"}'), 1, 'm1 has its tenant ready')
-  t.equal(sample(m1After, 'navigator_websockets_open'), 0)
+  t.equal(sample(m1After, 'navigator_websockets_open{kind="relayed"}'), 0)
+  t.equal(sample(m1After, 'navigator_websockets_open{kind="cable"}'), 0)
 })

@@ -43,9 +43,20 @@ test('in a real browser the status page shows the processes and the sticky count
       `        ${OTHER}: "http://127.0.0.1:${await freePort()}"`
     ],
     tenants: [tenant('app', '/app', 'start: eager'), tenant('blog', '/blog', 'start: eager'), tenant('admin', '/admin')],
-    after: cableServer(cablePort)
+    after: [
+      ...cableServer(cablePort),
+      // The TurboCable hub on a path of its own (the standalone server has /cable), and a background worker.
+      'cable:',
+      '  enabled: true',
+      '  path: /hub',
+      'managed_processes:',
+      '  - name: worker',
+      `    command: ${JSON.stringify(process.execPath)}`,
+      '    args: [-e, "setInterval(() => {}, 60000)"]'
+    ]
   }, { env: { FLY_MACHINE_ID: HERE, FLY_APP_NAME: 'navigator-demo', FLY_REGION: 'ams' }, warm: ['/blog/'] })
   const { address } = navigator
+  await navigator.waitForLog((line) => line.msg === 'managed process started' && line.process === 'worker')
 
   // Some traffic: new visitors, returning ones, users of other Machines, a tampered cookie, two fallbacks.
   const cookie = (machine: string, more: Record<string, string> = {}): Record<string, string> => ({ cookie: `${COOKIE}=${machine}`, ...more })
@@ -58,6 +69,15 @@ test('in a real browser the status page shows the processes and the sticky count
   const ws = new WebSocket(`${address.replace('http', 'ws')}/cable`)
   await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
   t.teardown(() => { ws.terminate() })
+  // Two browsers on the hub, on two streams (each subscription is answered before the next is sent).
+  for (const stream of ['posts', 'comments']) {
+    const subscriber = new WebSocket(`${address.replace('http', 'ws')}/hub`)
+    t.teardown(() => { subscriber.terminate() })
+    await new Promise((resolve, reject) => { subscriber.once('open', resolve); subscriber.once('error', reject) })
+    const subscribed = new Promise((resolve) => { subscriber.once('message', resolve) })
+    subscriber.send(JSON.stringify({ type: 'subscribe', stream }))
+    await subscribed
+  }
 
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -66,7 +86,7 @@ test('in a real browser the status page shows the processes and the sticky count
       '--disable-component-update', '--disable-sync']
   })
   t.teardown(() => browser.close())
-  const page = await browser.newPage({ viewport: { width: 1000, height: 700 } })
+  const page = await browser.newPage({ viewport: { width: 1000, height: 880 } })
   const problems: string[] = []
   page.on('console', (message) => { if (message.type() === 'error') problems.push(message.text()) })
   page.on('pageerror', (err) => { problems.push(err.message) })
@@ -80,6 +100,8 @@ test('in a real browser the status page shows the processes and the sticky count
   t.match(await row('#processes tr[data-process="tenant:app"]'), ['app', 'tenant', '/app', 'ready', /^\d+$/, /^\d+$/, /\d s$/, '0', '0', '0'], 'the tenant, ready, with its port, pid and uptime')
   t.match(await row('#processes tr[data-process="tenant:admin"]'), ['admin', 'tenant', '/admin', 'stopped', '–', '–', '–', '0', '0', '0'], 'a tenant nobody asked for: stopped')
   t.match(await row('#processes tr[data-process="standalone:cable"]'), ['cable', 'standalone', '/cable', 'running', String(cablePort), /^\d+$/, /\d s$/, '0', '0', '1'], 'the standalone server, with its WebSocket')
+  t.match(await row('#processes tr[data-process="managed:worker"]'), ['worker', 'managed', '', 'running', '–', /^\d+$/, /\d s$/, '0', '0', '0'], 'the managed process, running, with its pid and uptime')
+  t.equal(await page.locator('#cable').innerText(), '2 on 2 streams', 'the cable hub\'s WebSockets and their streams')
   t.same(await row('#decisions tr[data-decision="new"]'), ['new', '5'], 'new visitors (with the warm-up)')
   t.same(await row('#decisions tr[data-decision="own"]'), ['own', '3'])
   t.same(await row('#decisions tr[data-decision="replayed"]'), ['replayed', '2'])

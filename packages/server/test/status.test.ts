@@ -201,8 +201,8 @@ test('the page and its JSON answer a client of this computer that asks straight,
 
   const scrape = await http(address, '/metrics')
   t.equal(tenantRequests(scrape.text), 1, 'the tenant was sent the warm-up request only')
-  t.equal(sample(scrape.text, 'navigator_requests_total{step="status",status_class="4xx"}'), refused.length, 'each refusal was answered by the status step')
-  t.equal(sample(scrape.text, 'navigator_requests_total{step="status",status_class="2xx"}'), 3, 'and the page, HEAD and JSON before')
+  t.equal(sample(scrape.text, 'navigator_requests_total{step="status",answer="status",status_class="4xx"}'), refused.length, 'each refusal was answered by the status step')
+  t.equal(sample(scrape.text, 'navigator_requests_total{step="status",answer="status",status_class="2xx"}'), 3, 'and the page, HEAD and JSON before')
 
   // With the metrics on, the page shows their counts: one count per request, read from the same cells.
   await http(address, '/anything', { headers: { cookie: `${COOKIE}=bad"` } })

@@ -354,7 +354,8 @@ for (const level of ['info', 'debug']) {
     const [statusPage, statusJson, proxiedStatus, postedStatus] = raw.answers.status as Array<{ status: number, body: string, headers: IncomingHttpHeaders }>
     t.match(statusPage, { status: 200, body: /<tr data-process="tenant:app">/, headers: { 'content-security-policy': /^default-src 'none'/ } }, 'the status page, asked straight')
     t.match(statusJson, { status: 200, body: /"processes":\[\{"kind":"tenant","name":"app"/ }, 'its JSON')
-    t.match([proxiedStatus, postedStatus], [{ status: 404, body: 'Not Found\n' }, { status: 404, body: 'Not Found\n' }], 'through a proxy, or not a GET: 404')
+    // With auth on (and the page not public), a proxied request is asked for auth's password rather than refused.
+    t.match([proxiedStatus, postedStatus], [{ status: 401, headers: { 'www-authenticate': 'Basic realm="Steps"' } }, { status: 404, body: 'Not Found\n' }], 'through a proxy without the password: 401; not a GET: 404')
     const [health] = raw.answers['health-check'] as Array<{ status: number, body: string }>
     t.match(health, { status: 200, body: 'OK\n' })
     const [rewritten] = raw.answers.rewrites as Array<{ body: { url: string } }>

@@ -5,7 +5,7 @@ import { request } from 'node:http'
 import pino from 'pino'
 import { parseConfig } from '@navigator/config'
 import { buildServer } from '../src/server.js'
-import { freePort, http, siteConfig, tempDir, tenant } from './helpers.js'
+import { freePort, http, siteConfig, startSite, tenant, tempDir } from './helpers.js'
 
 // routes.fly.sticky_sessions.debug_header: every response on a sticky path says what was decided, on the raw path
 // and through Fastify alike, on the refusal of a WebSocket handshake too, and never when it is off.
@@ -103,5 +103,41 @@ for (const rawPath of [true, false]) {
     ]
     t.same(answers.map((answer) => answer.status), [200, 307, 200, 503, 200])
     t.same(answers.map((answer) => answer.headers[HEADER]), [undefined, undefined, undefined, undefined, undefined])
+  })
+}
+
+for (const setting of ['left out', 'false']) {
+  test(`through the real navigator, with debug_header ${setting}, no response on a sticky path carries it, whatever was decided`, async (t) => {
+    const peerUrl = await peer(t)
+    const sticky = (fallback: string): string[] => [
+      '  fly:',
+      '    max_replay_body: 10',
+      '    sticky_sessions:',
+      '      enabled: true',
+      '      paths: ["/app/*"]',
+      `      fallback_mode: ${fallback}`,
+      ...setting === 'false' ? ['      debug_header: false'] : [],
+      '      peers:',
+      `        m2: "${peerUrl}"`
+    ]
+    const env = { FLY_MACHINE_ID: 'm1', FLY_APP_NAME: 'debug', FLY_REGION: 'ord' }
+    const maintenance = (await startSite(t, { routes: sticky('maintenance'), tenants: [tenant('app', '/app', 'start: eager')] }, { env, warm: ['/app/warm'] })).address
+    const repin = (await startSite(t, { routes: sticky('route_to_available'), tenants: [tenant('app', '/app', 'start: eager')] }, { env, warm: ['/app/warm'] })).address
+    const cookie = (machine: string): Record<string, string> => ({ cookie: `${COOKIE}=${machine}` })
+    const cases: Array<[string, Promise<{ status: number, headers: Record<string, unknown> }>, number]> = [
+      ['new', http(maintenance, '/app/page'), 200],
+      ['own', http(maintenance, '/app/page', { headers: cookie('m1') }), 200],
+      ['replayed', http(maintenance, '/app/page', { headers: cookie('m2') }), 307],
+      ['proxied', http(maintenance, '/app/upload', { method: 'POST', headers: cookie('m2'), body: big }), 200],
+      ['fallback', http(maintenance, '/app/page', { headers: { ...cookie('m2'), 'fly-replay-failed': 'reason=timeout' } }), 503],
+      ['re-pinned', http(repin, '/app/page', { headers: { ...cookie('m2'), 'fly-replay-failed': 'reason=timeout' } }), 200],
+      ['rejected', http(maintenance, '/app/page', { headers: cookie('m2"') }), 200],
+      ['routed', http(maintenance, '/app/page', { headers: { ...cookie('m2'), 'x-navigator-via': 'm2' } }), 200]
+    ]
+    for (const [decision, answered, status] of cases) {
+      const answer = await answered
+      t.match({ status: answer.status, header: answer.headers[HEADER] }, { status, header: undefined }, `${decision}: ${status}, no ${HEADER}`)
+    }
+    t.same(await handshake(maintenance, `${COOKIE}=m2`), { status: 307, header: undefined }, 'a WebSocket handshake refused with a replay: none either')
   })
 }

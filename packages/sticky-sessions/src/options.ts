@@ -17,7 +17,7 @@ import {
   DEFAULT_STICKY_DEBUG_HEADER,
   stickyHeaderProblem
 } from '@navigator/config'
-import type { MaintenanceResponder, UpstreamProxy } from '@navigator/proxy'
+import type { MaintenanceResponder, RequestContext, UpstreamProxy } from '@navigator/proxy'
 import {
   APP_PATTERN,
   isValidMachineId,
@@ -70,9 +70,10 @@ export type StickyDecision = 'new' | 'own' | 'rejected' | 'replayed' | 'proxied'
 /**
  * Told every decision, with the reason of a rejected cookie (else null) and the Machine it concerns: the one the cookie
  * names for a replay, a direct proxy, a fallback or a re-pin (the Machine the user was moved off), this Machine
- * otherwise. For metrics and the status page; called on the request path.
+ * otherwise, and the request's context (so a count can note on the response what was decided). For metrics and the
+ * status page; called on the request path.
  */
-export type StickyObserver = (decision: StickyDecision, reason: CookieRejection | null, machine: string) => void
+export type StickyObserver = (decision: StickyDecision, reason: CookieRejection | null, machine: string, ctx: RequestContext) => void
 
 export interface StickySessionsOptions {
   /** Registering the plugin opts in, so this defaults to true (the YAML key defaults to false). */

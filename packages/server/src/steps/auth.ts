@@ -43,13 +43,18 @@ function challenge (realm: string): readonly string[] {
   ])
 }
 
+/** The auth step, which also tells whether a path needs no password (the status page asks, to let those who pass in). */
+export interface AuthStep extends Step {
+  isPublic (path: string): boolean
+}
+
 /**
  * `auth`: HTTP Basic against the htpasswd file, before anything is proxied or replayed. A path is public only when
  * both the path the client sent (replay rules and sticky paths route on it) and the forwarded path (the apps route
  * on it) are: a rewrite cannot carry a request from a public path to a protected one. Paths arrive with their dot
  * segments resolved (normalise-path), so `/assets/../admin` is `/admin` here.
  */
-export function auth ({ config, log }: StepOptions): Step | null {
+export function auth ({ config, log }: StepOptions): AuthStep | null {
   const settings = config.auth
   if (settings === null) return null
   const file = new HtpasswdFile(settings.htpasswd, log)
@@ -64,6 +69,7 @@ export function auth ({ config, log }: StepOptions): Step | null {
   }
   return {
     name: 'auth',
+    isPublic: (path) => realmOf(path) === null,
     run (ctx) {
       let realm = realmOf(ctx.path)
       if (realm === null && ctx.forwardedPath !== ctx.path) realm = realmOf(ctx.forwardedPath)

@@ -90,7 +90,8 @@ export interface Steps {
  *
  *   normalise-path      dot segments resolved for every step after it (400 for one hidden behind %2F)
  *   metrics             server.metrics: the metrics path answered here (or 404), never passed on
- *   status              server.status: the status page and its JSON answered here (or 404), never passed on
+ *   status              server.status: the status page and its JSON answered here (or 404, or auth's 401 when
+ *                       auth guards them), never passed on
  *   health-check        server.health_check, answered here (or proxied to its tenant, when it has no response)
  *   cable-broadcast     cable.broadcast_path: the apps' broadcasts, from this computer only (403 otherwise)
  *   hostname            server.hostname: 421 for a request that names another host
@@ -100,7 +101,8 @@ export interface Steps {
  *                       static file with static-only
  *   static-files        a tenant's public_dir, then server.static.public_dir (below server.root_path) (forwarded path)
  *   auth                auth: 401 without a right password, before anything is proxied or replayed (static
- *                       files, the health check, the metrics, the status page and redirects are answered before it)
+ *                       files, the health check, the metrics, the status page and redirects are answered before
+ *                       it; the status step asks it about a client that is not an allowed peer)
  *   cgi                 server.cgi_scripts: the script run, its output the answer (forwarded path)
  *   replay-rules        routes.fly.replay (original path)
  *   maintenance-mode    maintenance.enabled: the maintenance page (503) for everything that would reach an app
@@ -119,10 +121,11 @@ export function createSteps (options: StepOptions): Steps {
   const toPeers = { ...options, proxy: withForwardOptions(options.proxy, { writeProgressTimeoutMs: options.config.routes.fly.peerWriteTimeoutMs }) }
   const sticky = stickySessions(toPeers)
   const separateTenantFiles = options.config.auth !== null && tenantsWithFolders(options.config).length > 0
+  const authStep = auth(options)
   const list = [
     normalisePath(),
     metrics(options),
-    status(options),
+    status(options, authStep),
     healthCheck(options),
     cableBroadcast(options),
     hostname(options),
@@ -130,7 +133,7 @@ export function createSteps (options: StepOptions): Steps {
     botDetection(options),
     // With auth on, a tenant's own static files are served only to whom auth lets through.
     staticFiles(options, separateTenantFiles ? 'server' : 'all'),
-    auth(options),
+    authStep,
     separateTenantFiles ? staticFiles(options, 'tenants') : null,
     cgi(options),
     replayRules(toPeers),
