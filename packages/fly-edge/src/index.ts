@@ -55,4 +55,5 @@ export {
   type MachineConfigOptions,
   type PortPlan
 } from './machine-config.js'
+export { checkEdgeConfig, type EdgeCheck, type EdgeCheckOptions } from './check.js'
 export { startLocalFly, DEFAULT_EDGE_PORT, DEFAULT_APP, type LocalFly, type LocalFlyOptions } from './local-fly.js'
