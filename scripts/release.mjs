@@ -5,7 +5,8 @@
 // - `navigator.mjs`: the navigator CLI and everything it loads in one file, run with plain `node`, no node_modules.
 // Run after a build (`npx pnpm@10.34.9 release` does both). `--out DIR` writes elsewhere than ./release.
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -14,6 +15,8 @@ import { build } from 'esbuild'
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const { values } = parseArgs({ options: { out: { type: 'string', default: join(ROOT, 'release') } } })
 const OUT = resolve(values.out)
+/** recheck (the config's ReDoS checker), whose source the bundle carries as a string: see lazyRequires. */
+const RECHECK_FILE = createRequire(join(ROOT, 'packages/config/package.json')).resolve('recheck/lib/browser.js')
 
 /** The packages a user installs: every folder of packages/ with a package.json that is not private. */
 function packages () {
@@ -61,11 +64,15 @@ const lazyRequires = {
     builder.onLoad({ filter: /[\\/]packages[\\/][^\\/]+[\\/]dist[\\/].*\.js$/ }, (args) => {
       let text = readFileSync(args.path, 'utf8')
       text = text
+        // recheck runs in a worker thread, which cannot load a module from inside the bundle: it gets the source.
+        .replace("return { file: createRequire(import.meta.url).resolve('recheck/lib/browser.js') };", () =>
+          `return { source: ${JSON.stringify(readFileSync(RECHECK_FILE, 'utf8'))} };`)
         .replace(/createRequire\(import\.meta\.url\)\(UNDICI_POOL_FILE\)/g, "require('undici/lib/dispatcher/pool.js')")
         .replace(/const require = createRequire\(import\.meta\.url\);?/g, '')
         .replace(/createRequire\(import\.meta\.url\)\(/g, 'require(')
         .replace(/JSON\.parse\(readFileSync\(new URL\('\.\.\/package\.json', import\.meta\.url\), 'utf8'\)\)/g, () =>
           JSON.stringify({ version: JSON.parse(readFileSync(join(ROOT, 'packages/server/package.json'), 'utf8')).version }))
+      if (text.includes("'recheck/lib/browser.js'")) throw new Error(`${args.path}: recheck's file is still looked up; update lazyRequires`)
       return { contents: text, loader: 'js' }
     })
   }
@@ -86,6 +93,9 @@ async function bundle () {
     plugins: [lazyRequires],
     logLevel: 'warning'
   })
+  // esbuild lists the licences of what it bundled; recheck is carried as a string, so its licence is added here.
+  const license = readFileSync(join(RECHECK_FILE, '../../LICENSE'), 'utf8')
+  appendFileSync(`${outfile}.LEGAL.txt`, `\nBundled license information (carried as source text):\n\nrecheck (lib/browser.js):\n${license}`)
   return outfile
 }
 

@@ -2,7 +2,6 @@
 // check (and, for a file that fails it, TypeBox's errors) -> semantic checks and normalisation. Every problem
 // of every pass is collected; the ConfigError lists them all.
 
-import { createRequire } from 'node:module'
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { parseDuration } from './duration.js'
@@ -21,6 +20,7 @@ import { DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, parseListen } from './listen.
 import { isValidMachineId } from './machine-id.js'
 import { pathPatternProblem } from './paths.js'
 import { cookieDomainProblem, stickyHeaderProblem } from './sticky-fields.js'
+import { checkBacktracking, type PatternAt } from './backtracking.js'
 import { ConfigError, ProblemCollector, sortProblems, type KeyPath } from './problems.js'
 import { translateGoForms } from './go-forms.js'
 import { yamlLibrary } from './yaml-lib.js'
@@ -115,7 +115,9 @@ export function parseConfig (text: string, options: ParseOptions = {}): Navigato
       if (problem.message.startsWith('unknown key')) problem.message += ' (the Go Navigator ignores keys it does not know: this one did nothing there either)'
     }
   }
-  const config = normalise(value, { dir, env, problems })
+  const patterns: PatternAt[] = []
+  const config = normalise(value, { dir, env, problems, patterns })
+  checkBacktracking(patterns, problems)
   if (problems.size === 0 && options.launchPaths === true) {
     checkLaunchPaths(config.applications, problems, env)
     checkRunAs(config.applications, problems)
@@ -222,6 +224,8 @@ interface Context {
   dir: string
   env: NodeJS.ProcessEnv
   problems: ProblemCollector
+  /** The regular expressions compiled so far, checked for catastrophic backtracking once all are known. */
+  patterns: PatternAt[]
 }
 
 type Normalised = Pick<NavigatorConfig, 'server' | 'routes' | 'applications' | 'logging' | 'managedProcesses' | 'auth' | 'maintenance' | 'serverHooks' | 'cable'>
@@ -275,22 +279,8 @@ function regex (value: unknown, path: KeyPath, ctx: Context): RegExp {
     ctx.problems.add(path, (err as Error).message)
     return /(?!)/
   }
-  if (!isSafeRegex(compiled)) {
-    ctx.problems.add(path, 'this pattern can backtrack catastrophically (a quantifier inside a repeated group, such as `(a+)+`): ' +
-      'one long request path could hold the server for seconds; write it without the nested repetition (`(a+)+` matches what `a+` matches)')
-  }
+  ctx.patterns.push({ pattern: compiled, path })
   return compiled
-}
-
-/**
- * Whether a pattern is free of nested repetition (star height at most 1), by safe-regex2 (the check find-my-way,
- * Fastify's router, makes of route patterns); loaded only for a config that has regular expressions.
- */
-let safeRegex: ((re: RegExp) => boolean) | null = null
-
-function isSafeRegex (pattern: RegExp): boolean {
-  safeRegex ??= createRequire(import.meta.url)('safe-regex2') as (re: RegExp) => boolean
-  return safeRegex(pattern)
 }
 
 function urlPath (value: unknown, path: KeyPath, ctx: Context): void {

@@ -126,7 +126,7 @@ export const MetricsSchema = Type.Object({
 
 export const StatusSchema = Type.Object({
   path: Type.Optional(Type.String({ minLength: 1, description: 'Path of the status page (query string ignored); its JSON twin is the same path with `.json` added. Neither is ever passed to an app: a client that may not see the page gets 404.', default: DEFAULT_STATUS_PATH })),
-  allow: Type.Optional(stringList('Clients that may see the status page: IP addresses or blocks (`10.0.0.0/8`, `fdaa::/16`). A request that came through a proxy (it carries `Fly-Client-IP`, `X-Forwarded-For`, `Forwarded` or `Via`) never may. Everyone else gets 404.', DEFAULT_STATUS_ALLOW))
+  allow: Type.Optional(stringList('Clients that may see the status page: IP addresses or blocks (`10.0.0.0/8`, `fdaa::/16`). A request that came through a proxy (it carries `Fly-Client-IP`, `X-Forwarded-For`, `Forwarded` or `Via`) never may. With `auth` on and the page\'s path not among its public paths, a client that passes auth (from anywhere, through a proxy too) also may, and one without the right password gets 401. Everyone else gets 404.', DEFAULT_STATUS_ALLOW))
 }, { ...strict, description: 'A live HTML page of this Machine on the main port: its identity, its tenants and standalone servers, the sticky-session counters and the recent fallbacks; absent = off. Read at start: a reload that changes it keeps the running one, with a warning.' })
 
 function cacheDuration (description: string): TSchema {
@@ -290,7 +290,7 @@ export const FlySchema = Type.Object({
     description: 'Largest request body, in bytes, answered with `fly-replay` (replay rules and sticky sessions alike): a Content-Length up to this, or no body. A larger body, or one of unknown length (chunked), is proxied directly. Fly cannot replay more than 1 MB (1,000,000 bytes).',
     default: DEFAULT_MAX_REPLAY_BODY
   })),
-  peer_write_timeout: Type.Optional(duration('Time a connection to another Machine may go without accepting a byte of the request body before the proxy gives up: the fallback when no body byte was sent, else 504', DEFAULT_PEER_WRITE_TIMEOUT))
+  peer_write_timeout: Type.Optional(duration('Time a connection to another Machine may go without progress before the proxy gives up: a connect not made by then gets the sticky fallback_mode (no byte of the request has left; without a fallback, 504); a Machine that, once connected, accepts no byte of the request body for this long while the client sends it ends the request with 504', DEFAULT_PEER_WRITE_TIMEOUT))
 }, { ...strict, description: 'Fly.io routing.', default: {} })
 
 export const ReverseProxySchema = Type.Object({

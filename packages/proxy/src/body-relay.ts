@@ -92,7 +92,8 @@ export class BodyRelay extends Readable {
     this.source.removeListener('end', this.onEnd)
     this.source.removeListener('error', this.onError)
     this.source.removeListener('aborted', this.onError)
-    this.source.pause()
+    // A relay that never read leaves the request alone: a fallback may be reading it by now.
+    if (this.started) this.source.pause()
     callback(err)
   }
 }

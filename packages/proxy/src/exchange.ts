@@ -53,6 +53,8 @@ function clientGoneError (): Error {
 
 /** The code of the error that ends an exchange whose upstream took no request body byte for too long. */
 const WRITE_TIMEOUT_CODE = 'NAV_PROXY_WRITE_TIMEOUT'
+/** The code of the error that ends an exchange whose upstream did not take the connection within the write timeout. */
+const CONNECT_STALL_CODE = 'NAV_PROXY_CONNECT_STALLED'
 
 /** `settled(err)` ends forward()'s promise: resolved once the answer is under way, rejected when the fallback throws. */
 export type Settle = (err?: unknown) => void
@@ -74,7 +76,7 @@ function timeoutError (message: string, code: string): Error {
 export class ExchangeTimeouts {
   private head: Exchange | null = null
   private timer: NodeJS.Timeout | null = null
-  readonly sweepMs: number
+  sweepMs: number
 
   constructor (readonly headersMs: number, readonly bodyMs: number) {
     this.sweepMs = Math.min(1000, Math.max(10, Math.floor(Math.min(headersMs, bodyMs) / 4)))
@@ -108,6 +110,17 @@ export class ExchangeTimeouts {
   close (): void {
     if (this.timer !== null) clearInterval(this.timer)
     this.timer = null
+  }
+
+  /** Sweeps at least every quarter of `limitMs` from now on (a write-progress limit shorter than the other timeouts). */
+  sweepWithin (limitMs: number): void {
+    const sweepMs = Math.max(10, Math.floor(limitMs / 4))
+    if (sweepMs >= this.sweepMs) return
+    this.sweepMs = sweepMs
+    if (this.timer === null) return
+    clearInterval(this.timer)
+    this.timer = setInterval(this.sweep, sweepMs)
+    this.timer.unref()
   }
 
   private readonly sweep = (): void => {
@@ -181,12 +194,24 @@ export class Exchange {
     this.onUpstreamError = options?.onUpstreamError
     this.startedAt = this.onResponseHeaders === undefined ? 0 : performance.now()
     this.writeProgressMs = options?.writeProgressTimeoutMs ?? 0
+    if (this.writeProgressMs > 0) timeouts.sweepWithin(this.writeProgressMs)
     this.req = ctx.req
     this.res = ctx.res
     this.reply = ctx.reply
     this.log = ctx.log
     ;(this.res as Response)[kExchange] = this
     this.res.on('close', onClientClose)
+  }
+
+  /**
+   * With a write-progress limit, the connection is watched from the start: a host that drops the connection's
+   * packets (hung, or its listen queue full) leaves the connect pending for undici's connect timeout, and no byte of
+   * the request has left meanwhile, so the caller's fallback can still answer once the limit has passed.
+   */
+  awaitConnection (): void {
+    if (this.writeProgressMs <= 0) return
+    this.deadline = Date.now() + this.writeProgressMs
+    this.timeouts.watch(this)
   }
 
   /**
@@ -197,6 +222,8 @@ export class Exchange {
    * limit, an upstream that takes no body byte for that long is overdue while the body is relayed.
    */
   overdue (now: number): boolean {
+    // Not connected yet: only awaitConnection() watches such an exchange.
+    if (this.abortUpstream === null) return this.deadline <= now
     if (this.paused) return false
     if (!this.answering && this.body !== null && !this.body.readableEnded) {
       const stalledSince = this.body.stalledSince
@@ -212,6 +239,13 @@ export class Exchange {
 
   /** The sweep found the deadline passed: 504 before the headers, a cut response after them. */
   timedOut (): void {
+    if (this.abortUpstream === null) {
+      this.log.warn({ upstream: this.origin, stalledMs: this.writeProgressMs }, 'upstream did not take the connection in time')
+      // undici still holds the request: it is aborted when the connection comes (onConnect), ignored when it fails.
+      this.onError(timeoutError('The upstream did not take the connection in time', CONNECT_STALL_CODE))
+      this.gone = true
+      return
+    }
     const err = this.answering
       ? timeoutError('The upstream paused its response body too long', 'UND_ERR_BODY_TIMEOUT')
       : this.writeStalled
@@ -402,6 +436,11 @@ export class Exchange {
       return
     }
     this.onUpstreamError?.('unreachable')
+    if (code === CONNECT_STALL_CODE && this.onUnreachable === undefined) {
+      this.fail(new UpstreamTimeoutError())
+      this.settle()
+      return
+    }
     const onUnreachable = this.onUnreachable
     if (onUnreachable !== undefined && (this.body === null || !this.body.started)) {
       // The caller answers, and may still read the body (serving the request here), so this exchange lets go of

@@ -53,9 +53,12 @@ export interface ForwardOptions {
   /** Extra request headers for the upstream (replacing any of the same name). */
   headers?: Readonly<Record<string, string>>
   /**
-   * For an upstream that is another Machine: how long it may take none of the request body while the client still
-   * sends it (a stopped process or a hung host accepts the connection and never reads) before the request is ended
-   * with 504. Undefined = no such limit (the headers timeout starts once the body is sent).
+   * For an upstream that is another Machine: how long it may go without progress before the request is given up.
+   * A connection not made within it (a hung host drops the packets) counts as unreachable: `onUnreachable` answers
+   * (without it, 504), since no byte of the request has left. Once connected, an upstream that takes none of the
+   * request body for that long while the client still sends it (a stopped process: the kernel accepts the
+   * connection, nobody reads) ends the request with 504. Undefined = no such limit (the connect timeout, then the
+   * headers timeout once the body is sent).
    */
   writeProgressTimeoutMs?: number
   /**
@@ -160,6 +163,7 @@ export function createUpstreamProxy (rawOptions: UpstreamProxyOptions = {}): Ups
       exchange.onError(err as Error)
       return
     }
+    exchange.awaitConnection()
     // dispatch() reports its own failures (a bad header, a closed pool) to the handler's onError.
     poolFor(target.origin).dispatch({
       method: ctx.req.method as Dispatcher.HttpMethod,

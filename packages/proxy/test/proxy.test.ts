@@ -410,3 +410,70 @@ test('an upstream that answers before reading the body leaves no connection hang
   clearTimeout(bound)
   t.equal(closed, 'closed', 'the server and the proxy close without waiting for a server timeout')
 })
+
+/**
+ * A hung host: a listener with a listen queue of 1 in a stopped child process, the queue filled by `held`
+ * connections, so the kernel drops new SYNs and a connect stays pending.
+ */
+async function hungHostOrigin (t: Tap): Promise<string> {
+  const { spawn } = await import('node:child_process')
+  const { once } = await import('node:events')
+  const { connect } = await import('node:net')
+  const source = "const s = require('node:net').createServer(() => {}); s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => { console.log(s.address().port) })"
+  const child = spawn(process.execPath, ['-e', source], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const held: Array<import('node:net').Socket> = []
+  t.teardown(() => {
+    for (const socket of held) socket.destroy()
+    child.kill('SIGCONT')
+    child.kill('SIGKILL')
+  })
+  const [data] = await once(child.stdout!, 'data') as [Buffer]
+  const port = Number(data.toString().trim())
+  child.kill('SIGSTOP')
+  for (let i = 0; i < 4; i++) {
+    const socket = connect(port, '127.0.0.1')
+    socket.on('error', () => {})
+    held.push(socket)
+  }
+  return `http://127.0.0.1:${port}`
+}
+
+test('writeProgressTimeoutMs: a connect that never completes gets onUnreachable after that time, body unread', async (t) => {
+  const origin = await hungHostOrigin(t)
+  const { url, client } = await startProxyApp(t, origin, { connectTimeoutMs: 3_000 }, (app, proxy) => {
+    app.addHook('onRequest', async (request, reply) => {
+      await proxy.forward(contextOf(request, reply), { origin }, {
+        writeProgressTimeoutMs: 300,
+        onUnreachable: async (err) => {
+          // The body was never handed to the upstream: the fallback reads all of it.
+          let size = 0
+          for await (const chunk of request.raw) size += (chunk as Buffer).length
+          return await reply.code(503).send(`fallback: ${(err as { code?: string }).code} ${size}`)
+        }
+      })
+      return reply
+    })
+  })
+  const started = Date.now()
+  const res = await request(`${url}/x`, { dispatcher: client, method: 'POST', body: randomBytes(2 * 1024 * 1024) })
+  const ms = Date.now() - started
+  t.equal(res.statusCode, 503)
+  t.equal(await res.body.text(), `fallback: NAV_PROXY_CONNECT_STALLED ${2 * 1024 * 1024}`)
+  t.ok(ms >= 250 && ms < 1_500, `after the write timeout (300 ms), well before the connect timeout: ${ms} ms`)
+})
+
+test('writeProgressTimeoutMs without onUnreachable: a connect that never completes gets 504 after that time', async (t) => {
+  const origin = await hungHostOrigin(t)
+  const { url, client } = await startProxyApp(t, origin, { connectTimeoutMs: 3_000 }, (app, proxy) => {
+    app.addHook('onRequest', async (request, reply) => {
+      await proxy.forward(contextOf(request, reply), { origin }, { writeProgressTimeoutMs: 300 })
+      return reply
+    })
+  })
+  const started = Date.now()
+  const res = await request(`${url}/x`, { dispatcher: client })
+  const body = await res.body.json() as Record<string, unknown>
+  t.equal(res.statusCode, 504)
+  t.equal(body.code, 'NAV_PROXY_UPSTREAM_TIMEOUT')
+  t.ok(Date.now() - started < 2_000, `promptly: ${Date.now() - started} ms`)
+})

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { request } from 'node:http'
+import { request, type IncomingHttpHeaders } from 'node:http'
+import { connect, type Socket } from 'node:net'
 import { test } from 'tap'
 import type { Test } from 'tap'
 import { createCookieCodec } from '@navigator/sticky-sessions'
@@ -10,7 +11,10 @@ import type { Running } from './helpers.js'
 // A peer Machine that accepts a connection and then never reads (issue 18, item 6): a stopped process, a hung host.
 // A body too large to replay is proxied straight to the Machine in the cookie; a peer that takes no byte of it for
 // routes.fly.peer_write_timeout ends the request with 504 at once, instead of holding the upload (and the client)
-// for the upstream timeout or longer. A client that is slow to send, to a healthy peer, is never cut by it.
+// for the upstream timeout or longer. A client that is slow to send, to a healthy peer, is never cut by it. A hung
+// host, whose connection never completes, has taken no byte of the request: after peer_write_timeout the sticky
+// step's fallback_mode answers it (the maintenance page, or the request served here with its whole body), well
+// before the connect timeout.
 
 const SECRET = 'frozen-peer-secret'
 const codec = createCookieCodec([SECRET])
@@ -34,7 +38,40 @@ async function peerProcess (t: Test, port: number): Promise<ChildProcess> {
   return child
 }
 
-async function machine (t: Test, peerPort: number): Promise<Running> {
+/**
+ * A hung host on 127.0.0.1: a listener with a listen queue of one, in a stopped process, with its queue filled by
+ * connections of this test; the kernel then drops new SYNs, so a connect stays pending (checked here).
+ */
+async function hungHost (t: Test, port: number): Promise<void> {
+  const source = `require('node:net').createServer(() => {}).listen({ port: ${port}, host: '127.0.0.1', backlog: 1 }, () => { console.log('up') })`
+  const child = spawn(process.execPath, ['-e', source], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const held: Socket[] = []
+  t.teardown(() => {
+    for (const socket of held) socket.destroy()
+    child.kill('SIGCONT')
+    child.kill('SIGKILL')
+  })
+  await once(child.stdout!, 'data')
+  child.kill('SIGSTOP')
+  for (let attempt = 0; attempt < 16; attempt++) {
+    const socket = connect(port, '127.0.0.1')
+    socket.on('error', () => {})
+    held.push(socket)
+    let timer: NodeJS.Timeout | undefined
+    const connected = await Promise.race([
+      once(socket, 'connect').then(() => true),
+      new Promise<boolean>((resolve) => { timer = setTimeout(resolve, 1500, false) })
+    ])
+    clearTimeout(timer)
+    if (!connected) {
+      t.pass(`a connect to the hung host stays pending (after ${attempt} queued connections)`)
+      return
+    }
+  }
+  throw new Error('the listen queue never filled: connects to a stopped listener still complete on this kernel')
+}
+
+async function machine (t: Test, peerPort: number, sticky: string[] = []): Promise<Running> {
   return await startSite(t, {
     routes: [
       '  fly:',
@@ -44,16 +81,17 @@ async function machine (t: Test, peerPort: number): Promise<Running> {
       `      secret: ${SECRET}`,
       '      peers:',
       `        ${SELF}: "http://127.0.0.1:1"`,
-      `        ${PEER}: "http://127.0.0.1:${peerPort}"`
+      `        ${PEER}: "http://127.0.0.1:${peerPort}"`,
+      ...sticky.map((line) => `      ${line}`)
     ],
     tenants: [tenant('app', '/app')]
   }, { env: { FLY_MACHINE_ID: SELF, FLY_APP_NAME: 'frozen', FLY_REGION: 'ord' } })
 }
 
-interface Upload { status: number, body: string, ms: number }
+interface Upload { status: number, headers: IncomingHttpHeaders, body: string, ms: number }
 
 /** POSTs `total` bytes with the cookie for `machineId`, `chunk` bytes every `everyMs`; the answer may come early. */
-async function upload (navigator: Running, total: number, options: { chunk?: number, everyMs?: number } = {}): Promise<Upload> {
+async function upload (navigator: Running, total: number, options: { chunk?: number, everyMs?: number, path?: string } = {}): Promise<Upload> {
   const url = new URL(navigator.address)
   const chunk = options.chunk ?? 256 * 1024
   const started = Date.now()
@@ -61,14 +99,14 @@ async function upload (navigator: Running, total: number, options: { chunk?: num
     const req = request({
       host: url.hostname,
       port: url.port,
-      path: '/app/upload',
+      path: options.path ?? '/app/upload',
       method: 'POST',
       agent: false,
       headers: { 'content-length': String(total), cookie: `_navigator_machine=${codec.encode(PEER)}` }
     }, (res) => {
       let body = ''
       res.on('data', (data: Buffer) => { body += data.toString() })
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body, ms: Date.now() - started }) })
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body, ms: Date.now() - started }) })
     })
     req.on('error', reject)
     let sent = 0
@@ -102,7 +140,7 @@ test('a peer that stops reading a large upload: 504 about peer_write_timeout aft
   let timer: NodeJS.Timeout | undefined
   const answer = await Promise.race([
     upload(navigator, 32 * MIB),
-    new Promise<Upload>((resolve) => { timer = setTimeout(resolve, 20_000, { status: 0, body: 'no answer within 20 s', ms: 20_000 }) })
+    new Promise<Upload>((resolve) => { timer = setTimeout(resolve, 20_000, { status: 0, headers: {}, body: 'no answer within 20 s', ms: 20_000 }) })
   ])
   clearTimeout(timer)
   t.equal(answer.status, 504, `the upload was ended with 504 (${answer.body.trim()})`)
@@ -120,4 +158,36 @@ test('a client that sends slowly to a healthy peer is not cut by the peer write 
   t.equal(answer.status, 200)
   t.equal(answer.body, String(2 * MIB), 'the peer got every byte')
   t.ok(answer.ms >= 2_500, `the upload took its time (${answer.ms} ms)`)
+})
+
+// Through flycast (a local stand-in address) the cookie's Machine is not known to be asleep, so fallback_mode decides.
+const throughFlycast = (port: number): string[] => ['direct_proxy: flycast', `flycast_url: "http://127.0.0.1:${port}"`]
+
+test('a hung host with fallback_mode maintenance: the maintenance page after peer_write_timeout, cookie kept', async (t) => {
+  const peerPort = await freePort()
+  await hungHost(t, peerPort)
+  const navigator = await machine(t, peerPort, ['fallback_mode: maintenance', ...throughFlycast(peerPort)])
+  const answer = await upload(navigator, 2 * MIB)
+  t.equal(answer.status, 503, 'the maintenance page')
+  t.equal(answer.headers['set-cookie'], undefined, 'the cookie still names the peer')
+  t.ok(answer.ms >= 900, `not before peer_write_timeout: ${answer.ms} ms`)
+  t.ok(answer.ms < 4_000, `before the 5 s connect timeout: ${answer.ms} ms`)
+  const line = await navigator.waitForLog((entry) => entry.msg === 'upstream did not take the connection in time')
+  t.equal(line.upstream, `http://127.0.0.1:${peerPort}`, 'the log names the peer')
+  await navigator.waitForLog((entry) => entry.msg === 'machine unavailable' && entry.machine === PEER)
+})
+
+test('a hung host with fallback_mode route_to_available: served here with its whole body, re-pinned', async (t) => {
+  const peerPort = await freePort()
+  await hungHost(t, peerPort)
+  const navigator = await machine(t, peerPort, ['fallback_mode: route_to_available', ...throughFlycast(peerPort)])
+  // The tenant echoes the body: every byte reaches it, since none was sent to the hung host.
+  const answer = await upload(navigator, 2 * MIB, { path: '/app/echo' })
+  t.equal(answer.status, 200, 'served by the tenant here')
+  t.equal(answer.body.length, 2 * MIB, 'the whole body reached the tenant')
+  t.ok(answer.ms < 4_000, `before the 5 s connect timeout: ${answer.ms} ms`)
+  const cookie = String(answer.headers['set-cookie'] ?? '')
+  const value = /_navigator_machine=([^;]+)/.exec(cookie)?.[1]
+  t.equal(value === undefined ? null : codec.decode(value), SELF, 'the cookie now names this Machine')
+  await navigator.waitForLog((entry) => entry.msg === 'upstream did not take the connection in time')
 })

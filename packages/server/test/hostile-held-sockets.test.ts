@@ -1,8 +1,9 @@
-import { readdirSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { connect, type Socket } from 'node:net'
 import { test } from 'tap'
 import { ANSWERED_UPGRADE_LINGER_MS } from '@navigator/proxy'
-import { startSite, tenant, TEST_SHUTDOWN_TIMEOUT } from './helpers.js'
+import { http, startSite, tempDir, tenant, TEST_SHUTDOWN_TIMEOUT } from './helpers.js'
 import type { Running } from './helpers.js'
 import { parseDuration } from '@navigator/config'
 import { HEADERS_TIMEOUT_MS } from '../src/http-server.js'
@@ -11,8 +12,10 @@ import { HEADERS_TIMEOUT_MS } from '../src/http-server.js'
 // answered with plain HTTP, whether a refused upgrade or a client error, is released by Navigator itself, and a
 // SIGTERM is not held up by such sockets.
 
-async function site (t: Parameters<typeof startSite>[0]): Promise<Running> {
-  return await startSite(t, { tenants: [tenant('app', '/app', 'start: eager')] }, { warm: ['/app/warm-up'] })
+/** A site with one tenant, which appends "<pid> SIGTERM" to `signalFile` (when given) if stopped with SIGTERM. */
+async function site (t: Parameters<typeof startSite>[0], signalFile?: string): Promise<Running> {
+  const env = signalFile === undefined ? [] : [`env: { TENANT_SIGNAL_FILE: ${JSON.stringify(signalFile)} }`]
+  return await startSite(t, { tenants: [tenant('app', '/app', 'start: eager', ...env)] }, { warm: ['/app/warm-up'] })
 }
 
 interface Held {
@@ -23,8 +26,11 @@ interface Held {
   closed: Promise<void>
 }
 
-/** Opens a connection, sends `bytes`, and never ends or closes it from this side. */
-function hold (navigator: Running, bytes: string): Held {
+/**
+ * Opens a connection, sends `bytes`, and never closes it from this side; `halfClose` sends the client's FIN after
+ * the bytes (the client still reads, and never closes its socket).
+ */
+function hold (navigator: Running, bytes: string, halfClose = false): Held {
   const url = new URL(navigator.address)
   const socket = connect(Number(url.port), url.hostname)
   const chunks: Buffer[] = []
@@ -35,6 +41,7 @@ function hold (navigator: Running, bytes: string): Held {
   ;(socket as Socket & { allowHalfOpen: boolean }).allowHalfOpen = true
   const closed = new Promise<void>((resolve) => { socket.once('end', resolve); socket.once('close', () => { resolve() }) })
   socket.write(bytes, 'latin1')
+  if (halfClose) socket.end()
   return { socket, received: () => Buffer.concat(chunks).toString('latin1'), closed }
 }
 
@@ -82,7 +89,8 @@ test('an upgrade answered with plain HTTP is released after the linger time, tho
   const navigator = await site(t)
   const pid = navigator.child.pid as number
   const before = descriptors(pid)
-  const held = Array.from({ length: 20 }, () => hold(navigator, UPGRADE('/nowhere')))
+  // Among them, clients that sent their FIN after the request: Navigator still closes its side and lets go.
+  const held = Array.from({ length: 20 }, (_, i) => hold(navigator, UPGRADE('/nowhere'), i % 4 === 0))
   t.teardown(() => { for (const each of held) each.socket.destroy() })
   t.ok(await within(Promise.all(held.map(async (each) => await each.closed)), 3_000), 'each connection was ended by Navigator')
   t.ok(held.every((each) => each.received().startsWith('HTTP/1.1 404 ')), 'each got its 404, never a 101')
@@ -90,10 +98,13 @@ test('an upgrade answered with plain HTTP is released after the linger time, tho
   t.ok(await descriptorsFallTo(pid, before + 2, limit), `descriptors back to the idle level within ${limit} ms (${before} before, ${descriptors(pid)} now)`)
 })
 
-test('an upgrade that is not a GET is refused with 400 and never reaches the app', async (t) => {
+test('an upgrade that is not a GET is refused with 400 and never reaches the app; a 2 MiB body does not hold its socket', async (t) => {
   const navigator = await site(t)
+  const pid = navigator.child.pid as number
+  const before = descriptors(pid)
   for (const method of ['DELETE', 'POST']) {
-    const body = method === 'POST' ? 'x'.repeat(100_000) : ''
+    // The issue's case: a POST that carries `Upgrade:` and a 2 MiB body.
+    const body = method === 'POST' ? 'x'.repeat(2 * 1024 * 1024) : ''
     const request = UPGRADE('/app/ws', method).replace('\r\n\r\n', `\r\nContent-Length: ${body.length}\r\n\r\n`) + body
     const held = hold(navigator, request)
     t.teardown(() => { held.socket.destroy() })
@@ -102,30 +113,56 @@ test('an upgrade that is not a GET is refused with 400 and never reaches the app
   }
   const reached = navigator.logs.filter((line) => typeof line.line === 'string' && line.line.includes('/app/ws'))
   t.same(reached, [], 'the tenant logged no request for it')
+  t.ok(await descriptorsFallTo(pid, before + 2, ANSWERED_UPGRADE_LINGER_MS + 1_000), `their descriptors were released (${before} before, ${descriptors(pid)} now)`)
 })
 
 test('SIGTERM with 200 held refused upgrades, 200 idle connections and held client errors exits within the drain time and 2 s, tenants stopped', async (t) => {
-  const navigator = await site(t)
+  const signalFile = join(tempDir({}), 'tenant-signals')
+  const navigator = await site(t, signalFile)
+  const tenantPid = (JSON.parse((await http(navigator.address, '/app/pid')).text) as { pid: number }).pid
+  const pid = navigator.child.pid as number
+  const before = descriptors(pid)
+  const halfClosed = (i: number): boolean => i % 10 === 0
   const held = [
-    ...Array.from({ length: 200 }, () => hold(navigator, UPGRADE('/nowhere'))),
-    // Idle keep-alive connections: one request answered, then nothing, never closed by the client.
-    ...Array.from({ length: 100 }, () => hold(navigator, 'GET /app/idle HTTP/1.1\r\nHost: x\r\n\r\n')),
+    // Idle keep-alive connections: one request answered, then nothing.
+    ...Array.from({ length: 100 }, (_, i) => hold(navigator, 'GET /app/idle HTTP/1.1\r\nHost: x\r\n\r\n', halfClosed(i))),
     // Connections that never send a byte.
     ...Array.from({ length: 100 }, () => hold(navigator, '')),
-    ...Array.from({ length: 20 }, () => hold(navigator, 'GARBAGE / HTTP/1.1\r\n\r\n'))
+    ...Array.from({ length: 20 }, () => hold(navigator, 'GARBAGE / HTTP/1.1\r\n\r\n')),
+    // Last, as they are released after ANSWERED_UPGRADE_LINGER_MS.
+    ...Array.from({ length: 200 }, (_, i) => hold(navigator, UPGRADE('/nowhere'), halfClosed(i)))
   ]
   t.teardown(() => { for (const each of held) each.socket.destroy() })
-  const answered = held.filter((each, i) => i < 300 || i >= 400)
-  await within(Promise.all(answered.map(async (each) => await new Promise<void>((resolve) => {
+  const idle = held.slice(0, 100)
+  const upgrades = held.slice(220)
+  // A tenth of the idle and upgrade connections sent the client's FIN after their request: Navigator lets them go
+  // (an upgrade after its answer; a request whose client left is abandoned, as Node does by default).
+  const finSent = [...idle, ...upgrades].filter((_, i) => halfClosed(i))
+  // The refused upgrades (180 without a FIN) last.
+  const kept = [...idle.filter((_, i) => !halfClosed(i)), ...held.slice(100, 200), ...upgrades.filter((_, i) => !halfClosed(i))]
+  let keptClosed = 0
+  for (const each of kept.slice(0, kept.length - 180)) void each.closed.then(() => { keptClosed++ })
+  const opened = Date.now()
+  const answered = [...idle.filter((_, i) => !halfClosed(i)), ...held.slice(200, 220), ...upgrades]
+  t.ok(await within(Promise.all(answered.map(async (each) => await new Promise<void>((resolve) => {
     const check = (): void => { if (each.received().includes('\r\n\r\n')) resolve(); else each.socket.once('data', check) }
     check()
-  }))), 10_000)
+  }))), 10_000), `the ${answered.length} connections expecting an answer got it (${Date.now() - opened} ms)`)
+  t.ok(await within(Promise.all(finSent.map(async (each) => await each.closed)), 3_000), `the ${finSent.length} connections whose client sent its FIN were closed by Navigator`)
+  // Held means still open: every other connection must still be there when the signal comes.
+  // Held means still open on Navigator's side: a refused upgrade has had Navigator's FIN already (it lingers for the
+  // client's), so its descriptor is what says it is still there. Every held connection is one in Navigator's table.
+  t.equal(keptClosed, 0, `none of the ${kept.length - 180} idle and silent connections was closed before SIGTERM`)
+  const extra = descriptors(pid) - before
+  t.ok(extra >= kept.length, `Navigator held ${extra} more descriptors than at rest at SIGTERM, ${kept.length} held connections (${Date.now() - opened} ms after opening)`)
   const started = Date.now()
   navigator.child.kill('SIGTERM')
   const limit = parseDuration(TEST_SHUTDOWN_TIMEOUT) + 2_000
   t.ok(await within(navigator.exited, limit), `exited within ${limit} ms (took ${Date.now() - started} ms)`)
   t.equal((await navigator.exited).code, 0)
   t.ok(navigator.logs.some((line) => line.msg === 'stopped'), 'the children were stopped before the exit')
+  t.equal(readFileSync(signalFile, 'utf8'), `${tenantPid} SIGTERM\n`, 'the tenant was stopped with SIGTERM (not SIGKILL), once')
+  t.throws(() => process.kill(tenantPid, 0), { code: 'ESRCH' }, 'and its process is gone')
 })
 
 test('100 connections held after their 408 (headers never finished): descriptors back to the idle level within the header timeout and 1 s', async (t) => {

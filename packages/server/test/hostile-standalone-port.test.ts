@@ -120,3 +120,47 @@ test('a standalone server slower than startup_timeout: the waiting request gets 
   t.equal(page.status, 503)
   t.ok(waited >= 900 && waited < 4_000, `waited about the startup timeout (${waited} ms)`)
 })
+
+test('a stranger that takes the port between the spawn and the server\'s listen: no request reaches it, none is ready', async (t) => {
+  const cablePort = await freePort()
+  // The server waits 1.5 s before it listens: the port was free when it was spawned, and the stranger binds it now.
+  const nav = await cableSite(t, cablePort, { delayMs: 1_500 })
+  const spawned = await nav.waitForLog((line) => line.msg === 'standalone server starting')
+  const other = await stranger(cablePort)
+  let strangerOpen = true
+  t.teardown(() => { if (strangerOpen) other.server.close() })
+
+  // Requests throughout, one after another, from before the server fails to listen until the stranger leaves.
+  const answers: Array<{ status: number, text: string, whileStranger: boolean }> = []
+  let sending = true
+  const sender = (async () => {
+    while (sending) {
+      const whileStranger = strangerOpen
+      const page = await http(nav.address, '/cable')
+      answers.push({ status: page.status, text: page.text, whileStranger })
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  })()
+
+  const exited = await nav.waitForLog((line) => line.msg === 'standalone server exited unexpectedly' && line.process === 'cable')
+  t.ok(exited !== undefined, 'our server could not listen (EADDRINUSE) and exited')
+  t.match(JSON.stringify(nav.logs) + nav.stderr(), /EADDRINUSE/, 'because the port was taken')
+  await nav.waitForLog((line) => line.msg === `port ${cablePort} is in use by another process` && line.time > spawned.time)
+  // A few more backoff rounds with the stranger in place, requests still coming.
+  await new Promise((resolve) => setTimeout(resolve, 1_000))
+  t.equal(readyLines(nav), 0, 'never logged as ready while the stranger holds the port')
+  t.equal(other.connections(), 0, 'the stranger never got a connection: no request, no readiness probe')
+  const during = answers.filter((answer) => answer.whileStranger)
+  t.ok(during.length >= 3, `requests were answered meanwhile (${during.length})`)
+  t.ok(during.every((answer) => answer.status === 503 && answer.text !== 'stranger\n'), `each got the maintenance page: ${during.map((answer) => answer.status).join(' ')}`)
+
+  strangerOpen = false
+  await new Promise<void>((resolve) => other.server.close(() => { resolve() }))
+  await nav.waitForLog((line) => line.msg === 'standalone server ready', 15_000)
+  sending = false
+  await sender
+  const served = await http(nav.address, '/cable')
+  t.equal(served.status, 200, 'recovered once the stranger left')
+  t.equal(served.text, 'cable http\n', 'our own server answers')
+  t.equal(other.connections(), 0, 'the stranger never got a connection')
+})

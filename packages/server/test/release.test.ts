@@ -48,6 +48,8 @@ async function site (t: Test): Promise<{ dir: string, port: number }> {
     ''
   ].join('\n'))
   writeFileSync(join(dir, 'bad.yml'), 'server:\n  listn: 1\n')
+  // recheck, the ReDoS checker, runs in a worker thread: the bundle must carry it there too.
+  writeFileSync(join(dir, 'redos.yml'), 'routes:\n  rewrites:\n    - pattern: "^/(a|a)*$"\n      rewrite: /x\n    - pattern: "^/api/v\\\\d+/(.*)$"\n      rewrite: /$1\n')
   mkdirSync(join(dir, 'public'))
   writeFileSync(join(dir, 'public', 'hello.txt'), 'hello from public\n')
   return { dir, port }
@@ -101,6 +103,10 @@ test('the bundle runs with plain node in a folder without node_modules', async (
   const bad = spawnSync(process.execPath, ['navigator.mjs', '--check', 'bad.yml'], { cwd: dir, encoding: 'utf8' })
   t.equal(bad.status, 2, 'a config error exits 2')
   t.match(bad.stderr, 'bad.yml:2:3: server.listn: unknown key `listn`; did you mean `listen`?', 'with its position and a suggestion (the schema checker is in the bundle)')
+  const redos = spawnSync(process.execPath, ['navigator.mjs', '--check', 'redos.yml'], { cwd: dir, encoding: 'utf8' })
+  t.equal(redos.status, 2, 'a pattern that backtracks catastrophically exits 2')
+  t.match(redos.stderr, /redos\.yml:3:16: routes\.rewrites\.0\.pattern: this pattern can backtrack catastrophically \(exponential/, 'found by recheck, carried in the bundle')
+  t.notMatch(redos.stderr, 'rewrites.1', 'a safe pattern beside it passes')
   await serves(t, dir, port, process.execPath, ['navigator.mjs', 'config.yml'])
 })
 
@@ -125,6 +131,9 @@ test('the tarballs install with npm into an empty folder, and npx navigator serv
   const check = spawnSync('npx', ['--no', '--', 'navigator', '--check', 'bad.yml'], { cwd: dir, encoding: 'utf8' })
   t.equal(check.status, 2)
   t.match(check.stderr, 'bad.yml:2:3: server.listn: unknown key')
+  const redos = spawnSync('npx', ['--no', '--', 'navigator', '--check', 'redos.yml'], { cwd: dir, encoding: 'utf8' })
+  t.equal(redos.status, 2)
+  t.match(redos.stderr, /redos\.yml:3:16: routes\.rewrites\.0\.pattern: this pattern can backtrack catastrophically \(exponential/)
   await serves(t, dir, port, 'npx', ['--no', '--', 'navigator', 'config.yml'])
 
   // fly-edge runs the installed @navigator/server's navigator as its Machines.

@@ -363,7 +363,7 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
               "items": {
                 "type": "string"
               },
-              "description": "Clients that may see the status page: IP addresses or blocks (`10.0.0.0/8`, `fdaa::/16`). A request that came through a proxy (it carries `Fly-Client-IP`, `X-Forwarded-For`, `Forwarded` or `Via`) never may. Everyone else gets 404.",
+              "description": "Clients that may see the status page: IP addresses or blocks (`10.0.0.0/8`, `fdaa::/16`). A request that came through a proxy (it carries `Fly-Client-IP`, `X-Forwarded-For`, `Forwarded` or `Via`) never may. With `auth` on and the page's path not among its public paths, a client that passes auth (from anywhere, through a proxy too) also may, and one without the right password gets 401. Everyone else gets 404.",
               "default": [
                 "127.0.0.0/8",
                 "::1/128"
@@ -977,7 +977,7 @@ export const CONFIG_SCHEMA: Record<string, unknown> = {
                   "const": 0
                 }
               ],
-              "description": "Time a connection to another Machine may go without accepting a byte of the request body before the proxy gives up: the fallback when no body byte was sent, else 504.",
+              "description": "Time a connection to another Machine may go without progress before the proxy gives up: a connect not made by then gets the sticky fallback_mode (no byte of the request has left; without a fallback, 504); a Machine that, once connected, accepts no byte of the request body for this long while the client sends it ends the request with 504.",
               "errorMessage": "must be a Go duration such as 500ms, 30m, 2h or 1h30m",
               "default": "5s"
             }

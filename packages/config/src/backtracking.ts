@@ -1,0 +1,131 @@
+import { createRequire } from 'node:module'
+import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads'
+import type { KeyPath, ProblemCollector } from './problems.js'
+
+/**
+ * Regular expressions of the config that could hold the server on one long request path. recheck (a maintained
+ * ReDoS checker) finds exponential backtracking, nested repetition and alternatives that overlap inside a repetition
+ * alike, and polynomial backtracking with its degree. Its pure JavaScript build costs about 60 ms to load and 30 MiB
+ * that a running process never gives back, so it runs in a worker thread that ends with the check: the load waits
+ * for it (a config is loaded at --check, at start and on reload, never per request). A pattern it cannot decide
+ * within RECHECK_TIMEOUT_MS gets safe-regex2's nesting check (the one find-my-way, Fastify's router, makes) instead.
+ * Costs are in packages/config/README.md.
+ */
+
+export const RECHECK_TIMEOUT_MS = 1000
+/** Polynomial matching time of this degree or more is refused: a path of a few thousand characters takes seconds. */
+export const REFUSED_POLYNOMIAL_DEGREE = 3
+
+const REWRITE_ADVICE = 'write each character once: one character class instead of alternatives that overlap ' +
+  '(`\\w+`, not `(\\w|\\d)+`; `a*`, not `(a|a)*`) and one quantifier instead of nested ones (`a+`, not `(a+)+`)'
+
+const POLYNOMIAL_ADVICE = 'let fewer unbounded repetitions match the same text one after another: `[^/]*` instead ' +
+  'of `.*` between path separators, or one `.*` where several follow each other'
+
+export interface PatternAt { pattern: RegExp, path: KeyPath }
+
+/** What recheck said of one pattern: the complexity it found when vulnerable, or that it could not decide. */
+type Verdict = { status: 'safe' } | { status: 'unknown' } | { status: 'vulnerable', type: string, degree: number, summary: string }
+
+// CommonJS run by the worker: checks every pattern, posts the verdicts, then wakes the waiting thread.
+const WORKER_SOURCE = `
+const { workerData } = require('node:worker_threads')
+const { port, sources, recheck, timeout, signal } = workerData
+const verdicts = []
+try {
+  let loaded
+  if (recheck.source !== undefined) {
+    const module = { exports: {} }
+    new Function('module', 'exports', 'require', recheck.source)(module, module.exports, require)
+    loaded = module.exports
+  } else {
+    loaded = require(recheck.file)
+  }
+  const { checkSync } = loaded
+  for (const [source, flags] of sources) {
+    const result = checkSync(source, flags, { timeout })
+    const complexity = result.complexity
+    verdicts.push(result.status === 'vulnerable' && complexity !== undefined
+      ? { status: 'vulnerable', type: complexity.type, degree: complexity.degree ?? 0, summary: complexity.summary }
+      : { status: result.status === 'safe' ? 'safe' : 'unknown' })
+  }
+} finally {
+  port.postMessage(verdicts)
+  Atomics.store(signal, 0, 1)
+  Atomics.notify(signal, 0)
+}
+`
+
+/**
+ * Where the worker loads recheck from: its file in node_modules. The one-file bundle of the CLI (scripts/release.mjs)
+ * has no node_modules, so it replaces this function's body with recheck's source.
+ */
+function recheckModule (): { file: string } | { source: string } {
+  return { file: createRequire(import.meta.url).resolve('recheck/lib/browser.js') }
+}
+
+/** recheck's verdict on each pattern, in order; a pattern missing from the answer (the worker failed) is unknown. */
+function recheckAll (patterns: readonly PatternAt[]): Verdict[] {
+  let recheck: ReturnType<typeof recheckModule>
+  try {
+    recheck = recheckModule()
+  } catch {
+    return []
+  }
+  const signal = new Int32Array(new SharedArrayBuffer(4))
+  const { port1, port2 } = new MessageChannel()
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    execArgv: [],
+    workerData: {
+      port: port2,
+      signal,
+      sources: patterns.map(({ pattern }) => [pattern.source, pattern.flags]),
+      recheck,
+      timeout: RECHECK_TIMEOUT_MS
+    },
+    transferList: [port2]
+  })
+  // Each pattern is bounded by recheck's own timeout; the margin covers starting the worker and loading recheck.
+  Atomics.wait(signal, 0, 0, RECHECK_TIMEOUT_MS * patterns.length + 10_000)
+  const answer = receiveMessageOnPort(port1)?.message as Verdict[] | undefined
+  port1.close()
+  void worker.terminate()
+  return answer ?? []
+}
+
+let safeRegex: ((re: RegExp) => boolean) | null = null
+
+function problemOf (pattern: RegExp, verdict: Verdict | undefined): string | null {
+  if (verdict?.status === 'safe') return null
+  if (verdict?.status === 'vulnerable') {
+    if (verdict.type !== 'exponential' && verdict.degree < REFUSED_POLYNOMIAL_DEGREE) return null
+    const advice = verdict.type === 'exponential' ? REWRITE_ADVICE : POLYNOMIAL_ADVICE
+    return `this pattern can backtrack catastrophically (${verdict.summary} time in the path's length): one long ` +
+      `request path could hold the server for seconds; ${advice}`
+  }
+  safeRegex ??= createRequire(import.meta.url)('safe-regex2') as (re: RegExp) => boolean
+  if (safeRegex(pattern)) return null
+  return 'this pattern can backtrack catastrophically (a quantifier inside a repeated group): one long request path ' +
+    `could hold the server for seconds; ${REWRITE_ADVICE}`
+}
+
+/** recheck's verdicts by pattern (`flags/source`), kept for the process: a reload with the same patterns checks none. */
+const decided = new Map<string, Verdict>()
+const keyOf = (pattern: RegExp): string => `${pattern.flags}/${pattern.source}`
+
+/** Adds a problem, at the pattern's position, for each pattern that can backtrack catastrophically. */
+export function checkBacktracking (patterns: readonly PatternAt[], problems: ProblemCollector): void {
+  const unknown = [...new Map(patterns.map((at) => [keyOf(at.pattern), at])).entries()]
+    .filter(([key]) => !decided.has(key)).map(([, at]) => at)
+  if (unknown.length > 0) {
+    recheckAll(unknown).forEach((verdict, index) => {
+      // An undecided pattern is asked again next time: the machine may just have been busy.
+      if (verdict.status !== 'unknown') decided.set(keyOf(unknown[index].pattern), verdict)
+    })
+  }
+  for (const { pattern, path } of patterns) {
+    const problem = problemOf(pattern, decided.get(keyOf(pattern)))
+    if (problem !== null) problems.add(path, problem)
+  }
+}
