@@ -213,14 +213,15 @@ export async function killMachine (fly: DemoFly, id: string): Promise<void> {
 }
 
 /**
- * Destroys a Machine as far as one computer can: it is killed (killMachine) and the edge can never start it again.
- * With `unlist`, the other started Machines also reload a config whose `peers` no longer name it, which is what DNS
+ * Destroys a Machine: it is killed (killMachine), as a host that goes away kills it, then the edge destroys it
+ * (`FlyEdge.destroyMachine`: it leaves the app, replays naming it get `reason=no_candidate`). With `unlist`, the other started Machines also reload a config whose `peers` no longer name it, which is what DNS
  * discovery (`all.vms.<app>.internal`) shows them on Fly once a Machine is destroyed; without it they still list it,
  * as until discovery's next refresh.
  */
 export async function destroyMachine (fly: DemoFly, id: string, options: { unlist?: boolean } = {}): Promise<void> {
   fly.destroyed.add(id)
   await killMachine(fly, id)
+  await fly.edge.destroyMachine(id)
   if (options.unlist !== true) return
   const others = fly.edge.machines().filter((m) => m.state === 'started' && !fly.destroyed.has(m.id)).map((m) => m.id)
   await Promise.all(others.map((other) => unlistPeer(fly, other, id)))
