@@ -386,6 +386,29 @@ export function sample (text: string, series: string): number | undefined {
   return undefined
 }
 
+/** Every sample of a metrics scrape, by series. */
+export function samples (text: string): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue
+    const space = line.lastIndexOf(' ')
+    out.set(line.slice(0, space), Number(line.slice(space + 1)))
+  }
+  return out
+}
+
+/** How much each series matching `names` grew between two scrapes (the metrics step's own requests aside); 0 left out. */
+export function growth (before: string, after: string, names: RegExp): Record<string, number> {
+  const from = samples(before)
+  const out: Record<string, number> = {}
+  for (const [series, value] of samples(after)) {
+    if (!names.test(series) || series.includes('step="metrics"')) continue
+    const grew = value - (from.get(series) ?? 0)
+    if (grew !== 0) out[series] = grew
+  }
+  return out
+}
+
 /** Whether a process runs: it exists and is not a zombie (dead, not yet reaped by whoever inherited it). */
 export function alive (pid: number): boolean {
   try {

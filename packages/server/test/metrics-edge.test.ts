@@ -2,7 +2,7 @@ import { test } from 'tap'
 import { rm } from 'node:fs/promises'
 import { FlyEdge, launchMachines } from '@navigator/fly-edge'
 import type { ReplayFailedEvent } from '@navigator/fly-edge'
-import { http, sample, TENANT_APP, tempDir } from './helpers.js'
+import { growth, http, sample, TENANT_APP, tempDir } from './helpers.js'
 
 // The metrics of three real Navigators behind the local Fly edge, after a scripted mix of what a sticky app meets:
 // new visitors, pinned visitors landing on their Machine and on another, an upload too large to replay, a Machine
@@ -33,29 +33,6 @@ const CONFIG = [
   '      start: eager',
   ''
 ].join('\n')
-
-/** Every sample of a scrape, by series. */
-function samples (text: string): Map<string, number> {
-  const out = new Map<string, number>()
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue
-    const space = line.lastIndexOf(' ')
-    out.set(line.slice(0, space), Number(line.slice(space + 1)))
-  }
-  return out
-}
-
-/** How much each navigator_ series (the metrics step's own aside) grew between two scrapes; growths of 0 left out. */
-function growth (before: string, after: string, names: RegExp): Record<string, number> {
-  const from = samples(before)
-  const out: Record<string, number> = {}
-  for (const [series, value] of samples(after)) {
-    if (!names.test(series) || series.includes('step="metrics"')) continue
-    const grew = value - (from.get(series) ?? 0)
-    if (grew !== 0) out[series] = grew
-  }
-  return out
-}
 
 const COUNTERS = /^navigator_(requests_total|sticky_decisions_total|sticky_rejected_cookies_total|fly_replay_failed_total|upstream_errors_total|upstream_response_seconds_count)\{/
 

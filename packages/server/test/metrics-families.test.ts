@@ -4,7 +4,7 @@ import { createServer } from 'node:http'
 import { join } from 'node:path'
 import WebSocket from 'ws'
 import {
-  CABLE_APP, freePort, http, sample, siteConfig, startFakeMachinesApi, startNavigator, startSite, tempDir, tenant, waitFor, writeConfig
+  CABLE_APP, freePort, growth, http, sample, siteConfig, startFakeMachinesApi, startNavigator, startSite, tempDir, tenant, waitFor, writeConfig
 } from './helpers.js'
 import type { Running } from './helpers.js'
 
@@ -14,29 +14,6 @@ import type { Running } from './helpers.js'
 // hub's), and the Machine's idle suspends and resumes. Exact values, from the difference between two scrapes.
 
 interface Teardown { teardown (fn: () => unknown): void }
-
-/** Every sample of a scrape, by series. */
-function samples (text: string): Map<string, number> {
-  const out = new Map<string, number>()
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue
-    const space = line.lastIndexOf(' ')
-    out.set(line.slice(0, space), Number(line.slice(space + 1)))
-  }
-  return out
-}
-
-/** How much each series matching `names` grew between two scrapes (the scrapes' own requests aside); 0 left out. */
-function growth (before: string, after: string, names: RegExp): Record<string, number> {
-  const from = samples(before)
-  const out: Record<string, number> = {}
-  for (const [series, value] of samples(after)) {
-    if (!names.test(series) || series.includes('step="metrics"')) continue
-    const grew = value - (from.get(series) ?? 0)
-    if (grew !== 0) out[series] = grew
-  }
-  return out
-}
 
 const REQUESTS = /^navigator_requests_total\{/
 
