@@ -8,8 +8,8 @@ import type { KeyPath, ProblemCollector } from './problems.js'
  * alike, and polynomial backtracking with its degree. Its pure JavaScript build costs about 60 ms to load and 30 MiB
  * that a running process never gives back, so it runs in a worker thread that ends with the check: the load waits
  * for it (a config is loaded at --check, at start and on reload, never per request). A pattern it cannot decide
- * within RECHECK_TIMEOUT_MS gets safe-regex2's nesting check (the one find-my-way, Fastify's router, makes) instead.
- * Costs are in packages/config/README.md.
+ * within RECHECK_TIMEOUT_MS, or that breaks the checker, gets safe-regex2's nesting check (the one find-my-way,
+ * Fastify's router, makes) instead. Costs are in packages/config/README.md.
  */
 
 export const RECHECK_TIMEOUT_MS = 1000
@@ -49,6 +49,8 @@ try {
       ? { status: 'vulnerable', type: complexity.type, degree: complexity.degree ?? 0, summary: complexity.summary }
       : { status: result.status === 'safe' ? 'safe' : 'unknown' })
   }
+} catch {
+  // A pattern that broke the checker (or a checker that would not load) gets no verdict: safe-regex2 decides.
 } finally {
   port.postMessage(verdicts)
   Atomics.store(signal, 0, 1)
@@ -86,6 +88,8 @@ function recheckAll (patterns: readonly PatternAt[]): Verdict[] {
     },
     transferList: [port2]
   })
+  // An error in the worker (out of memory, say) would otherwise be thrown in this thread; its patterns are unknown.
+  worker.on('error', () => {})
   // Each pattern is bounded by recheck's own timeout; the margin covers starting the worker and loading recheck.
   Atomics.wait(signal, 0, 0, RECHECK_TIMEOUT_MS * patterns.length + 10_000)
   const answer = receiveMessageOnPort(port1)?.message as Verdict[] | undefined
@@ -119,10 +123,10 @@ export function checkBacktracking (patterns: readonly PatternAt[], problems: Pro
   const unknown = [...new Map(patterns.map((at) => [keyOf(at.pattern), at])).entries()]
     .filter(([key]) => !decided.has(key)).map(([, at]) => at)
   if (unknown.length > 0) {
-    recheckAll(unknown).forEach((verdict, index) => {
-      // An undecided pattern is asked again next time: the machine may just have been busy.
-      if (verdict.status !== 'unknown') decided.set(keyOf(unknown[index].pattern), verdict)
-    })
+    const verdicts = recheckAll(unknown)
+    // An undecided pattern is kept as undecided too (safe-regex2 decides it), so that no reload waits for it again:
+    // the check runs in the live server at a reload, and holds its event loop until the worker answers.
+    unknown.forEach((at, index) => { decided.set(keyOf(at.pattern), verdicts[index] ?? { status: 'unknown' }) })
   }
   for (const { pattern, path } of patterns) {
     const problem = problemOf(pattern, decided.get(keyOf(pattern)))

@@ -50,3 +50,12 @@ test('ordinary patterns load', async (t) => {
   ]
   for (const pattern of patterns) t.doesNotThrow(() => parseConfig(config(pattern)), pattern)
 })
+
+test('a pattern that breaks the checker (10,000 nested groups overflow its stack) is decided without it, never a crash', async (t) => {
+  const deep = '^/' + '('.repeat(10_000) + 'a' + ')'.repeat(10_000) + '$'
+  const err = t.throws(() => parseConfig(`routes:\n  rewrites:\n    - pattern: "${deep}"\n      rewrite: /x\n`, { file: 'deep.yml' })) as ConfigError
+  t.ok(err instanceof ConfigError, 'a config error with its position')
+  t.match(err.message, /^deep\.yml:3:16: routes\.rewrites\.0\.pattern: this pattern can backtrack catastrophically/)
+  // An error of the checker's worker thread, had it escaped, would be thrown in this thread once the worker ends.
+  await new Promise((resolve) => setTimeout(resolve, 300))
+})

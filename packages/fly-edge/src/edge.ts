@@ -572,9 +572,7 @@ export class FlyEdge extends EventEmitter {
     }
     if (delivery.fallback) throw new NAV_FLY_EDGE_REPLAY_ON_FALLBACK(machine.id)
     if (!exchange.replayable) {
-      const stream = exchange.stream as http.IncomingMessage
-      stream.unpipe()
-      stream.resume()
+      drainRefused(exchange.stream as http.IncomingMessage)
       this.#discard(attempt)
       throw new NAV_FLY_EDGE_REPLAY_BODY_TOO_LARGE(machine.id)
     }
@@ -930,8 +928,7 @@ export class FlyEdge extends EventEmitter {
     if (exchange.stream !== null && !exchange.stream.complete) {
       // The rest of a body no Machine will take is read and dropped, and the connection kept, so that the client gets
       // this answer: closing at once would reset the connection under a client still sending, which could lose it.
-      exchange.stream.unpipe()
-      exchange.stream.resume()
+      drainRefused(exchange.stream)
     }
     response.writeHead(statusCode, {
       'content-type': 'text/plain; charset=utf-8',
@@ -940,6 +937,19 @@ export class FlyEdge extends EventEmitter {
     })
     response.end(body)
   }
+}
+
+/** How long the rest of a refused body is read and dropped before its connection is closed under the client. */
+const DRAIN_LIMIT_MS = 10_000
+
+/** Reads and drops the rest of a request body no Machine will take, for at most DRAIN_LIMIT_MS. */
+function drainRefused (stream: http.IncomingMessage): void {
+  stream.unpipe()
+  stream.resume()
+  if (stream.complete) return
+  const limit = setTimeout(() => { stream.socket?.destroy() }, DRAIN_LIMIT_MS)
+  limit.unref()
+  stream.once('close', () => { clearTimeout(limit) })
 }
 
 function describeTarget (replay: EdgeReplay, issuer: Machine): string {

@@ -1,3 +1,6 @@
+import http from 'node:http'
+import net from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import { test } from 'tap'
 import { MAX_REPLAY_BODY_BYTES } from '@navigator/fly-replay'
@@ -64,4 +67,37 @@ test('a chunked body reaches a Machine that serves it', async (t) => {
   })).json()
   t.equal(seen.bodyLength, 12)
   t.equal(seen.headers['transfer-encoding'], 'chunked')
+})
+
+test('the rest of a refused upload is read for at most 10 s: a client that never stops sending is then cut off', async (t) => {
+  // A Machine that answers with a replay as soon as the headers arrive, without reading the body.
+  const machine = http.createServer((req, res) => {
+    res.writeHead(307, { 'fly-replay': 'instance=m2' })
+    res.end()
+  })
+  await new Promise<void>((resolve) => machine.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { machine.closeAllConnections(); machine.close() })
+  const url = `http://127.0.0.1:${(machine.address() as AddressInfo).port}`
+  const edge = await startEdge(t, { app: 'demo', machines: [{ id: 'm1', url, region: 'iad' }] })
+
+  const client = net.connect(edge.port, '127.0.0.1')
+  t.teardown(() => { client.destroy() })
+  let answer = ''
+  client.on('data', (chunk: Buffer) => { answer += chunk.toString() })
+  client.on('error', () => {})
+  const closed = new Promise<number>((resolve) => { client.once('close', () => { resolve(Date.now()) }) })
+  client.write('POST /upload HTTP/1.1\r\nHost: demo\r\nTransfer-Encoding: chunked\r\n\r\n')
+  // An endless body: 64 KiB every 50 ms until the connection is gone.
+  const chunk = Buffer.alloc(65_536, 1)
+  const sending = setInterval(() => { if (client.writable) client.write(`${chunk.length.toString(16)}\r\n${chunk.toString()}\r\n`) }, 50)
+  t.teardown(() => { clearInterval(sending) })
+
+  const started = Date.now()
+  while (!answer.includes('\r\n\r\n') && Date.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.match(answer, /^HTTP\/1\.1 502 /, 'the refusal is answered while the client still sends')
+  t.match(answer, /fly-edge-error: NAV_FLY_EDGE_REPLAY_BODY_TOO_LARGE/i)
+  const answeredAt = Date.now()
+  const end = await Promise.race([closed, new Promise<null>((resolve) => setTimeout(() => { resolve(null) }, 20_000))])
+  t.not(end, null, 'the edge closed the connection')
+  t.ok(end !== null && end - answeredAt >= 8_000, 'after reading the rest for a while, not at once')
 })

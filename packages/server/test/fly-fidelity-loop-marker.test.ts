@@ -47,3 +47,20 @@ test('x-navigator-via only ever prevents a hop: served here, or the maintenance 
   t.match(stickyCookie(own), /^_navigator_machine=m1;/)
   t.same(await served(m2), [], 'm2 never saw any of them')
 })
+
+test('a replay rule naming this Machine stands when the cookie\'s Machine is unavailable: served here, no fallback', async (t) => {
+  // On m2 the rule for /api/ names m2 itself. The user's cookie names m1, which Fly could not use
+  // (fly-preferred-instance-unavailable, as after a cached prefer_instance replay, or fly-replay-failed).
+  const { m1, m2 } = await startMachines(t, ['m1', 'm2'], { m2: { fly: RULE } })
+  for (const unavailable of [{ 'fly-preferred-instance-unavailable': 'm1' }, { 'fly-replay-failed': 'reason=retries_exhausted;instance=m1' }]) {
+    const answer = await send(m2.address, '/api/orders', { headers: { ...unavailable, cookie: `${COOKIE}=m1` } })
+    t.equal(answer.status, 200, `${Object.keys(unavailable)[0]}: served, not the maintenance page`)
+    t.equal(answer.json().machine, 'm2')
+    t.equal(stickyCookie(answer), undefined, 'the cookie is left on m1 for the paths the rule does not cover')
+  }
+  // A sticky path the rule does not cover still gets the fallback (maintenance by default).
+  const other = await send(m2.address, '/app/page', { headers: { 'fly-preferred-instance-unavailable': 'm1', cookie: `${COOKIE}=m1` } })
+  t.equal(other.status, 503)
+  t.same(await served(m1), [], 'm1 served none of them')
+  t.same(await served(m2), ['served m2 GET /api/orders 0', 'served m2 GET /api/orders 0'])
+})

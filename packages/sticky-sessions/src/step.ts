@@ -154,14 +154,13 @@ export class StickyStep implements Step {
         return this.rejected(ctx, decision.rejection as CookieRejection, value as string, cookie === undefined ? 'header' : 'cookie')
     }
     if (debugging(ctx.log)) ctx.log.debug({ machine: decision.machine }, COOKIE_FOUND)
-    // A replay rule naming this Machine matched the request: that routing stands, as for a request it replayed here.
-    const routed = (decision.kind === 'replay' || decision.kind === 'proxy') && isRoutedHere(req)
-    switch (routed ? 'routed' : decision.kind) {
+    if (decision.kind === 'unavailable') this.refreshOnNoCandidate(ctx.log, headers, decision.machine)
+    // A replay rule naming this Machine matched the request: that routing stands, as for a request it replayed here,
+    // whether the cookie's Machine is up (no replay, no proxy) or not (no fallback: this Machine serves the path).
+    switch (isRoutedHere(req) ? 'routed' : decision.kind) {
       case 'replay': return this.replay(ctx, decision.machine)
       case 'proxy': return this.proxyTo(ctx, decision.machine)
-      case 'unavailable':
-        this.refreshOnNoCandidate(ctx.log, headers, decision.machine)
-        return this.fallback(ctx, decision.machine)
+      case 'unavailable': return this.fallback(ctx, decision.machine)
       default:
         // 'routed': another part of Navigator replayed or proxied the request here; that routing stands.
         recordFor(ctx, decision.machine, 'serve')
