@@ -14,8 +14,7 @@ import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import WebSocket from 'ws'
-import { ROOT, PROXY_CORE, freePort, waitForPort, stopProcess, memoryKiB, median, machineDescription } from './lib.mjs'
+import { ROOT, PROXY_CORE, freePort, waitForPort, stopProcess, memoryKiB, median, machineDescription, openWebSockets } from './lib.mjs'
 import { startNavigator } from './navigator.mjs'
 
 const { values: flags } = parseArgs({ options: { connections: { type: 'string', default: '2000' }, broadcasts: { type: 'string', default: '15' } } })
@@ -31,23 +30,12 @@ if (limit < 3 * count + 256) {
 // A Turbo Stream of the size a Rails partial gives.
 const DATA = `<turbo-stream action="replace" target="score_42"><template><tr id="score_42"><td>Heat 12</td><td>${'x'.repeat(200)}</td></tr></template></turbo-stream>`
 
-async function openAll (url) {
-  const clients = []
-  for (let i = 0; i < count; i += 100) {
-    const batch = []
-    for (let j = i; j < Math.min(count, i + 100); j++) {
-      batch.push(new Promise((resolve, reject) => {
-        const ws = new WebSocket(url, { perMessageDeflate: false })
-        ws.once('open', () => {
-          ws.once('message', () => resolve(ws))
-          ws.send('{"type":"subscribe","stream":"scores"}')
-        })
-        ws.once('error', reject)
-      }))
-    }
-    clients.push(...await Promise.all(batch))
-  }
-  return clients
+/** Every client, subscribed to "scores" (open once the hub confirmed the subscription). */
+function openAll (url) {
+  return openWebSockets(url, count, (ws, done) => {
+    ws.once('message', done)
+    ws.send('{"type":"subscribe","stream":"scores"}')
+  })
 }
 
 async function post (port, path, body) {

@@ -5,6 +5,7 @@ import { readFileSync, readdirSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
+import WebSocket from 'ws'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 /** The navigator CLI measured: this checkout's, or another build's (NAVIGATOR_BENCH_BIN, e.g. an older commit's). */
@@ -181,4 +182,27 @@ export function waitForLine (child, re, timeoutMs = 20_000) {
     child.stdout.on('data', onData)
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`process exited ${code} before ${re}`)) })
   })
+}
+
+/**
+ * Opens `count` WebSockets to `url`, 100 at a time (more at once can outrun the listen queue). A socket counts as
+ * open on its 'open' event, or, with `afterOpen(ws, done)`, once that calls `done` (a subscription answered, say).
+ */
+export async function openWebSockets (url, count, afterOpen = null) {
+  const sockets = []
+  for (let i = 0; i < count; i += 100) {
+    const batch = []
+    for (let j = i; j < Math.min(count, i + 100); j++) {
+      batch.push(new Promise((resolve, reject) => {
+        const ws = new WebSocket(url, { perMessageDeflate: false })
+        ws.once('open', () => {
+          if (afterOpen === null) resolve(ws)
+          else afterOpen(ws, () => { resolve(ws) })
+        })
+        ws.once('error', reject)
+      }))
+    }
+    sockets.push(...await Promise.all(batch))
+  }
+  return sockets
 }

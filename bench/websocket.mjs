@@ -6,8 +6,7 @@
 //   node bench/websocket.mjs [--connections 2000] [--samples 4000]
 import { parseArgs } from 'node:util'
 import { join } from 'node:path'
-import WebSocket from 'ws'
-import { ROOT, LOAD_CORE, freePort, waitForPort, stopProcess, memoryKiB, percentile, machineDescription } from './lib.mjs'
+import { ROOT, LOAD_CORE, freePort, waitForPort, stopProcess, memoryKiB, percentile, machineDescription, openWebSockets } from './lib.mjs'
 import { startNavigator } from './navigator.mjs'
 
 const { values: flags } = parseArgs({ options: { connections: { type: 'string', default: '2000' }, samples: { type: 'string', default: '4000' } } })
@@ -26,22 +25,6 @@ applications:
 `)
 await waitForPort(echoPort)
 
-async function openAll (url) {
-  const sockets = []
-  for (let i = 0; i < count; i += 100) {
-    const batch = []
-    for (let j = i; j < Math.min(count, i + 100); j++) {
-      batch.push(new Promise((resolve, reject) => {
-        const ws = new WebSocket(url, { perMessageDeflate: false })
-        ws.once('open', () => resolve(ws))
-        ws.once('error', reject)
-      }))
-    }
-    sockets.push(...await Promise.all(batch))
-  }
-  return sockets
-}
-
 async function roundTrips (sockets) {
   const times = []
   const payload = Buffer.from('{"command":"message","data":"ping"}')
@@ -56,7 +39,7 @@ async function roundTrips (sockets) {
 
 await new Promise((resolve) => setTimeout(resolve, 500))
 const before = memoryKiB(nav.child.pid)
-const proxied = await openAll(`ws://127.0.0.1:${nav.port}/cable`)
+const proxied = await openWebSockets(`ws://127.0.0.1:${nav.port}/cable`, count)
 // RSS is sampled for a few seconds after the last handshake: the garbage of the handshakes (request and
 // response objects) is only returned once V8 has collected it; the lowest sample is the steady state.
 const samples = []
@@ -67,7 +50,7 @@ for (let i = 0; i < 10; i++) {
 const afterFirst = samples[0]
 const after = Math.min(...samples)
 const viaNavigator = await roundTrips(proxied)
-const direct = await openAll(`ws://127.0.0.1:${echoPort}/cable`)
+const direct = await openWebSockets(`ws://127.0.0.1:${echoPort}/cable`, count)
 const directTimes = await roundTrips(direct)
 for (const ws of [...proxied, ...direct]) ws.terminate()
 
