@@ -67,21 +67,30 @@ export interface NavigatorServer {
   close (): Promise<void>
 }
 
-function upstreamTimeout (option: number | undefined, env: NodeJS.ProcessEnv): number {
+/**
+ * A duration in ms above zero: the option when given, else the environment variable's Go duration, else the default;
+ * anything else throws `Invalid` with what was given.
+ */
+function positiveDuration (option: number | undefined, text: string | undefined, fallback: number, Invalid: new (given: string) => Error): number {
   if (option !== undefined) {
-    if (!Number.isFinite(option) || option <= 0) throw new InvalidUpstreamTimeoutError(String(option))
+    if (!Number.isFinite(option) || option <= 0) throw new Invalid(String(option))
     return option
   }
-  const text = nonEmpty(env.NAVIGATOR_UPSTREAM_TIMEOUT)
-  if (text === null) return DEFAULT_UPSTREAM_TIMEOUT_MS
+  const given = nonEmpty(text)
+  if (given === null) return fallback
   let ms: number
   try {
-    ms = parseDuration(text)
+    ms = parseDuration(given)
   } catch {
-    throw new InvalidUpstreamTimeoutError(JSON.stringify(text))
+    throw new Invalid(JSON.stringify(given))
   }
-  if (ms <= 0) throw new InvalidUpstreamTimeoutError(JSON.stringify(text))
+  if (ms <= 0) throw new Invalid(JSON.stringify(given))
   return ms
+}
+
+/** The upstream response timeout: the `upstreamTimeoutMs` option or NAVIGATOR_UPSTREAM_TIMEOUT (a Go duration). */
+function upstreamTimeout (option: number | undefined, env: NodeJS.ProcessEnv): number {
+  return positiveDuration(option, env.NAVIGATOR_UPSTREAM_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT_MS, InvalidUpstreamTimeoutError)
 }
 
 /**
@@ -89,20 +98,7 @@ function upstreamTimeout (option: number | undefined, env: NodeJS.ProcessEnv): n
  * Navigator has none); NAVIGATOR_CABLE_PING_INTERVAL (a Go duration) or the `cablePingIntervalMs` option changes it.
  */
 function cablePingInterval (option: number | undefined, env: NodeJS.ProcessEnv): number {
-  if (option !== undefined) {
-    if (!Number.isFinite(option) || option <= 0) throw new InvalidCablePingIntervalError(String(option))
-    return option
-  }
-  const text = nonEmpty(env.NAVIGATOR_CABLE_PING_INTERVAL)
-  if (text === null) return CABLE_PING_INTERVAL_MS
-  let ms: number
-  try {
-    ms = parseDuration(text)
-  } catch {
-    throw new InvalidCablePingIntervalError(JSON.stringify(text))
-  }
-  if (ms <= 0) throw new InvalidCablePingIntervalError(JSON.stringify(text))
-  return ms
+  return positiveDuration(option, env.NAVIGATOR_CABLE_PING_INTERVAL, CABLE_PING_INTERVAL_MS, InvalidCablePingIntervalError)
 }
 
 /** What every generation shares: one supervisor, one proxy, one WebSocket relay, across reloads. */
