@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module'
-import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads'
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads'
 import type { KeyPath, ProblemCollector } from './problems.js'
 
 /**
@@ -66,13 +66,15 @@ function recheckModule (): { file: string } | { source: string } {
   return { file: createRequire(import.meta.url).resolve('recheck/lib/browser.js') }
 }
 
-/** recheck's verdict on each pattern, in order; a pattern missing from the answer (the worker failed) is unknown. */
-function recheckAll (patterns: readonly PatternAt[]): Verdict[] {
+interface RecheckRun { worker: Worker, answers: MessagePort, signal: Int32Array }
+
+/** Starts a worker that checks the patterns with recheck; null when recheck cannot be found. */
+function startRecheck (patterns: readonly PatternAt[]): RecheckRun | null {
   let recheck: ReturnType<typeof recheckModule>
   try {
     recheck = recheckModule()
   } catch {
-    return []
+    return null
   }
   const signal = new Int32Array(new SharedArrayBuffer(4))
   const { port1, port2 } = new MessageChannel()
@@ -90,12 +92,35 @@ function recheckAll (patterns: readonly PatternAt[]): Verdict[] {
   })
   // An error in the worker (out of memory, say) would otherwise be thrown in this thread; its patterns are unknown.
   worker.on('error', () => {})
-  // Each pattern is bounded by recheck's own timeout; the margin covers starting the worker and loading recheck.
-  Atomics.wait(signal, 0, 0, RECHECK_TIMEOUT_MS * patterns.length + 10_000)
-  const answer = receiveMessageOnPort(port1)?.message as Verdict[] | undefined
-  port1.close()
-  void worker.terminate()
+  return { worker, answers: port1, signal }
+}
+
+/** Each pattern is bounded by recheck's own timeout; the margin covers starting the worker and loading recheck. */
+const deadlineMs = (count: number): number => RECHECK_TIMEOUT_MS * count + 10_000
+
+function endRecheck (run: RecheckRun): Verdict[] {
+  const answer = receiveMessageOnPort(run.answers)?.message as Verdict[] | undefined
+  run.answers.close()
+  void run.worker.terminate()
   return answer ?? []
+}
+
+/** recheck's verdict on each pattern, in order, waited for in this thread; a pattern missing is unknown. */
+function recheckAll (patterns: readonly PatternAt[]): Verdict[] {
+  const run = startRecheck(patterns)
+  if (run === null) return []
+  Atomics.wait(run.signal, 0, 0, deadlineMs(patterns.length))
+  return endRecheck(run)
+}
+
+/** `recheckAll` without holding this thread: it goes on (serving requests) until the worker answers or ends. */
+async function recheckAllAsync (patterns: readonly PatternAt[]): Promise<Verdict[]> {
+  const run = startRecheck(patterns)
+  if (run === null) return []
+  // The worker posts its verdicts, then wakes the waiting side; `waitAsync` needs no event from the port.
+  const { async, value } = Atomics.waitAsync(run.signal, 0, 0, deadlineMs(patterns.length))
+  if (async) await value
+  return endRecheck(run)
 }
 
 let safeRegex: ((re: RegExp) => boolean) | null = null
@@ -118,16 +143,33 @@ function problemOf (pattern: RegExp, verdict: Verdict | undefined): string | nul
 const decided = new Map<string, Verdict>()
 const keyOf = (pattern: RegExp): string => `${pattern.flags}/${pattern.source}`
 
-/** Adds a problem, at the pattern's position, for each pattern that can backtrack catastrophically. */
-export function checkBacktracking (patterns: readonly PatternAt[], problems: ProblemCollector): void {
-  const unknown = [...new Map(patterns.map((at) => [keyOf(at.pattern), at])).entries()]
+/** The patterns (each once) that have no kept verdict yet. */
+function undecided (patterns: readonly PatternAt[]): PatternAt[] {
+  return [...new Map(patterns.map((at) => [keyOf(at.pattern), at])).entries()]
     .filter(([key]) => !decided.has(key)).map(([, at]) => at)
-  if (unknown.length > 0) {
-    const verdicts = recheckAll(unknown)
-    // An undecided pattern is kept as undecided too (safe-regex2 decides it), so that no reload waits for it again:
-    // the check runs in the live server at a reload, and holds its event loop until the worker answers.
-    unknown.forEach((at, index) => { decided.set(keyOf(at.pattern), verdicts[index] ?? { status: 'unknown' }) })
-  }
+}
+
+/** Keeps a verdict for each pattern; an undecided one is kept as unknown too, so that no load waits for it again. */
+function keep (patterns: readonly PatternAt[], verdicts: readonly Verdict[]): void {
+  patterns.forEach((at, index) => { decided.set(keyOf(at.pattern), verdicts[index] ?? { status: 'unknown' }) })
+}
+
+/**
+ * Decides the patterns that have no verdict yet without holding this thread (what `loadConfig` runs first, so that
+ * a reload of the running server keeps serving while the worker checks new patterns).
+ */
+export async function decideBacktracking (patterns: readonly PatternAt[]): Promise<void> {
+  const unknown = undecided(patterns)
+  if (unknown.length > 0) keep(unknown, await recheckAllAsync(unknown))
+}
+
+/**
+ * Adds a problem, at the pattern's position, for each pattern that can backtrack catastrophically. Patterns without
+ * a verdict (`parseConfig`, which is synchronous) are checked here, holding this thread until the worker answers.
+ */
+export function checkBacktracking (patterns: readonly PatternAt[], problems: ProblemCollector): void {
+  const unknown = undecided(patterns)
+  if (unknown.length > 0) keep(unknown, recheckAll(unknown))
   for (const { pattern, path } of patterns) {
     const problem = problemOf(pattern, decided.get(keyOf(pattern)))
     if (problem !== null) problems.add(path, problem)

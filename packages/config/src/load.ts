@@ -20,7 +20,7 @@ import { DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, parseListen } from './listen.
 import { isValidMachineId } from './machine-id.js'
 import { pathPatternProblem } from './paths.js'
 import { cookieDomainProblem, stickyHeaderProblem } from './sticky-fields.js'
-import { checkBacktracking, type PatternAt } from './backtracking.js'
+import { checkBacktracking, decideBacktracking, type PatternAt } from './backtracking.js'
 import { ConfigError, ProblemCollector, sortProblems, type KeyPath } from './problems.js'
 import { translateGoForms } from './go-forms.js'
 import { yamlLibrary } from './yaml-lib.js'
@@ -76,11 +76,32 @@ export async function loadConfig (file: string, options: LoadOptions = {}): Prom
     const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message
     throw new ConfigError([{ file, line: 1, column: 1, path: '', message: `cannot read the config file (${reason})` }])
   }
-  return parseConfig(text, { ...options, file })
+  const read = readConfig(text, { ...options, file })
+  // The patterns recheck has not decided yet are checked in its worker while this thread goes on (serving, at a
+  // reload); the check below then finds every verdict kept.
+  await decideBacktracking(read.patterns)
+  return finishConfig(read, options)
 }
 
 /** `loadConfig` from a string. */
 export function parseConfig (text: string, options: ParseOptions = {}): NavigatorConfig {
+  return finishConfig(readConfig(text, options), options)
+}
+
+/** A config read as far as its own keys go: what the checks of `finishConfig` need. */
+interface ReadConfig {
+  absoluteFile: string | null
+  dir: string
+  env: NodeJS.ProcessEnv
+  value: unknown
+  config: Normalised
+  patterns: PatternAt[]
+  problems: ProblemCollector
+  warnings: ProblemCollector
+}
+
+/** Reads the YAML, its Go spellings, the environment and the schema; throws `ConfigError` when the YAML is broken. */
+function readConfig (text: string, options: ParseOptions): ReadConfig {
   const env = options.env ?? process.env
   const absoluteFile = options.file === undefined ? null : resolve(options.file)
   const dir = resolve(options.dir ?? (absoluteFile === null ? process.cwd() : dirname(absoluteFile)))
@@ -117,6 +138,12 @@ export function parseConfig (text: string, options: ParseOptions = {}): Navigato
   }
   const patterns: PatternAt[] = []
   const config = normalise(value, { dir, env, problems, patterns })
+  return { absoluteFile, dir, env, value, config, patterns, problems, warnings }
+}
+
+/** The checks that need the whole config (patterns, paths on disk), then the config or every problem at once. */
+function finishConfig (read: ReadConfig, options: LoadOptions): NavigatorConfig {
+  const { absoluteFile, dir, env, value, config, patterns, problems, warnings } = read
   checkBacktracking(patterns, problems)
   if (problems.size === 0 && options.launchPaths === true) {
     checkLaunchPaths(config.applications, problems, env)

@@ -59,3 +59,34 @@ test('a pattern that breaks the checker (10,000 nested groups overflow its stack
   // An error of the checker's worker thread, had it escaped, would be thrown in this thread once the worker ends.
   await new Promise((resolve) => setTimeout(resolve, 300))
 })
+
+test('loading a file with new patterns leaves the event loop free while the worker checks them (a reload keeps serving)', async (t) => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const { loadConfig } = await import('../src/index.js')
+  const dir = mkdtempSync(join(tmpdir(), 'navigator-regex-'))
+  t.teardown(async () => { const { rmSync } = await import('node:fs'); rmSync(dir, { recursive: true, force: true }) })
+  // Patterns no other test uses, so no verdict is kept for them yet: the worker starts and loads recheck (tens of ms).
+  const file = join(dir, 'navigator.yml')
+  writeFileSync(file, config(`^/loop-free-${process.pid}/(a|b)+$`))
+  const bad = join(dir, 'bad.yml')
+  writeFileSync(bad, config(`^/loop-free-${process.pid}/(a|a)*$`))
+  // The longest time the loop was held, against the whole load: held all along, the longest gap between two ticks of
+  // a 1 ms timer is nearly the whole load (the worker's start and recheck's loading, tens of milliseconds).
+  const ticks: number[] = []
+  const timer = setInterval(() => { ticks.push(performance.now()) }, 1)
+  try {
+    const started = performance.now()
+    await loadConfig(file)
+    const times = [started, ...ticks, performance.now()]
+    const gaps = times.slice(1).map((at, i) => at - times[i])
+    const whole = times.at(-1)! - started
+    const held = Math.max(...gaps)
+    t.ok(held < whole / 2, `the loop was held at most ${held.toFixed(1)} ms of the load's ${whole.toFixed(1)} ms (${ticks.length} ticks)`)
+    // The verdicts kept by the asynchronous check are the ones the synchronous check gives: refused, with its place.
+    await t.rejects(loadConfig(bad), /bad\.yml:3:\d+: routes\.rewrites\.0\.pattern: this pattern can backtrack catastrophically/)
+  } finally {
+    clearInterval(timer)
+  }
+})
