@@ -145,7 +145,9 @@ test('CGI scripts run through the real navigator', async (t) => {
   await t.test('Status and Location are the answer\'s; Location alone is a 302; another method gets 405 with Allow', async (t) => {
     t.match(await http(nav.address, '/created', { method: 'POST', body: 'x' }), { status: 201, text: 'created\n', headers: { location: '/things/1', 'content-type': 'text/plain' } })
     const large = Buffer.alloc(4 * 1024 * 1024, 'a')
-    t.match(await http(nav.address, '/created', { method: 'POST', body: large }), { status: 201 }, 'a large body the script never reads: answered all the same')
+    // On a kept-alive connection, as a browser sends it: with `Connection: close` (the helper's default) Node ends the
+    // socket after the answer, and a client still writing the body gets EPIPE before it reads the answer.
+    t.match(await http(nav.address, '/created', { method: 'POST', body: large, headers: { connection: 'keep-alive' } }), { status: 201 }, 'a large body the script never reads: answered all the same')
     t.match(await http(nav.address, '/moved'), { status: 302, headers: { location: '/elsewhere' } })
     const get = await http(nav.address, '/created')
     t.match(get, { status: 405, headers: { allow: 'POST' } })
