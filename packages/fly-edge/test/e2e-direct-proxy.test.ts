@@ -39,6 +39,7 @@ test('direct_proxy: vm meets a suspended pinned Machine\'s closed private addres
   const reply = await client.get('/app/upload', { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } })
   const elapsed = Date.now() - started
   t.equal(reply.status, 503, 'fallback_mode maintenance')
-  t.ok(elapsed < 3000, `promptly (${elapsed} ms)`)
+  // Below the demo's replay_timeout (5 s) and the connect timeouts; room for a loaded machine.
+  t.ok(elapsed < 4500, `promptly (${elapsed} ms)`)
   t.equal(fly.edge.machine(pinned)?.state, 'suspended', 'nothing on the private network wakes it')
 })

@@ -22,7 +22,8 @@ test('fallback=force_self re-delivers to the issuer with fly-replay-failed reaso
   t.equal(failed.app, 'demo')
   t.equal(failed.replay_source, 'm1')
   t.equal(failed.reason, 'retries_exhausted')
-  t.ok(Number(failed.elapsed_ms) >= 450 && Number(failed.elapsed_ms) < 2000, `the target was tried for the replay's timeout (${failed.elapsed_ms} ms)`)
+  // Not the default replay timeout (5 s) either; the upper bound leaves room for a loaded machine.
+  t.ok(Number(failed.elapsed_ms) >= 450 && Number(failed.elapsed_ms) < 4500, `the target was tried for the replay's timeout (${failed.elapsed_ms} ms)`)
   t.notOk(seen.headers['fly-replay-src'], 'a fallback is not a replay')
   t.equal(failures.length, 1)
   t.ok(routes.at(-1)?.fallback)

@@ -166,7 +166,8 @@ test('kill -9 of a whole Machine under load: its pinned users get the maintenanc
   t.same([...new Set(pinned.map((o) => `${o.status} ${String(o.error)}`))], ['503 null'], `every pinned request after the kill got a 503 (${pinned.length})`)
   t.ok(pinned.every((o) => o.cookie === null), 'and the cookie still names the dead Machine (no Set-Cookie)')
   const slowest = Math.max(...pinned.map((o) => o.ms))
-  t.ok(slowest < 3000, `every 503 is prompt (slowest ${slowest} ms)`)
+  // Below the demo's replay_timeout (5 s), and HANG_MS; room for a loaded machine.
+  t.ok(slowest < 4500, `every 503 is prompt (slowest ${slowest} ms)`)
 })
 
 test('kill -9 of a whole Machine under load: with route_to_available its pinned users move to another Machine', async (t) => {
@@ -210,5 +211,6 @@ test('SIGTERM of a Machine under load: its in-flight requests complete, and the 
   t.ok(pinned.length > 0)
   t.same([...new Set(pinned.map((o) => o.status))], [503], `every new pinned request got the maintenance page (${pinned.length})`)
   const slowest = Math.max(...pinned.map((o) => o.ms))
-  t.ok(slowest < 3000, `promptly (slowest ${slowest} ms)`)
+  // Below the demo's replay_timeout (5 s), and HANG_MS; room for a loaded machine.
+  t.ok(slowest < 4500, `promptly (slowest ${slowest} ms)`)
 })

@@ -295,10 +295,13 @@ test('a client that left before its request was forwarded: nothing is proxied, a
   })
   let forwarded!: () => void
   const done = new Promise<void>((resolve) => { forwarded = resolve })
+  let arrived!: () => void
+  const seen = new Promise<void>((resolve) => { arrived = resolve })
   const { url, proxy } = await startProxyApp(t, upstream.origin, {}, (app, proxy) => {
     app.get('/late', async (request, reply) => {
+      arrived()
       // Like a tenant that is still starting: the client gives up meanwhile.
-      await new Promise((resolve) => setTimeout(resolve, 300))
+      await new Promise((resolve) => setTimeout(resolve, 1000))
       await proxy.forward(contextOf(request, reply), { origin: upstream.origin })
       forwarded()
       return reply
@@ -307,7 +310,9 @@ test('a client that left before its request was forwarded: nothing is proxied, a
   const { port } = new URL(url)
   const req = http.get({ host: '127.0.0.1', port, path: '/late', agent: false })
   req.on('error', () => {})
-  setTimeout(() => { req.destroy() }, 50)
+  // Only once the request is in the handler: destroyed before it got there, it would never reach forward().
+  await seen
+  req.destroy()
   await done
   t.equal(upstreamRequests, 0, 'the upstream was not asked')
   const closing = proxy.close()
@@ -440,7 +445,8 @@ async function hungHostOrigin (t: Tap): Promise<string> {
 
 test('writeProgressTimeoutMs: a connect that never completes gets onUnreachable after that time, body unread', async (t) => {
   const origin = await hungHostOrigin(t)
-  const { url, client } = await startProxyApp(t, origin, { connectTimeoutMs: 3_000 }, (app, proxy) => {
+  // The connect timeout is the alternative ruled out: far enough above the bounds below for a loaded machine.
+  const { url, client } = await startProxyApp(t, origin, { connectTimeoutMs: 10_000 }, (app, proxy) => {
     app.addHook('onRequest', async (request, reply) => {
       await proxy.forward(contextOf(request, reply), { origin }, {
         writeProgressTimeoutMs: 300,
@@ -459,12 +465,13 @@ test('writeProgressTimeoutMs: a connect that never completes gets onUnreachable 
   const ms = Date.now() - started
   t.equal(res.statusCode, 503)
   t.equal(await res.body.text(), `fallback: NAV_PROXY_CONNECT_STALLED ${2 * 1024 * 1024}`)
-  t.ok(ms >= 250 && ms < 1_500, `after the write timeout (300 ms), well before the connect timeout: ${ms} ms`)
+  t.ok(ms >= 250 && ms < 5_000, `after the write timeout (300 ms), well before the connect timeout: ${ms} ms`)
 })
 
 test('writeProgressTimeoutMs without onUnreachable: a connect that never completes gets 504 after that time', async (t) => {
   const origin = await hungHostOrigin(t)
-  const { url, client } = await startProxyApp(t, origin, { connectTimeoutMs: 3_000 }, (app, proxy) => {
+  // The connect timeout is the alternative ruled out: far enough above the bounds below for a loaded machine.
+  const { url, client } = await startProxyApp(t, origin, { connectTimeoutMs: 10_000 }, (app, proxy) => {
     app.addHook('onRequest', async (request, reply) => {
       await proxy.forward(contextOf(request, reply), { origin }, { writeProgressTimeoutMs: 300 })
       return reply
@@ -475,5 +482,5 @@ test('writeProgressTimeoutMs without onUnreachable: a connect that never complet
   const body = await res.body.json() as Record<string, unknown>
   t.equal(res.statusCode, 504)
   t.equal(body.code, 'NAV_PROXY_UPSTREAM_TIMEOUT')
-  t.ok(Date.now() - started < 2_000, `promptly: ${Date.now() - started} ms`)
+  t.ok(Date.now() - started < 5_000, `promptly, well before the connect timeout: ${Date.now() - started} ms`)
 })

@@ -343,17 +343,18 @@ test('an open hub WebSocket counts as activity: the Machine is not suspended whi
   const dir = tempDir()
   const apiSocket = join(dir, 'api.sock')
   const { calls, firstCall } = await startFakeMachinesApi(t, apiSocket)
-  writeConfig(dir, hubConfig({ server: ['  idle:', '    action: suspend', '    timeout: 1s', `    api_socket: ${JSON.stringify(apiSocket)}`] }))
+  // The idle timer starts at listen, not at the first request: 3 s leaves room for a loaded machine before the socket opens.
+  writeConfig(dir, hubConfig({ server: ['  idle:', '    action: suspend', '    timeout: 3s', `    api_socket: ${JSON.stringify(apiSocket)}`] }))
   const nav = await startNavigator(t, dir, { FLY_MACHINE_ID: 'm1abc', FLY_APP_NAME: 'navtest', FLY_REGION: 'ord' })
   const client = await connect(t, nav.address)
   await client.subscribe('s')
   // Well past the idle timeout, with the socket open and quiet.
-  await new Promise((resolve) => setTimeout(resolve, 3_000))
+  await new Promise((resolve) => setTimeout(resolve, 6_000))
   t.same(calls, [], 'no suspend while the WebSocket is open')
   const closedAt = Date.now()
   client.ws.close()
   await within(firstCall, 'the suspend after the socket closed')
-  t.ok(Date.now() - closedAt >= 900, 'the idle timeout counts from the close')
+  t.ok(Date.now() - closedAt >= 2900, 'the idle timeout counts from the close')
   t.same(calls[0], { method: 'POST', url: '/v1/apps/navtest/machines/m1abc/suspend' })
 })
 

@@ -3,7 +3,7 @@
 // hang fails the test instead of stalling it.
 import { Agent, request } from 'node:http'
 import { test } from 'tap'
-import { CABLE_APP, freePort, http, siteConfig, startNavigator, startSite, tempDir, tenant, writeConfig } from './helpers.js'
+import { CABLE_APP, http, reservePort, siteConfig, startNavigator, startSite, tempDir, tenant, tenantStartPort, writeConfig } from './helpers.js'
 import type { Site } from './helpers.js'
 
 /** A request without an answer after this long counts as a hang. */
@@ -60,7 +60,7 @@ async function until (outcomes: Outcome[], predicate: (all: Outcome[]) => boolea
   const deadline = Date.now() + ms
   while (!predicate(outcomes)) {
     if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms (${outcomes.length} requests so far)`)
-    await new Promise((resolve) => setImmediate(resolve))
+    await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
 
@@ -97,14 +97,16 @@ test('kill -9 of a tenant under load: requests in the gap get a prompt 502/503, 
   const failed = outcomes.filter((o) => o.status !== 200)
   const slowest = Math.max(0, ...failed.map((o) => o.ms))
   t.ok(slowest < 2000, `every failure is prompt (slowest ${slowest} ms)`)
-  t.ok(failed.every((o) => o.at >= killedAt - 50), 'nothing failed before the kill')
+  // A request in flight at the kill may fail; one answered before it must not have.
+  t.ok(failed.every((o) => o.at + o.ms >= killedAt), 'nothing failed before the kill')
   const last = outcomes.slice(-50)
   t.ok(last.every((o) => o.status === 200), 'the last 50 requests are all served')
   await nav.waitForLog((line) => line.process === 'app' && /exited unexpectedly/.test(String(line.msg)), 1000)
 })
 
 test('kill -9 of a standalone server under load: 503 maintenance while it is down, served again after its restart', async (t) => {
-  const port = await freePort()
+  const reserved = await reservePort()
+  const port = reserved.port
   const dir = tempDir({
     'navigator.yml': [
       'server:',
@@ -119,6 +121,7 @@ test('kill -9 of a standalone server under load: 503 maintenance while it is dow
       ''
     ].join('\n')
   })
+  await reserved.release()
   const nav = await startNavigator(t, dir)
   const starting = await nav.waitForLog((line) => line.msg === 'standalone server starting')
   await nav.waitForLog((line) => line.msg === 'standalone server ready')
@@ -132,7 +135,7 @@ test('kill -9 of a standalone server under load: 503 maintenance while it is dow
   process.kill(starting.pid as number, 'SIGKILL')
   await until(traffic.outcomes, (all) => all.some((o) => o.at > killedAt && o.status === 503), 5000, 'a 503 while down')
   await nav.waitForLog((line) => line.msg === 'standalone server ready' && (line.pid === undefined || line.pid !== starting.pid) &&
-    nav.logs.filter((l) => l.msg === 'standalone server ready').length >= 2, 5000)
+    nav.logs.filter((l) => l.msg === 'standalone server ready').length >= 2, 10_000)
   const readyAt = Date.now()
   await until(traffic.outcomes, (all) => all.filter((o) => o.at > readyAt && o.status === 200).length >= 100, 10_000, '100 answers after the restart')
   const outcomes = await traffic.stop()
@@ -150,7 +153,7 @@ test('kill -9 of a standalone server under load: 503 maintenance while it is dow
 })
 
 test('SIGHUP reloads under load: three reloads while 8 clients send requests, zero failed requests', async (t) => {
-  const startPort = await freePort()
+  const startPort = tenantStartPort()
   const site = (greeting: string): Site => ({
     routes: ['  rewrites:', '    - pattern: "^/greeting$"', `      rewrite: "/${greeting}.txt"`],
     startPort,

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { test } from 'tap'
 import { loadConfig } from '@navigator/config'
-import { freePort, runCli, siteConfig, startNavigator, tempDir, tenant, writeConfig } from './helpers.js'
+import { freePort, reservePort, runCli, siteConfig, startNavigator, tempDir, tenant, tenantStartPort, writeConfig } from './helpers.js'
 
 const SECRET = 'sekrit-7f3a9c1e-do-not-print'
 const OLD_SECRET = 'older-sekrit-42b8-do-not-print'
@@ -55,9 +55,11 @@ async function raw (address: string, path: string, headers: Record<string, strin
 }
 
 test('the signing secret appears in no log line (LOG_LEVEL=debug) and no response: bad cookies, replays, reloads, config errors', async (t) => {
-  const port = await freePort()
-  const startPort = await freePort()
+  const listen = await reservePort()
+  const port = listen.port
+  const startPort = tenantStartPort()
   const dir = tempDir({ 'navigator.yml': await stickyConfig(port, startPort, [`secret: ["${SECRET}", "${OLD_SECRET}"]`]) })
+  await listen.release()
   const nav = await startNavigator(t, dir, { LOG_LEVEL: 'debug', FLY_MACHINE_ID: 'here', FLY_APP_NAME: 'secrets', FLY_REGION: 'iad' })
   const answers: Seen[] = []
   const cookies = [
@@ -126,7 +128,9 @@ test('a config error at start with the secret in the file prints every problem a
 })
 
 test('a burst of 1,000 bad cookies is logged at most about once a second per reason', async (t) => {
-  const dir = tempDir({ 'navigator.yml': await stickyConfig(await freePort(), await freePort(), [`secret: "${SECRET}"`]) })
+  const listen = await reservePort()
+  const dir = tempDir({ 'navigator.yml': await stickyConfig(listen.port, tenantStartPort(), [`secret: "${SECRET}"`]) })
+  await listen.release()
   const nav = await startNavigator(t, dir, { FLY_MACHINE_ID: 'here', FLY_APP_NAME: 'secrets', FLY_REGION: 'iad' })
   const agent = new Agent({ keepAlive: true, maxSockets: 16 })
   t.teardown(() => { agent.destroy() })

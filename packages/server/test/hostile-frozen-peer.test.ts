@@ -71,7 +71,8 @@ async function hungHost (t: Test, port: number): Promise<void> {
   throw new Error('the listen queue never filled: connects to a stopped listener still complete on this kernel')
 }
 
-async function machine (t: Test, peerPort: number, sticky: string[] = []): Promise<Running> {
+/** A Navigator with the peer in its sticky sessions; `warm` paths are asked once (no cookie: served here) first. */
+async function machine (t: Test, peerPort: number, sticky: string[] = [], warm: string[] = []): Promise<Running> {
   return await startSite(t, {
     routes: [
       '  fly:',
@@ -85,7 +86,7 @@ async function machine (t: Test, peerPort: number, sticky: string[] = []): Promi
       ...sticky.map((line) => `      ${line}`)
     ],
     tenants: [tenant('app', '/app')]
-  }, { env: { FLY_MACHINE_ID: SELF, FLY_APP_NAME: 'frozen', FLY_REGION: 'ord' } })
+  }, { env: { FLY_MACHINE_ID: SELF, FLY_APP_NAME: 'frozen', FLY_REGION: 'ord' }, warm })
 }
 
 interface Upload { status: number, headers: IncomingHttpHeaders, body: string, ms: number }
@@ -171,7 +172,7 @@ test('a hung host with fallback_mode maintenance: the maintenance page after pee
   t.equal(answer.status, 503, 'the maintenance page')
   t.equal(answer.headers['set-cookie'], undefined, 'the cookie still names the peer')
   t.ok(answer.ms >= 900, `not before peer_write_timeout: ${answer.ms} ms`)
-  t.ok(answer.ms < 4_000, `before the 5 s connect timeout: ${answer.ms} ms`)
+  t.ok(answer.ms < 4_500, `before the 5 s connect timeout: ${answer.ms} ms`)
   const line = await navigator.waitForLog((entry) => entry.msg === 'upstream did not take the connection in time')
   t.equal(line.upstream, `http://127.0.0.1:${peerPort}`, 'the log names the peer')
   await navigator.waitForLog((entry) => entry.msg === 'machine unavailable' && entry.machine === PEER)
@@ -180,12 +181,13 @@ test('a hung host with fallback_mode maintenance: the maintenance page after pee
 test('a hung host with fallback_mode route_to_available: served here with its whole body, re-pinned', async (t) => {
   const peerPort = await freePort()
   await hungHost(t, peerPort)
-  const navigator = await machine(t, peerPort, ['fallback_mode: route_to_available', ...throughFlycast(peerPort)])
+  // The tenant is started first, so that the time below is the fallback's alone, not the tenant's cold start too.
+  const navigator = await machine(t, peerPort, ['fallback_mode: route_to_available', ...throughFlycast(peerPort)], ['/app/'])
   // The tenant echoes the body: every byte reaches it, since none was sent to the hung host.
   const answer = await upload(navigator, 2 * MIB, { path: '/app/echo' })
   t.equal(answer.status, 200, 'served by the tenant here')
   t.equal(answer.body.length, 2 * MIB, 'the whole body reached the tenant')
-  t.ok(answer.ms < 4_000, `before the 5 s connect timeout: ${answer.ms} ms`)
+  t.ok(answer.ms < 4_500, `before the 5 s connect timeout: ${answer.ms} ms`)
   const cookie = String(answer.headers['set-cookie'] ?? '')
   const value = /_navigator_machine=([^;]+)/.exec(cookie)?.[1]
   t.equal(value === undefined ? null : codec.decode(value), SELF, 'the cookie now names this Machine')

@@ -71,7 +71,8 @@ test('a port another process holds: logged, never reported ready, no request rea
   const asked = Date.now()
   const page = await http(nav.address, '/cable')
   t.equal(page.status, 503, 'the maintenance page, not the stranger\'s answer')
-  t.ok(Date.now() - asked < 500, `a server in backoff is not waited for: answered in ${Date.now() - asked} ms`)
+  // Waiting for it would take the startup_timeout (60 s by default); a loaded machine may take a few seconds anyway.
+  t.ok(Date.now() - asked < 5000, `a server in backoff is not waited for: answered in ${Date.now() - asked} ms`)
   t.not(page.text, 'stranger\n')
   t.equal(page.headers['retry-after'], '5')
   const upgrade = await handshake(nav, '/cable')

@@ -3,7 +3,8 @@ import { test } from 'tap'
 import { http, startFakeMachinesApi, startNavigator, tempDir, writeConfig } from './helpers.js'
 
 // Fly polls the health check every 15 s while the Machine runs: counted as traffic, it would keep the Machine from
-// ever idling. Here it is polled every 100 ms against a 1 s idle timeout.
+// ever idling. Here it is polled every 100 ms against a 3 s idle timeout (the idle timer starts at listen, before the
+// first poll: a longer window leaves room for the at least 5 polls counted below on a loaded machine).
 
 test('health checks every 100 ms do not keep the Machine awake: the suspend POST is made, and they log no resume', async (t) => {
   const dir = tempDir({ 'public/hello.txt': 'hello\n' })
@@ -16,7 +17,7 @@ test('health checks every 100 ms do not keep the Machine awake: the suspend POST
     '  health_check: /up',
     '  idle:',
     '    action: suspend',
-    '    timeout: 1s',
+    '    timeout: 3s',
     `    api_socket: ${JSON.stringify(apiSocket)}`,
     ''
   ].join('\n'))
@@ -34,8 +35,9 @@ test('health checks every 100 ms do not keep the Machine awake: the suspend POST
   })()
   t.teardown(async () => { polling = false; await poller })
 
-  const bound = setTimeout(() => { called() }, 8_000) // bound the wait; the assertions below then fail
-  await firstCall
+  let bound: NodeJS.Timeout | undefined
+  // Bound the wait; the assertions below then fail.
+  await Promise.race([firstCall, new Promise((resolve) => { bound = setTimeout(resolve, 10_000) })])
   clearTimeout(bound)
   t.same(calls[0], { method: 'POST', url: '/v1/apps/navtest/machines/m1abc/suspend' }, 'suspended despite the health checks')
   t.ok(polls >= 5, `${polls} health checks were answered during the idle period`)

@@ -4,7 +4,7 @@ import { test } from 'tap'
 import { parseConfig } from '@navigator/config'
 import { buildServer } from '../src/server.js'
 import WebSocket from 'ws'
-import { BIN, freePort, http, siteConfig, startNavigator, stopNavigator, tempDir, tenant, writeConfig } from './helpers.js'
+import { BIN, http, siteConfig, startNavigator, stopNavigator, tempDir, tenant, tenantStartPort, writeConfig } from './helpers.js'
 
 async function siteYaml (startPort: number, greeting: string): Promise<string> {
   return await siteConfig({
@@ -26,13 +26,15 @@ function processGone (pid: number): boolean {
 }
 
 test('SIGHUP after a tenant env change lets a slow request finish on the old process, sends the next request to the new one, then stops the old one', async (t) => {
-  const startPort = await freePort()
+  const startPort = tenantStartPort()
   const dir = tempDir({ 'navigator.yml': await siteYaml(startPort, 'one') })
   const nav = await startNavigator(t, dir)
   const before = JSON.parse((await http(nav.address, '/app/')).text) as View
   t.equal(before.env.TENANT_GREETING, 'one')
 
-  const slow = http(nav.address, '/app/slow?ms=3000')
+  // Long enough to outlast the reload and the new tenant's cold start on a loaded machine, well within the
+  // shutdown_timeout (10s) that bounds the old process's drain.
+  const slow = http(nav.address, '/app/slow?ms=8000')
   await nav.waitForLog((line) => line.msg === 'slow request started')
   writeConfig(dir, await siteYaml(startPort, 'two'))
   nav.child.kill('SIGHUP')
@@ -53,7 +55,7 @@ test('SIGHUP after a tenant env change lets a slow request finish on the old pro
 })
 
 test('SIGHUP after a tenant env change keeps an open WebSocket to the old process working', async (t) => {
-  const startPort = await freePort()
+  const startPort = tenantStartPort()
   const dir = tempDir({ 'navigator.yml': await siteYaml(startPort, 'one') })
   const nav = await startNavigator(t, dir)
   const ws = new WebSocket(nav.address.replace(/^http/, 'ws') + '/app/cable')

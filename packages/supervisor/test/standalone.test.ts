@@ -50,7 +50,7 @@ test('a standalone server starts at start() on its port, with PORT set, and runs
   t.equal(await echo(port, 'ping'), 'ping')
 })
 
-test('a standalone server killed with SIGKILL is running again within 2 s', async (t) => {
+test('a standalone server killed with SIGKILL is running again after the initial backoff delay', async (t) => {
   const port = await freePort()
   const applications = await applicationsConfig({ standaloneServers: [standaloneConfig('cable', port)] })
   const supervisor = new Supervisor({ applications, logger: recordingLogger().logger })
@@ -62,13 +62,14 @@ test('a standalone server killed with SIGKILL is running again within 2 s', asyn
 
   const exited = nextEvent(supervisor, 'exit')
   const restart = nextEvent(supervisor, 'restart')
-  const readyAgain = nextEvent(supervisor, 'ready', () => true, 2000)
+  // The policy is the 100 ms delay below; the cold start of a Node child on a loaded machine may take seconds.
+  const readyAgain = nextEvent(supervisor, 'ready', () => true, 10_000)
   const begin = Date.now()
   process.kill(firstPid, 'SIGKILL')
   t.match(await exited, { name: 'cable', signal: 'SIGKILL', expected: false })
   t.same(await restart, { name: 'cable', delayMs: 100 })
   await readyAgain
-  t.ok(Date.now() - begin < 2000, `running again after ${Date.now() - begin} ms`)
+  t.ok(Date.now() - begin < 10_000, `running again after ${Date.now() - begin} ms`)
   const status = supervisor.standaloneStatus('cable')
   t.match(status, { state: 'running', restarts: 1 })
   t.not(status.pid, firstPid)
@@ -99,7 +100,7 @@ test('the restart backoff stops doubling at its maximum', async (t) => {
 test('the restart backoff starts again from its initial delay after the server stayed up resetAfterMs', async (t) => {
   const port = await freePort()
   const applications = await applicationsConfig({ standaloneServers: [standaloneConfig('cable', port)] })
-  const supervisor = new Supervisor({ applications, logger: recordingLogger().logger, restartBackoff: { resetAfterMs: 400 } })
+  const supervisor = new Supervisor({ applications, logger: recordingLogger().logger, restartBackoff: { resetAfterMs: 3000 } })
   t.teardown(() => supervisor.stop())
   const killWhenReady = async (): Promise<number> => {
     const restart = nextEvent<{ delayMs: number }>(supervisor, 'restart')
@@ -115,7 +116,7 @@ test('the restart backoff starts again from its initial delay after the server s
   ready = nextEvent(supervisor, 'ready')
   t.equal(await killWhenReady(), 200, 'a crash soon after the restart doubles the delay')
   await ready
-  await sleep(600)
+  await sleep(3500)
   t.equal(await killWhenReady(), 100, 'a crash after a healthy period starts from the initial delay again')
 })
 

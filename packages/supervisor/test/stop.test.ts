@@ -80,7 +80,8 @@ test('stop() during start-up cancels the start: waiting callers are refused and 
 })
 
 test('when Navigator exits without stop(), the exit safety net kills every process group it started', async (t) => {
-  const startPort = await freePort()
+  // Below the kernel's ephemeral range, as applicationsConfig picks it: no port a test asks the kernel for.
+  const { startPort } = await applicationsConfig()
   const { stdout } = await promisify(execFile)(process.execPath, [fixture('navigator-exits.mjs'), String(startPort)], { timeout: 10_000 })
   const match = /grandchild (\d+) leader (\d+)/.exec(stdout)
   t.ok(match, `pids reported: ${stdout}`)

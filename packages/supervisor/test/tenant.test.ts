@@ -54,9 +54,10 @@ test('concurrent ensureTenant calls share one process', async (t) => {
   t.same(new Set(results.map((result) => result.port)).size, 1)
 })
 
-test('a tenant that takes 3 s to become ready does not delay another tenant', async (t) => {
+test('a tenant that takes 10 s to become ready does not delay another tenant', async (t) => {
   const applications = await applicationsConfig({
-    tenants: [tenantConfig('slow', { env: { READY_DELAY_MS: '3000' } }), tenantConfig('fast')]
+    startupTimeoutMs: 20_000,
+    tenants: [tenantConfig('slow', { env: { READY_DELAY_MS: '10000' } }), tenantConfig('fast')]
   })
   const supervisor = new Supervisor({ applications, logger: recordingLogger().logger })
   t.teardown(() => supervisor.stop())
@@ -64,7 +65,8 @@ test('a tenant that takes 3 s to become ready does not delay another tenant', as
   await nextEvent(supervisor, 'spawn', (event) => event.name === 'slow')
   const begin = Date.now()
   await supervisor.ensureTenant('fast')
-  t.ok(Date.now() - begin < 2000, `fast tenant ready in ${Date.now() - begin} ms`)
+  // Waiting for the slow one would take 10 s; a cold start on a loaded machine may take a few seconds anyway.
+  t.ok(Date.now() - begin < 8000, `fast tenant ready in ${Date.now() - begin} ms`)
   t.equal(supervisor.tenantStatus('slow').state, 'starting', 'the slow tenant is still starting')
   await slow
   t.equal(supervisor.tenantStatus('slow').state, 'ready')
