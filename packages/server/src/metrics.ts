@@ -128,6 +128,15 @@ export interface MetricsSources {
 /** The upstream hooks of one tenant or standalone server, made once and shared by every request to it. */
 type UpstreamHooks = Required<Pick<ForwardOptions, 'onResponseHeaders' | 'onUpstreamError'>>
 
+/** The counters of process events, by the label they are kept under. */
+interface ProcessTallies {
+  unexpected: Counter<'process' | 'kind'>
+  restarts: Counter<'server'>
+  idleStops: Counter<'tenant'>
+  tenantRestarts: Counter<'tenant'>
+  managedRestarts: Counter<'process'>
+}
+
 export class NavigatorMetrics {
   readonly registry: Registry = new (promClient().Registry)()
   /** The headers of a scrape's answer: the registry's text format, never cached. */
@@ -146,6 +155,10 @@ export class NavigatorMetrics {
   private readonly upstreams = new Map<string, UpstreamHooks>()
   private readonly startSeconds: Histogram<string>
   private readonly startedTenants = new Set<string>()
+  /** Standalone servers and managed processes whose counters have their zero series. */
+  private readonly knownProcesses = new Set<string>()
+  /** The process counters (`processCounters`): every configured process has its series at 0 until it counts. */
+  private processTallies: ProcessTallies | null = null
   private sources: MetricsSources | null = null
 
   constructor (settings: MetricsConfig) {
@@ -264,13 +277,34 @@ export class NavigatorMetrics {
       this.upstreamHooks('tenant', tenant.name)
       this.knowTenant(tenant.name)
     }
-    for (const server of applications.standaloneServers) this.upstreamHooks('standalone', server.name)
+    for (const server of applications.standaloneServers) {
+      this.upstreamHooks('standalone', server.name)
+      this.knowProcess(`standalone\u0000${server.name}`, (tallies) => {
+        tallies.unexpected.inc({ process: server.name, kind: 'standalone' }, 0)
+        tallies.restarts.inc({ server: server.name }, 0)
+      })
+    }
+    for (const managed of sources.managed()) {
+      this.knowProcess(`managed\u0000${managed.name}`, (tallies) => { tallies.managedRestarts.inc({ process: managed.name }, 0) })
+    }
   }
 
   private knowTenant (name: string): void {
     if (this.startedTenants.has(name)) return
     this.startedTenants.add(name)
     this.startSeconds.zero({ tenant: name })
+    const tallies = this.processTallies
+    if (tallies === null) return
+    tallies.unexpected.inc({ process: name, kind: 'tenant' }, 0)
+    tallies.tenantRestarts.inc({ tenant: name }, 0)
+    tallies.idleStops.inc({ tenant: name }, 0)
+  }
+
+  private knowProcess (key: string, zero: (tallies: ProcessTallies) => void): void {
+    const tallies = this.processTallies
+    if (tallies === null || this.knownProcesses.has(key)) return
+    this.knownProcesses.add(key)
+    zero(tallies)
   }
 
   private stickyCounter (): StickyCounter {
@@ -362,6 +396,7 @@ export class NavigatorMetrics {
     const idleStops = new Counter({ name: 'navigator_tenant_idle_stops_total', help: 'Tenants stopped for being idle (applications.idle_timeout).', labelNames: ['tenant'], registers })
     const tenantRestarts = new Counter({ name: 'navigator_tenant_restarts_total', help: 'Tenants started again after they exited without being asked to (the start that follows an unexpected exit).', labelNames: ['tenant'], registers })
     const managedRestarts = new Counter({ name: 'navigator_managed_restarts_total', help: 'Managed process restarts scheduled after a failed exit or spawn (auto_restart).', labelNames: ['process'], registers })
+    this.processTallies = { unexpected, restarts, idleStops, tenantRestarts, managedRestarts }
     const kinds = new Map<string, 'tenant' | 'standalone'>()
     const spawnedAt = new Map<string, number>()
     const exitedUnexpectedly = new Set<string>()

@@ -114,7 +114,7 @@ test('with a listener of their own, the metrics are answered there only, and the
 
 test('a scrape of ten thousand series is complete: every configured tenant\'s series, each once, in valid exposition text', async (t) => {
   // 330 tenants (never started): each has its upstream latency, its upstream failures and its start duration
-  // series from the first scrape on, about 31 of them. How long such a scrape takes: bench/metrics-scrape.mjs.
+  // series from the first scrape on, about 31 of them, and its exit, restart and idle-stop counters. How long such a scrape takes: bench/metrics-scrape.mjs.
   const count = 330
   const tenants = Array.from({ length: count }, (_, i) => tenant(`tenant-${i}`, `/t${i}`))
   const navigator = await startSite(t, { server: ['  metrics: {}'], tenants }, { env: ENV })
@@ -137,11 +137,14 @@ test('a scrape of ten thousand series is complete: every configured tenant\'s se
       `navigator_upstream_response_seconds_count{upstream="tenant-${i}",kind="tenant"}`,
       `navigator_upstream_response_seconds_bucket{le="+Inf",upstream="tenant-${i}",kind="tenant"}`,
       `navigator_tenant_start_seconds_count{tenant="tenant-${i}"}`,
-      ...['unreachable', 'timeout', 'write-timeout', 'response-failed'].map((failure) => `navigator_upstream_errors_total{upstream="tenant-${i}",kind="tenant",failure="${failure}"}`)
+      ...['unreachable', 'timeout', 'write-timeout', 'response-failed'].map((failure) => `navigator_upstream_errors_total{upstream="tenant-${i}",kind="tenant",failure="${failure}"}`),
+      `navigator_process_unexpected_exits_total{process="tenant-${i}",kind="tenant"}`,
+      `navigator_tenant_restarts_total{tenant="tenant-${i}"}`,
+      `navigator_tenant_idle_stops_total{tenant="tenant-${i}"}`
     ]
     for (const series of expected) if (sample(scrape.text, series) !== 0) missing.push(series)
   }
-  t.same(missing, [], `each of the ${count} tenants has its latency, start and failure series, at 0`)
+  t.same(missing, [], `each of the ${count} tenants has its latency, start, failure, exit, restart and idle-stop series, at 0`)
   t.equal(sample(scrape.text, 'navigator_tenants{state="stopped"}'), count, 'and is counted stopped')
   const again = await http(navigator.address, '/metrics')
   const navigatorSeries = (text: string): string[] => text.split('\n')
