@@ -68,6 +68,9 @@ function recheckModule (): { file: string } | { source: string } {
 
 interface RecheckRun { worker: Worker, answers: MessagePort, signal: Int32Array }
 
+/** For this package's tests only (not exported by the package): the worker's source, and how many were started. */
+export const recheckWorkers = { source: WORKER_SOURCE, started: 0 }
+
 /** Starts a worker that checks the patterns with recheck; null when recheck cannot be found. */
 function startRecheck (patterns: readonly PatternAt[]): RecheckRun | null {
   let recheck: ReturnType<typeof recheckModule>
@@ -78,7 +81,8 @@ function startRecheck (patterns: readonly PatternAt[]): RecheckRun | null {
   }
   const signal = new Int32Array(new SharedArrayBuffer(4))
   const { port1, port2 } = new MessageChannel()
-  const worker = new Worker(WORKER_SOURCE, {
+  recheckWorkers.started++
+  const worker = new Worker(recheckWorkers.source, {
     eval: true,
     execArgv: [],
     workerData: {
@@ -117,9 +121,12 @@ function recheckAll (patterns: readonly PatternAt[]): Verdict[] {
 async function recheckAllAsync (patterns: readonly PatternAt[]): Promise<Verdict[]> {
   const run = startRecheck(patterns)
   if (run === null) return []
-  // The worker posts its verdicts, then wakes the waiting side; `waitAsync` needs no event from the port.
+  // The worker posts its verdicts, then wakes the waiting side; `waitAsync` needs no event from the port. A pending
+  // `waitAsync` does not keep the process alive: a worker that ends without answering (out of memory, failed to
+  // start) ends the wait too, or a --check or a start would exit with nothing said.
+  const ended = new Promise<void>((resolve) => { run.worker.once('exit', () => { resolve() }) })
   const { async, value } = Atomics.waitAsync(run.signal, 0, 0, deadlineMs(patterns.length))
-  if (async) await value
+  if (async) await Promise.race([value, ended])
   return endRecheck(run)
 }
 
@@ -142,6 +149,8 @@ function problemOf (pattern: RegExp, verdict: Verdict | undefined): string | nul
 /** recheck's verdicts by pattern (`flags/source`), kept for the process: a reload with the same patterns checks none. */
 const decided = new Map<string, Verdict>()
 const keyOf = (pattern: RegExp): string => `${pattern.flags}/${pattern.source}`
+/** The checks in progress (`decideBacktracking`), by pattern: settled once the pattern's verdict is kept. */
+const deciding = new Map<string, Promise<void>>()
 
 /** The patterns (each once) that have no kept verdict yet. */
 function undecided (patterns: readonly PatternAt[]): PatternAt[] {
@@ -159,8 +168,20 @@ function keep (patterns: readonly PatternAt[], verdicts: readonly Verdict[]): vo
  * a reload of the running server keeps serving while the worker checks new patterns).
  */
 export async function decideBacktracking (patterns: readonly PatternAt[]): Promise<void> {
+  // Patterns another load is deciding now are waited for, not checked twice (a reload beside a hook's reload).
   const unknown = undecided(patterns)
-  if (unknown.length > 0) keep(unknown, await recheckAllAsync(unknown))
+  const mine = unknown.filter((at) => !deciding.has(keyOf(at.pattern)))
+  const theirs = unknown.filter((at) => deciding.has(keyOf(at.pattern))).map((at) => deciding.get(keyOf(at.pattern)))
+  if (mine.length > 0) {
+    const decision = recheckAllAsync(mine).then((verdicts) => { keep(mine, verdicts) })
+    for (const at of mine) deciding.set(keyOf(at.pattern), decision)
+    try {
+      await decision
+    } finally {
+      for (const at of mine) deciding.delete(keyOf(at.pattern))
+    }
+  }
+  await Promise.all(theirs)
 }
 
 /**

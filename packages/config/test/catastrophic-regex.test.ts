@@ -90,3 +90,44 @@ test('loading a file with new patterns leaves the event loop free while the work
     clearInterval(timer)
   }
 })
+
+test('loads at the same time wait for one check of a pattern they share, not a worker each', async (t) => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const { loadConfig } = await import('../src/index.js')
+  const { recheckWorkers } = await import('../src/backtracking.js')
+  const dir = mkdtempSync(join(tmpdir(), 'navigator-regex-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const files = ['a.yml', 'b.yml', 'c.yml'].map((name) => join(dir, name))
+  for (const file of files) writeFileSync(file, config(`^/shared-${process.pid}/(a|a)*$`))
+  const before = recheckWorkers.started
+  const outcomes = await Promise.allSettled(files.map(async (file) => await loadConfig(file)))
+  t.equal(recheckWorkers.started - before, 1, 'one worker for the three loads')
+  t.same(outcomes.map((outcome) => outcome.status), ['rejected', 'rejected', 'rejected'], 'each load refuses the pattern')
+  for (const outcome of outcomes) t.match((outcome as PromiseRejectedResult).reason, ConfigError)
+})
+
+test('a worker that ends without answering: the load goes on at once with safe-regex2\'s check, never waits for its deadline', async (t) => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const { loadConfig } = await import('../src/index.js')
+  const { recheckWorkers, RECHECK_TIMEOUT_MS } = await import('../src/backtracking.js')
+  const dir = mkdtempSync(join(tmpdir(), 'navigator-regex-'))
+  const source = recheckWorkers.source
+  t.teardown(() => { recheckWorkers.source = source; rmSync(dir, { recursive: true, force: true }) })
+  // As a worker that runs out of memory or fails to start: it exits, and neither posts nor wakes anyone.
+  recheckWorkers.source = 'process.exit(1)'
+  const overlapping = join(dir, 'overlapping.yml')
+  writeFileSync(overlapping, config(`^/dies-${process.pid}/(a|a)*$`))
+  const nested = join(dir, 'nested.yml')
+  writeFileSync(nested, config(`^/dies-${process.pid}/(a+)+$`))
+  const started = Date.now()
+  await loadConfig(overlapping)
+  t.pass('alternatives that overlap pass the nesting check: loaded')
+  await t.rejects(loadConfig(nested), /nested\.yml:3:\d+: routes\.rewrites\.0\.pattern: this pattern can backtrack catastrophically \(a quantifier inside a repeated group\)/, 'nested quantifiers are refused by it')
+  const ms = Date.now() - started
+  // The deadline ruled out: recheck's timeout per pattern and 10 s for starting the worker.
+  t.ok(ms < 10_000 + RECHECK_TIMEOUT_MS, `both loads in ${ms} ms`)
+})

@@ -155,7 +155,7 @@ export class NavigatorMetrics {
   private readonly upstreams = new Map<string, UpstreamHooks>()
   private readonly startSeconds: Histogram<string>
   private readonly startedTenants = new Set<string>()
-  /** Standalone servers and managed processes whose counters have their zero series. */
+  /** Tenants, standalone servers and managed processes whose counters have their zero series. */
   private readonly knownProcesses = new Set<string>()
   /** The process counters (`processCounters`): every configured process has its series at 0 until it counts. */
   private processTallies: ProcessTallies | null = null
@@ -290,14 +290,15 @@ export class NavigatorMetrics {
   }
 
   private knowTenant (name: string): void {
-    if (this.startedTenants.has(name)) return
-    this.startedTenants.add(name)
-    this.startSeconds.zero({ tenant: name })
-    const tallies = this.processTallies
-    if (tallies === null) return
-    tallies.unexpected.inc({ process: name, kind: 'tenant' }, 0)
-    tallies.tenantRestarts.inc({ tenant: name }, 0)
-    tallies.idleStops.inc({ tenant: name }, 0)
+    if (!this.startedTenants.has(name)) {
+      this.startedTenants.add(name)
+      this.startSeconds.zero({ tenant: name })
+    }
+    this.knowProcess(`tenant\u0000${name}`, (tallies) => {
+      tallies.unexpected.inc({ process: name, kind: 'tenant' }, 0)
+      tallies.tenantRestarts.inc({ tenant: name }, 0)
+      tallies.idleStops.inc({ tenant: name }, 0)
+    })
   }
 
   private knowProcess (key: string, zero: (tallies: ProcessTallies) => void): void {

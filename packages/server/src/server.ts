@@ -63,6 +63,12 @@ export interface NavigatorServer {
   listen (): Promise<string>
   /** Swaps in a new config without dropping a request or a WebSocket. */
   reload (config: NavigatorConfig): Promise<void>
+  /**
+   * Reads the config file when its turn among reloads comes, then swaps it in as `reload` does: of reloads asked for
+   * one after another, the last one's file is the one in effect. Rejects with `ConfigError` (nothing changed) when
+   * the file has problems.
+   */
+  reloadFile (file: string): Promise<void>
   /** Stops accepting, drains requests up to shutdown_timeout, closes WebSockets with 1001, stops the children. */
   close (): Promise<void>
 }
@@ -231,6 +237,7 @@ export async function buildServer (config: NavigatorConfig, options: BuildServer
     log,
     listen,
     reload: async (next) => { await inTurn(async () => { await applyReload(next) }) },
+    reloadFile: reloadFrom,
     close: async () => {
       await shutdown(parts)
       await closeServer(metricsServer)

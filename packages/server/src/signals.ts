@@ -1,5 +1,4 @@
-import { loadConfig } from '@navigator/config'
-import type { NavigatorConfig } from '@navigator/config'
+import { ConfigError } from '@navigator/config'
 import type { NavigatorServer } from './server.js'
 
 /**
@@ -60,15 +59,14 @@ export class Signals {
     const log = running.log
     this.reloading = this.reloading.then(async () => {
       log.info({ file: this.file }, 'reloading configuration')
-      let next: NavigatorConfig
       try {
-        next = await loadConfig(this.file, { launchPaths: true })
+        // Read in its turn among reloads (a hook's or a CGI script's reload_config may be applying another).
+        await running.reloadFile(this.file)
       } catch (err) {
+        if (!(err instanceof ConfigError)) throw err
         for (const line of this.problemLines(err)) log.error(line)
         log.error('configuration not reloaded: the previous one stays in effect')
-        return
       }
-      await running.reload(next)
     }).catch((err: Error) => { log.error({ err }, 'reload failed: the previous configuration stays in effect') })
   }
 

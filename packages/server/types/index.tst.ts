@@ -32,7 +32,7 @@ test('buildServer takes a loaded config and its options, and gives the running s
   expect<BuildServerOptions>().type.not.toBeAssignableFrom({ port: 3000 })
 })
 
-test('the running server exposes Fastify, its config and pipeline, and listen, reload and close', async () => {
+test('the running server exposes Fastify, its config and pipeline, and listen, reload, reloadFile and close', async () => {
   const navigator = await buildServer(config)
   expect(navigator.fastify).type.toBe<FastifyInstance>()
   expect(navigator.config).type.toBe<NavigatorConfig>()
@@ -40,6 +40,8 @@ test('the running server exposes Fastify, its config and pipeline, and listen, r
   expect(navigator.log).type.toBe<FastifyBaseLogger>()
   expect(navigator.listen()).type.toBe<Promise<string>>()
   expect(navigator.reload(config)).type.toBe<Promise<void>>()
+  expect(navigator.reloadFile('navigator.yml')).type.toBe<Promise<void>>()
+  expect(navigator.reloadFile).type.not.toBeCallableWith(config)
   expect(navigator.close()).type.toBe<Promise<void>>()
   expect(navigator).type.not.toHaveProperty('port')
 })
