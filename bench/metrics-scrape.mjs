@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // A scrape of ten thousand series: starts Navigator with `server.metrics` on and 330 configured tenants (never
-// started; each has its upstream latency histogram, its upstream failures and its start histogram from the first
-// scrape on, and its exit, restart and idle-stop counters: about 34 series each), scrapes /metrics `--scrapes` times one after the other, and reports the wall
-// time of a scrape (median, p95) and the CPU Navigator spent on each (from /proc, over all of them).
+// started; each has its upstream latency histogram, its upstream failures, its start histogram and its exit, restart
+// and idle-stop counters from the first scrape on, about 34 series each), scrapes /metrics `--scrapes` times one
+// after the other, and reports the wall time of a scrape (median, p95) and the CPU Navigator spent on each (from
+// /proc, over all of them).
 //
 //   node bench/metrics-scrape.mjs [--tenants 330] [--scrapes 50]
 import { request } from 'node:http'
